@@ -1,0 +1,193 @@
+"""Argument checks and the dtype policy shared by the public functions.
+
+Every check raises ``TypeError`` (wrong kind of object or dtype) or ``ValueError`` (wrong shape or
+value) with a message that starts with the argument's name.  Nothing here modifies its inputs;
+arrays are copied only when the kernels need another dtype or layout.
+"""
+
+import numbers
+import os
+
+import numpy as np
+
+from . import _kernels
+
+_REAL_KINDS = "iuf"
+
+
+def _describe_dtype(dtype):
+    if dtype.kind == "b":
+        return "boolean"
+    if dtype.kind == "c":
+        return "complex"
+    if dtype.kind == "O":
+        return "object"
+    if dtype.kind in "USV":
+        return "string/bytes"
+    return str(dtype)
+
+
+def _check_real_dtype(a, name):
+    if a.dtype.kind not in _REAL_KINDS:
+        raise TypeError(
+            f"{name}: {_describe_dtype(a.dtype)} arrays are not supported; "
+            f"pass real numbers (float32 stays float32, other real dtypes become float64)"
+        )
+
+
+def compute_dtype(a):
+    """The dtype policy: float32 stays float32, every other real dtype becomes float64."""
+    return np.dtype(np.float32) if a.dtype == np.float32 else np.dtype(np.float64)
+
+
+def as_float_array(a, name, *, ndim, dtype=None):
+    """``a`` as a C-contiguous float32/float64 array of ``ndim`` dimensions (no copy if it is one).
+
+    ``dtype=None`` applies the dtype policy; otherwise ``a`` is cast to ``dtype``.
+    """
+    arr = np.asarray(a)
+    _check_real_dtype(arr, name)
+    if arr.ndim != ndim:
+        raise ValueError(
+            f"{name}: expected a {ndim}-D array, got {arr.ndim}-D with shape {arr.shape}"
+        )
+    target = compute_dtype(arr) if dtype is None else np.dtype(dtype)
+    return np.ascontiguousarray(arr, dtype=target)
+
+
+def check_finite(a, name):
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: contains NaN or infinity")
+
+
+def check_n_classes(K, name):
+    if K == 0:
+        raise ValueError(f"{name}: has no classes (K = 0); at least one column is needed")
+
+
+def check_rows(m, name):
+    if m == 0:
+        raise ValueError(f"{name}: has no rows (m = 0); a loss needs at least one sample")
+
+
+def _first_row(mask):
+    return int(np.flatnonzero(mask)[0])
+
+
+def target_tolerance(dtype, K):
+    """How far a target-probability row's sum may be from 1."""
+    eps = float(np.finfo(dtype).eps)
+    return max(np.sqrt(eps), 4.0 * K * eps)
+
+
+def check_targets(y, m, K, dtype, name="y"):
+    """Labels (m,) of an integer dtype, or target probabilities (m, K).
+
+    Returns ``(labels, None)`` with labels a C-contiguous ``intp`` array, or ``(None, Y)`` with Y
+    a C-contiguous array of ``dtype``.
+    """
+    arr = np.asarray(y)
+    if arr.ndim == 1:
+        if arr.dtype.kind == "f":
+            raise TypeError(
+                f"{name}: a float array of shape (m,) is not taken as class labels; pass integer "
+                f"class indices, or target probabilities of shape (m, K)"
+            )
+        if arr.dtype.kind not in "iu":
+            raise TypeError(
+                f"{name}: class labels must be integers, got {_describe_dtype(arr.dtype)} values"
+            )
+        if arr.shape[0] != m:
+            raise ValueError(f"{name}: has {arr.shape[0]} labels but there are {m} rows")
+        if m:
+            outside = (arr < 0) | (arr >= K)
+            if outside.any():
+                i = _first_row(outside)
+                raise ValueError(
+                    f"{name}: label {arr[i]} in row {i} is outside the class range [0, {K})"
+                )
+        return np.ascontiguousarray(arr, dtype=np.intp), None
+    if arr.ndim == 2:
+        _check_real_dtype(arr, name)
+        if arr.shape != (m, K):
+            raise ValueError(
+                f"{name}: target probabilities must have shape (m, K) = {(m, K)}, got {arr.shape}"
+            )
+        Y = np.ascontiguousarray(arr, dtype=dtype)
+        if m:
+            bad = ~np.isfinite(Y).all(axis=1)
+            if bad.any():
+                raise ValueError(f"{name}: row {_first_row(bad)} contains NaN or infinity")
+            bad = (Y < 0).any(axis=1)
+            if bad.any():
+                raise ValueError(f"{name}: row {_first_row(bad)} has negative probabilities")
+            sums = Y.sum(axis=1, dtype=np.float64)
+            bad = np.abs(sums - 1.0) > target_tolerance(dtype, K)
+            if bad.any():
+                i = _first_row(bad)
+                raise ValueError(f"{name}: row {i} sums to {sums[i]!r}, not 1")
+        return None, Y
+    raise ValueError(
+        f"{name}: expected integer labels of shape (m,) or probabilities of shape (m, K), "
+        f"got a {arr.ndim}-D array"
+    )
+
+
+def check_sample_weight(sample_weight, m, name="sample_weight"):
+    """Returns ``(weights or None, sum of weights)`` with weights a float64 C-contiguous array."""
+    if sample_weight is None:
+        return None, float(m)
+    arr = np.asarray(sample_weight)
+    _check_real_dtype(arr, name)
+    if arr.ndim != 1 or arr.shape[0] != m:
+        raise ValueError(f"{name}: expected shape ({m},), got {arr.shape}")
+    w = np.ascontiguousarray(arr, dtype=np.float64)
+    if m:
+        bad = ~np.isfinite(w)
+        if bad.any():
+            raise ValueError(f"{name}: weight in row {_first_row(bad)} is NaN or infinite")
+        bad = w < 0
+        if bad.any():
+            raise ValueError(f"{name}: weight in row {_first_row(bad)} is negative")
+    total = float(w.sum())
+    if not total > 0:
+        raise ValueError(f"{name}: weights sum to {total}; they must sum to a positive number")
+    return w, total
+
+
+def check_alpha(alpha, name="alpha"):
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(alpha).__name__}")
+    alpha = float(alpha)
+    if not np.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"{name}: must be a finite number >= 0, got {alpha}")
+    return alpha
+
+
+def check_out(out, shape, dtype, name="out"):
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise ValueError(f"{name}: has dtype {out.dtype}, the result is {np.dtype(dtype)}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name}: has shape {out.shape}, the result has shape {tuple(shape)}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name}: is read-only")
+
+
+def available_cpus():
+    """CPUs this process may run on (affinity-aware where the OS tells)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def effective_n_threads(n_threads, name="n_threads"):
+    """None -> all available cores, capped by OMP_NUM_THREADS / threadpoolctl; int -> itself."""
+    if n_threads is None:
+        return max(1, min(_kernels.openmp_max_threads(), available_cpus()))
+    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
+        raise TypeError(f"{name}: expected None or a positive int, got {type(n_threads).__name__}")
+    if n_threads < 1:
+        raise ValueError(f"{name}: must be None or a positive int, got {n_threads}")
+    return int(n_threads)

@@ -1,0 +1,153 @@
+"""Plain NumPy reference for every softmax_fast kernel.
+
+Written straight from the formulas, vectorized as anyone would write it (matrix products through
+BLAS, no Python loops over rows).  It is the independent truth that the tests and benchmarks
+compare the compiled kernels against, so it imports nothing else from the package and does no
+input validation beyond what NumPy itself does.
+
+Conventions (the same as the compiled kernels):
+
+* ``Z`` has shape (m, K): rows are samples, columns are classes.
+* ``y`` is either integer class indices of shape (m,) or target probabilities of shape (m, K).
+* ``W`` has shape (K, n) (like scikit-learn's ``coef_``), ``b`` shape (K,), ``X`` shape (m, n).
+* Sample weights ``w`` (shape (m,)) weight each row's loss; the mean is sum(w * loss) / sum(w).
+
+The maths::
+
+    softmax(z)_k      = exp(z_k - max z) / sum_j exp(z_j - max z)
+    logsumexp(z)      = max z + log sum_j exp(z_j - max z)
+    log_softmax(z)_k  = z_k - logsumexp(z)
+    CE(z, y)          = -sum_k y_k log_softmax(z)_k          (y one-hot, soft, or an index)
+    dCE/dz            = softmax(z) - y
+    J(W, b)           = sum_i w_i CE(W x_i + b, y_i) / sum_i w_i + alpha/2 ||W||_F^2
+    dJ/dW             = (A - Y)^T diag(w) X / sum(w) + alpha W,   dJ/db = sum_i w_i (a_i - y_i) / sum(w)
+"""
+
+import numpy as np
+
+__all__ = [
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "cross_entropy",
+    "cross_entropy_grad",
+    "loss_and_grad",
+    "predict_proba",
+    "predict",
+    "one_hot",
+]
+
+
+def _as_float(a):
+    a = np.asarray(a)
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
+
+
+def one_hot(y, n_classes, dtype=np.float64):
+    """Integer labels (m,) -> one-hot matrix (m, n_classes)."""
+    y = np.asarray(y)
+    Y = np.zeros((y.shape[0], n_classes), dtype=dtype)
+    Y[np.arange(y.shape[0]), y] = 1
+    return Y
+
+
+def _targets(y, n_classes, dtype):
+    """Labels or probabilities -> probability matrix (m, K)."""
+    y = np.asarray(y)
+    if y.ndim == 1:
+        return one_hot(y, n_classes, dtype)
+    return y.astype(dtype, copy=False)
+
+
+def _weights(sample_weight, m):
+    if sample_weight is None:
+        return np.ones(m)
+    return np.asarray(sample_weight, dtype=np.float64)
+
+
+def logsumexp(Z):
+    """Row-wise log(sum(exp(Z))), shape (m,), computed on max-shifted logits."""
+    Z = _as_float(Z)
+    zmax = Z.max(axis=1, keepdims=True)
+    return (zmax + np.log(np.exp(Z - zmax).sum(axis=1, keepdims=True)))[:, 0]
+
+
+def softmax(Z):
+    """Row-wise softmax, shape (m, K): exp(Z - max) / sum(exp(Z - max))."""
+    Z = _as_float(Z)
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def log_softmax(Z):
+    """Row-wise log-softmax, shape (m, K): Z - max - log(sum(exp(Z - max)))."""
+    Z = _as_float(Z)
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def _row_cross_entropy(Z, y):
+    """Per-row cross-entropy -sum_k y_k log_softmax(z)_k, shape (m,), with 0 * log 0 = 0."""
+    logp = log_softmax(Z)
+    y = np.asarray(y)
+    if y.ndim == 1:
+        return -logp[np.arange(Z.shape[0]), y]
+    Y = y.astype(logp.dtype, copy=False)
+    # Classes with zero target contribute nothing, even where log p = -inf (masked logits).
+    return -np.where(Y > 0, Y * logp, 0.0).sum(axis=1)
+
+
+def cross_entropy(Z, y, sample_weight=None, reduction="mean"):
+    """Cross-entropy of logits Z against labels or target probabilities y.
+
+    reduction: "mean" -> sum(w * l) / sum(w); "sum" -> sum(w * l); "none" -> w * l, shape (m,).
+    """
+    Z = _as_float(Z)
+    losses = _row_cross_entropy(Z, y)
+    w = _weights(sample_weight, Z.shape[0])
+    if reduction == "none":
+        return losses if sample_weight is None else w * losses
+    total = float(np.sum(w * losses))
+    return total / float(w.sum()) if reduction == "mean" else total
+
+
+def cross_entropy_grad(Z, y, sample_weight=None):
+    """Mean cross-entropy and its gradient w.r.t. Z: dZ = (softmax(Z) - Y) * w_i / sum(w)."""
+    Z = _as_float(Z)
+    w = _weights(sample_weight, Z.shape[0])
+    loss = cross_entropy(Z, y, sample_weight)
+    dZ = (softmax(Z) - _targets(y, Z.shape[1], Z.dtype)) * (w / w.sum())[:, None]
+    return loss, dZ.astype(Z.dtype, copy=False)
+
+
+def loss_and_grad(X, y, W, b=None, alpha=0.0, sample_weight=None):
+    """Softmax-regression objective and gradients (loss, dW (K, n), db (K,) or None)."""
+    X = _as_float(X)
+    W = np.asarray(W, dtype=X.dtype)
+    Z = X @ W.T
+    if b is not None:
+        Z += np.asarray(b, dtype=X.dtype)
+    w = _weights(sample_weight, X.shape[0])
+    loss = cross_entropy(Z, y, sample_weight) + 0.5 * alpha * float(np.sum(W.astype(np.float64) ** 2))
+    G = (softmax(Z) - _targets(y, W.shape[0], X.dtype)) * (w / w.sum())[:, None].astype(X.dtype)
+    dW = G.T @ X + alpha * W
+    db = G.sum(axis=0) if b is not None else None
+    return loss, dW, db
+
+
+def predict_proba(X, W, b=None):
+    """Class probabilities softmax(X W^T + b), shape (m, K)."""
+    X = _as_float(X)
+    Z = X @ np.asarray(W, dtype=X.dtype).T
+    if b is not None:
+        Z = Z + np.asarray(b, dtype=X.dtype)
+    return softmax(Z)
+
+
+def predict(X, W, b=None):
+    """Most probable class index per row, shape (m,)."""
+    X = _as_float(X)
+    Z = X @ np.asarray(W, dtype=X.dtype).T
+    if b is not None:
+        Z = Z + np.asarray(b, dtype=X.dtype)
+    return np.argmax(Z, axis=1)
