@@ -42,11 +42,29 @@ cdef extern from "_sfmath.h" nogil:
     int sf_omp_get_num_threads()
     void sf_vexp_d(double *x, Py_ssize_t n)
     void sf_vexp_f(float *x, Py_ssize_t n)
+    void sf_vlog_ge1_d(const double *x, double *y, Py_ssize_t n)
     double sf_exp_d(double x)
     float sf_exp_f(float x)
     int SF_MULTIVERSIONED
 
+cdef extern from "_sfgemm.h" nogil:
+    int SF_HAVE_SMALL_GEMM
+    int SF_SMALL_GEMM_MAX_K_D
+    int SF_SMALL_GEMM_MAX_K_F
+    int sf_cpu_has_avx2_fma()
+    void sf_small_xwt_d(const double *X, const double *Wt, double *Z, Py_ssize_t rows,
+                        Py_ssize_t n, Py_ssize_t K)
+    void sf_small_xwt_f(const float *X, const float *Wt, float *Z, Py_ssize_t rows,
+                        Py_ssize_t n, Py_ssize_t K)
+    void sf_small_gtx_d(const double *G, const double *X, double *acc, Py_ssize_t rows,
+                        Py_ssize_t n, Py_ssize_t K, int accumulate)
+    void sf_small_gtx_f(const float *G, const float *X, float *acc, Py_ssize_t rows,
+                        Py_ssize_t n, Py_ssize_t K, int accumulate)
+
 ctypedef cnp.intp_t intp_t
+
+# The AVX2+FMA micro-kernels of _sfgemm.h are used only when this CPU has both.
+cdef bint _CPU_SMALL_GEMM = SF_HAVE_SMALL_GEMM and sf_cpu_has_avx2_fma()
 
 cdef enum:
     # Rows of a block whose shifted logits share one flat exp call: about 4096 values (32 KiB f64).
@@ -78,6 +96,11 @@ def openmp_team_size(int n_threads):
 def simd_exp_dispatch():
     """How the vectorized exp is compiled ('baseline' or 'baseline+x86-64-v3 clone')."""
     return "baseline+x86-64-v3 clone" if SF_MULTIVERSIONED else "baseline"
+
+
+def small_gemm_available():
+    """True when the AVX2+FMA small-K GEMM micro-kernels are compiled in and this CPU runs them."""
+    return bool(_CPU_SMALL_GEMM)
 
 
 def vexp(floating[::1] x):
@@ -339,96 +362,178 @@ cdef double _ordered_sum(double[::1] parts):
     return total
 
 
-# ----------------------------------------------------------------------------- tiles of X W^T
+# ----------------------------------------------------------------------------- transposed tiles
+#
+# The linear-model kernels hold a tile of ``nt`` rows as Zt (K x nt): class k of row i at
+# Zt[k * nt + i].  Every softmax step then runs along rows over contiguous memory and
+# vectorizes whatever K is (with K = 10 a row-major row is too short for SIMD).
 
-cdef inline void _gemm_rows_by_wt(const floating *X, const floating *W, floating *Z,
-                                  Py_ssize_t rows, Py_ssize_t n, Py_ssize_t K) noexcept nogil:
-    """Z (rows x K, row-major) = X (rows x n, row-major) @ W^T (W: K x n, row-major).
+cdef inline void _tile_logits(const floating *X, const floating *W, const floating *Wt,
+                              const floating *b, floating *Zt, Py_ssize_t nt, Py_ssize_t n,
+                              Py_ssize_t K) noexcept nogil:
+    """Zt (K x nt) = (X_t W^T + b)^T for the nt rows of X_t (row-major, nt x n).
 
-    In BLAS (column-major) terms Z^T (K x rows) = W^T' (K x n) X^T (n x rows), i.e.
-    gemm('T', 'N', K, rows, n, 1, W, n, X, n, 0, Z, K).
+    ``Wt`` (W^T zero-padded, from _small_gemm_wt) selects the AVX2 micro-kernel; otherwise BLAS,
+    column-major: Zt = C (nt x K, ld nt) = X_t (n x nt)^T W (n x K):
+    gemm('T', 'N', nt, K, n, 1, X, n, W, n, 0, Zt, nt).
     """
-    cdef int bm = <int>K, bn = <int>rows, bk = <int>n, ldw = <int>n, ldx = <int>n, ldz = <int>K
+    cdef int bm = <int>nt, bn = <int>K, bk = <int>n, ldx = <int>n, ldw = <int>n, ldz = <int>nt
     cdef floating one = 1, zero = 0
-    if n == 0:
-        memset(Z, 0, rows * K * sizeof(floating))
-        return
-    if floating is double:
-        dgemm("T", "N", &bm, &bn, &bk, &one, <double *>W, &ldw, <double *>X, &ldx, &zero, Z, &ldz)
-    else:
-        sgemm("T", "N", &bm, &bn, &bk, &one, <float *>W, &ldw, <float *>X, &ldx, &zero, Z, &ldz)
-
-
-cdef inline void _gemm_acc_gt_x(const floating *G, const floating *X, floating *acc,
-                                Py_ssize_t rows, Py_ssize_t n, Py_ssize_t K,
-                                floating beta) noexcept nogil:
-    """acc (K x n, row-major) = beta * acc + G^T (K x rows) @ X (rows x n).
-
-    Column-major view: acc^T (n x K) = X^T (n x rows) G (rows x K):
-    gemm('N', 'T', n, K, rows, 1, X, n, G, K, beta, acc, n).
-    """
-    cdef int bm = <int>n, bn = <int>K, bk = <int>rows, ldx = <int>n, ldg = <int>K, lda = <int>n
-    cdef floating one = 1
-    if n == 0:
-        return
-    if floating is double:
-        dgemm("N", "T", &bm, &bn, &bk, &one, <double *>X, &ldx, <double *>G, &ldg, &beta, acc, &lda)
-    else:
-        sgemm("N", "T", &bm, &bn, &bk, &one, <float *>X, &ldx, <float *>G, &ldg, &beta, acc, &lda)
-
-
-cdef inline void _add_intercept(floating *Z, const floating *b, Py_ssize_t rows,
-                                Py_ssize_t K) noexcept nogil:
     cdef Py_ssize_t i, k
-    if b == NULL:
-        return
-    for i in range(rows):
+    if n == 0:
+        memset(Zt, 0, nt * K * sizeof(floating))
+    elif Wt != NULL:
+        if floating is double:
+            sf_small_xwt_d(X, Wt, Zt, nt, n, K)
+        else:
+            sf_small_xwt_f(X, Wt, Zt, nt, n, K)
+    elif floating is double:
+        dgemm("T", "N", &bm, &bn, &bk, &one, <double *>X, &ldx, <double *>W, &ldw, &zero, Zt, &ldz)
+    else:
+        sgemm("T", "N", &bm, &bn, &bk, &one, <float *>X, &ldx, <float *>W, &ldw, &zero, Zt, &ldz)
+    if b != NULL:
         for k in range(K):
-            Z[i * K + k] = Z[i * K + k] + b[k]
+            for i in range(nt):
+                Zt[k * nt + i] = Zt[k * nt + i] + b[k]
+
+
+cdef inline void _tile_grad_product(const floating *Gt, const floating *X, floating *acc,
+                                    Py_ssize_t nt, Py_ssize_t n, Py_ssize_t K, bint accumulate,
+                                    bint small) noexcept nogil:
+    """acc (K x n, row-major) = [acc +] Gt X_t, with Gt (K x nt) and X_t (nt x n).
+
+    ``small``: the AVX2 micro-kernel; otherwise BLAS, column-major acc^T (n x K) =
+    X_t^T (n x nt) Gt^T (nt x K): gemm('N', 'N', n, K, nt, 1, X, n, Gt, nt, beta, acc, n).
+    """
+    cdef int bm = <int>n, bn = <int>K, bk = <int>nt, ldx = <int>n, ldg = <int>nt, lda = <int>n
+    cdef floating one = 1
+    cdef floating beta = 1 if accumulate else 0
+    if n == 0:
+        return
+    if small:
+        if floating is double:
+            sf_small_gtx_d(Gt, X, acc, nt, n, K, accumulate)
+        else:
+            sf_small_gtx_f(Gt, X, acc, nt, n, K, accumulate)
+    elif floating is double:
+        dgemm("N", "N", &bm, &bn, &bk, &one, <double *>X, &ldx, <double *>Gt, &ldg, &beta, acc, &lda)
+    else:
+        sgemm("N", "N", &bm, &bn, &bk, &one, <float *>X, &ldx, <float *>Gt, &ldg, &beta, acc, &lda)
+
+
+cdef inline void _tile_shift(floating *Zt, floating *mx, Py_ssize_t nt,
+                             Py_ssize_t K) noexcept nogil:
+    """mx[i] = max_k Zt[k, i];  Zt[k, i] -= mx[i].  NaN is skipped by the max (caught later)."""
+    cdef Py_ssize_t i, k
+    cdef floating v
+    for i in range(nt):
+        mx[i] = Zt[i]
+    for k in range(1, K):
+        for i in range(nt):
+            v = Zt[k * nt + i]
+            mx[i] = v if v > mx[i] else mx[i]
+    for k in range(K):
+        for i in range(nt):
+            Zt[k * nt + i] = Zt[k * nt + i] - mx[i]
+
+
+cdef inline void _tile_sums(const floating *Et, double *s, Py_ssize_t nt,
+                            Py_ssize_t K) noexcept nogil:
+    """s[i] = sum_k Et[k, i] in float64 (classes in order: deterministic)."""
+    cdef Py_ssize_t i, k
+    for i in range(nt):
+        s[i] = Et[i]
+    for k in range(1, K):
+        for i in range(nt):
+            s[i] = s[i] + Et[k * nt + i]
+
+
+cdef inline Py_ssize_t _tile_first_bad(const double *s, Py_ssize_t nt) noexcept nogil:
+    """First i with s[i] not >= 1 (NaN: a NaN or +inf logit, or no finite logit), else -1."""
+    cdef Py_ssize_t i
+    for i in range(nt):
+        if not s[i] >= 1.0:
+            return i
+    return -1
 
 
 # ----------------------------------------------------------------------------- fused loss + grad
 
+cdef struct TileScratch:
+    # Per-chunk work space of the fused kernel; every array has room for one tile.
+    double *target_dot     # shifted logit of the label / sum_k y_k shifted_k       (tile)
+    double *target_sum     # sum_k y_k (1 for labels)                               (tile)
+    double *row_sum        # sum_k exp(shifted)                                     (tile)
+    double *log_sum        # log(row_sum)                                           (tile)
+    double *db_acc         # running column sums of G, class k at [k * tile + i]   (K x tile)
+
+
 cdef Py_ssize_t _loss_grad_chunk(
     const floating *X, const intp_t *labels, const floating *Y, const floating *W,
-    const floating *b, const double *sw, double grad_scale, floating *Zt, floating *row_max,
-    double *loss_term, floating *tile_acc, double *dW, double *db, double *loss_sum,
-    Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, Py_ssize_t K, Py_ssize_t tile,
+    const floating *Wt, const floating *b, const double *sw, double grad_scale, floating *Zt,
+    floating *row_max, floating *row_coef, TileScratch ws, floating *tile_acc, double *dW,
+    double *loss_sum, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, Py_ssize_t K,
+    Py_ssize_t tile,
 ) noexcept nogil:
     """Softmax-regression loss and gradient over rows [r0, r1), tile by tile.
 
-    Per tile t: Z_t = X_t W^T + b; G_t = (softmax(Z_t) - Y_t) * w * grad_scale (in place in Zt);
-    dW += G_t^T X_t (float64 directly; float32 through ``tile_acc`` then added in float64);
-    db += column sums of G_t; loss_sum += sum w_i l_i.  Returns -1 or the first invalid row.
+    Per tile: Zt = (X_t W^T + b)^T; shifted = Zt - max; E = exp(shifted); s = sum_k E;
+    l_i = log(s_i) * sum_k y_ik - sum_k y_ik shifted_ik;  G = (E / s - Y) * w_i * grad_scale in
+    place of Zt;  dW += G X_t (float64 directly, float32 through ``tile_acc`` then float64);
+    db accumulates G along rows.  Returns -1 or the first invalid row.
     """
-    cdef Py_ssize_t t0, nt, i, k, row
-    cdef double s, w, total = 0.0
-    cdef bint has_labels = labels != NULL
-    cdef floating *g
+    cdef Py_ssize_t t0, nt, i, k, bad
+    cdef double total = 0.0, w, y_ik
+    cdef floating *Yt_row
     t0 = r0
     while t0 < r1:
         nt = min(tile, r1 - t0)
-        _gemm_rows_by_wt(X + t0 * n, W, Zt, nt, n, K)
-        _add_intercept(Zt, b, nt, K)
-        _shift_rows(Zt, Zt, row_max, nt, K)
-        _row_loss_terms(Zt, labels, Y, loss_term, t0, nt, K)
-        _vexp(Zt, nt * K)
-        for i in range(nt):
-            row = t0 + i
-            g = Zt + i * K
-            s = _row_sum(g, K)
-            if not s >= 1.0:
-                return row
-            w = sw[row] if sw != NULL else 1.0
-            total = total + w * _row_loss(log(s), loss_term, i, nt, has_labels)
-            _row_grad(g, s, labels, Y + row * K if Y != NULL else NULL, row, w * grad_scale, g, K)
-            if db != NULL:
-                for k in range(K):
-                    db[k] = db[k] + g[k]
-        if floating is double:
-            _gemm_acc_gt_x(Zt, X + t0 * n, dW, nt, n, K, 1.0)
+        _tile_logits(X + t0 * n, W, Wt, b, Zt, nt, n, K)
+        _tile_shift(Zt, row_max, nt, K)
+        # What the loss needs of the shifted logits, before exp overwrites them.
+        if labels != NULL:
+            for i in range(nt):
+                ws.target_dot[i] = Zt[labels[t0 + i] * nt + i]
+                ws.target_sum[i] = 1.0
         else:
-            _gemm_acc_gt_x(Zt, X + t0 * n, tile_acc, nt, n, K, 0.0)
+            for i in range(nt):
+                ws.target_dot[i] = 0.0
+                ws.target_sum[i] = 0.0
+            for k in range(K):
+                for i in range(nt):
+                    y_ik = Y[(t0 + i) * K + k]
+                    ws.target_dot[i] = ws.target_dot[i] + y_ik * Zt[k * nt + i]
+                    ws.target_sum[i] = ws.target_sum[i] + y_ik
+        _vexp(Zt, nt * K)
+        _tile_sums(Zt, ws.row_sum, nt, K)
+        bad = _tile_first_bad(ws.row_sum, nt)
+        if bad >= 0:
+            return t0 + bad
+        sf_vlog_ge1_d(ws.row_sum, ws.log_sum, nt)
+        for i in range(nt):
+            w = sw[t0 + i] if sw != NULL else 1.0
+            total = total + w * (ws.log_sum[i] * ws.target_sum[i] - ws.target_dot[i])
+            row_coef[i] = <floating>(w * grad_scale / ws.row_sum[i])
+        # G = E * (w grad_scale / s) - Y * (w grad_scale), in place.
+        for k in range(K):
+            for i in range(nt):
+                Zt[k * nt + i] = Zt[k * nt + i] * row_coef[i]
+        if labels != NULL:
+            for i in range(nt):
+                w = sw[t0 + i] if sw != NULL else 1.0
+                Zt[labels[t0 + i] * nt + i] -= <floating>(w * grad_scale)
+        else:
+            for k in range(K):
+                for i in range(nt):
+                    w = sw[t0 + i] if sw != NULL else 1.0
+                    Zt[k * nt + i] -= <floating>(Y[(t0 + i) * K + k] * (w * grad_scale))
+        for k in range(K):
+            for i in range(nt):
+                ws.db_acc[k * tile + i] = ws.db_acc[k * tile + i] + Zt[k * nt + i]
+        if floating is double:
+            _tile_grad_product(Zt, X + t0 * n, dW, nt, n, K, True, Wt != NULL)
+        else:
+            _tile_grad_product(Zt, X + t0 * n, tile_acc, nt, n, K, False, Wt != NULL)
             for k in range(n * K):
                 dW[k] = dW[k] + tile_acc[k]
         t0 = t0 + tile
@@ -439,45 +544,69 @@ cdef Py_ssize_t _loss_grad_chunk(
 def loss_and_grad(const floating[:, ::1] X, const intp_t[::1] labels, const floating[:, ::1] Y,
                   const floating[:, ::1] W, const floating[::1] b,
                   const double[::1] sample_weight, double grad_scale, Py_ssize_t tile_rows,
-                  int n_threads):
+                  int n_threads, bint small_gemm=True):
     """Fused softmax-regression loss and gradient (no regularization: added by the caller).
 
     Returns (first_bad_row or -1, sum_i w_i l_i, dW (K, n) float64, db (K,) float64 or None),
     with dW = G^T X and db = sum_i g_i where g_i = (softmax(W x_i + b) - y_i) * w_i * grad_scale.
+    ``small_gemm=False`` forces BLAS for the tile products.
     """
     cdef Py_ssize_t m = X.shape[0], n = X.shape[1], K = W.shape[0]
+    if m == 0 or K == 0:
+        raise ValueError("loss_and_grad needs m > 0 and K > 0")
     cdef Py_ssize_t tile = max(1, tile_rows)
     cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t>n_threads, (m + tile - 1) // tile))
     dtype = np.float64 if floating is double else np.float32
     cdef floating[:, ::1] Zt = np.empty((n_chunks, tile * K), dtype=dtype)
     cdef floating[:, ::1] row_max = np.empty((n_chunks, tile), dtype=dtype)
-    cdef double[:, ::1] loss_term = np.empty((n_chunks, 2 * tile), dtype=np.float64)
+    cdef floating[:, ::1] row_coef = np.empty((n_chunks, tile), dtype=dtype)
+    cdef double[:, ::1] per_row = np.empty((n_chunks, 4 * tile), dtype=np.float64)
+    cdef double[:, ::1] db_acc = np.zeros((n_chunks, K * tile), dtype=np.float64)
     cdef floating[:, ::1] tile_acc = np.empty(
-        (n_chunks, 0 if floating is double else K * n + 1), dtype=dtype)
+        (n_chunks, 1 if floating is double else K * n + 1), dtype=dtype)
     # One (K, n) row-major gradient per chunk, flat (+1 keeps &dW_parts[c, 0] valid when n == 0).
     cdef double[:, ::1] dW_parts = np.zeros((n_chunks, K * n + 1), dtype=np.float64)
-    cdef double[:, ::1] db_parts = np.zeros((n_chunks, K + 1), dtype=np.float64)
     cdef double[::1] loss_sums = np.zeros(n_chunks, dtype=np.float64)
     cdef intp_t[::1] bad = np.full(n_chunks, -1, dtype=np.intp)
     cdef const intp_t *p_labels = &labels[0] if labels is not None else NULL
     cdef const floating *p_Y = &Y[0, 0] if Y is not None else NULL
     cdef const floating *p_b = &b[0] if b is not None else NULL
     cdef const double *p_sw = &sample_weight[0] if sample_weight is not None else NULL
-    cdef bint with_db = b is not None
+    cdef floating[:, ::1] Wt = _small_gemm_wt(W, small_gemm)
+    cdef const floating *p_Wt = &Wt[0, 0] if Wt is not None else NULL
+    cdef TileScratch ws
     cdef Py_ssize_t c
-    if m == 0 or K == 0:
-        raise ValueError("loss_and_grad needs m > 0 and K > 0")
     for c in prange(n_chunks, nogil=True, schedule="static", chunksize=1, num_threads=n_threads):
+        ws.target_dot = &per_row[c, 0]
+        ws.target_sum = &per_row[c, tile]
+        ws.row_sum = &per_row[c, 2 * tile]
+        ws.log_sum = &per_row[c, 3 * tile]
+        ws.db_acc = &db_acc[c, 0]
         bad[c] = _loss_grad_chunk(
-            &X[0, 0], p_labels, p_Y, &W[0, 0], p_b, p_sw, grad_scale, &Zt[c, 0],
-            &row_max[c, 0], &loss_term[c, 0],
-            &tile_acc[c, 0] if floating is float else NULL,
-            &dW_parts[c, 0], &db_parts[c, 0] if with_db else NULL, &loss_sums[c],
-            _chunk_start(m, n_chunks, c), _chunk_start(m, n_chunks, c + 1), n, K, tile)
+            &X[0, 0], p_labels, p_Y, &W[0, 0], p_Wt, p_b, p_sw, grad_scale, &Zt[c, 0],
+            &row_max[c, 0], &row_coef[c, 0], ws, &tile_acc[c, 0], &dW_parts[c, 0],
+            &loss_sums[c], _chunk_start(m, n_chunks, c), _chunk_start(m, n_chunks, c + 1),
+            n, K, tile)
     first_bad = _first_bad(bad)
     dW = _ordered_rows_sum(np.asarray(dW_parts)[:, :K * n]).reshape(K, n)
-    db = _ordered_rows_sum(np.asarray(db_parts)[:, :K]) if with_db else None
+    db = None
+    if b is not None:
+        # Each chunk's db is the sum of its K x tile running sums along the tile (fixed order).
+        db = _ordered_rows_sum(np.asarray(db_acc).reshape(n_chunks, K, tile).sum(axis=2))
     return first_bad, _ordered_sum(loss_sums), dW, db
+
+
+cdef object _small_gemm_wt(const floating[:, ::1] W, bint wanted):
+    """W^T zero-padded to n x (ceil(K / lanes) * lanes) for the micro-kernels, or None for BLAS."""
+    cdef Py_ssize_t K = W.shape[0], n = W.shape[1]
+    cdef int lanes = 4 if floating is double else 8
+    cdef int max_k = SF_SMALL_GEMM_MAX_K_D if floating is double else SF_SMALL_GEMM_MAX_K_F
+    if not (wanted and _CPU_SMALL_GEMM and K <= max_k and n > 0):
+        return None
+    Wt = np.zeros((n, ((K + lanes - 1) // lanes) * lanes),
+                  dtype=np.float64 if floating is double else np.float32)
+    Wt[:, :K] = np.asarray(W).T
+    return Wt
 
 
 def _ordered_rows_sum(parts):
@@ -490,49 +619,54 @@ def _ordered_rows_sum(parts):
 
 # ----------------------------------------------------------------------------- prediction
 
-cdef Py_ssize_t _predict_chunk(const floating *X, const floating *W, const floating *b,
-                               floating *out, intp_t *labels_out, floating *Zt,
-                               floating *row_max, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n,
-                               Py_ssize_t K, Py_ssize_t tile) noexcept nogil:
-    """Rows [r0, r1): probabilities into ``out`` (if not NULL) or argmax into ``labels_out``."""
-    cdef Py_ssize_t t0, nt, i, k, best
-    cdef floating *z
-    cdef floating mx
-    cdef double s, inv
+cdef Py_ssize_t _predict_chunk(const floating *X, const floating *W, const floating *Wt,
+                               const floating *b, floating *proba, intp_t *labels_out,
+                               floating *Zt, floating *row_max, double *row_sum,
+                               Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, Py_ssize_t K,
+                               Py_ssize_t tile) noexcept nogil:
+    """Rows [r0, r1): softmax(X W^T + b) into ``proba`` (if not NULL), else argmax into
+    ``labels_out``.  Returns -1 or the first row with invalid logits."""
+    cdef Py_ssize_t t0, nt, i, k, bad
+    cdef floating v
     t0 = r0
     while t0 < r1:
         nt = min(tile, r1 - t0)
-        z = out + t0 * K if out != NULL else Zt
-        _gemm_rows_by_wt(X + t0 * n, W, z, nt, n, K)
-        _add_intercept(z, b, nt, K)
-        if out != NULL:
-            _shift_rows(z, z, row_max, nt, K)
-            _vexp(z, nt * K)
+        _tile_logits(X + t0 * n, W, Wt, b, Zt, nt, n, K)
+        if proba != NULL:
+            _tile_shift(Zt, row_max, nt, K)
+            _vexp(Zt, nt * K)
+            _tile_sums(Zt, row_sum, nt, K)
+            bad = _tile_first_bad(row_sum, nt)
+            if bad >= 0:
+                return t0 + bad
             for i in range(nt):
-                s = _row_sum(z + i * K, K)
-                if not s >= 1.0:
-                    return t0 + i
-                inv = 1.0 / s
+                row_max[i] = <floating>(1.0 / row_sum[i])
+            for i in range(nt):
                 for k in range(K):
-                    z[i * K + k] = <floating>(z[i * K + k] * inv)
+                    proba[(t0 + i) * K + k] = Zt[k * nt + i] * row_max[i]
         else:
+            # Valid rows: no NaN and no +inf (the sum of the logits is then not NaN and their
+            # max is finite) -- the same rule as the softmax kernels.
+            _tile_sums(Zt, row_sum, nt, K)
             for i in range(nt):
-                # A NaN anywhere, or +inf and -inf together, makes the sum NaN.
-                mx = _row_max(z + i * K, K)
-                s = _row_sum(z + i * K, K)
-                if mx == INFINITY or mx == -INFINITY or s != s:
+                row_max[i] = Zt[i]
+                labels_out[t0 + i] = 0
+            for k in range(1, K):
+                for i in range(nt):
+                    v = Zt[k * nt + i]
+                    if v > row_max[i]:
+                        row_max[i] = v
+                        labels_out[t0 + i] = k
+            for i in range(nt):
+                if row_sum[i] != row_sum[i] or row_max[i] == INFINITY or row_max[i] == -INFINITY:
                     return t0 + i
-                best = 0
-                for k in range(1, K):
-                    if z[i * K + k] > z[i * K + best]:
-                        best = k
-                labels_out[t0 + i] = best
         t0 = t0 + tile
     return -1
 
 
 def predict(const floating[:, ::1] X, const floating[:, ::1] W, const floating[::1] b,
-            floating[:, ::1] proba, intp_t[::1] labels, Py_ssize_t tile_rows, int n_threads):
+            floating[:, ::1] proba, intp_t[::1] labels, Py_ssize_t tile_rows, int n_threads,
+            bint small_gemm=True):
     """softmax(X W^T + b) into ``proba`` or argmax_k (X W^T + b) into ``labels`` (one of them).
 
     Returns -1 or the first row with invalid logits.
@@ -545,13 +679,16 @@ def predict(const floating[:, ::1] X, const floating[:, ::1] W, const floating[:
     dtype = np.float64 if floating is double else np.float32
     cdef floating[:, ::1] Zt = np.empty((n_chunks, tile * K), dtype=dtype)
     cdef floating[:, ::1] row_max = np.empty((n_chunks, tile), dtype=dtype)
+    cdef double[:, ::1] row_sum = np.empty((n_chunks, tile), dtype=np.float64)
     cdef intp_t[::1] bad = np.full(n_chunks, -1, dtype=np.intp)
     cdef const floating *p_b = &b[0] if b is not None else NULL
     cdef floating *p_proba = &proba[0, 0] if proba is not None else NULL
     cdef intp_t *p_labels = &labels[0] if labels is not None else NULL
+    cdef floating[:, ::1] Wt = _small_gemm_wt(W, small_gemm)
+    cdef const floating *p_Wt = &Wt[0, 0] if Wt is not None else NULL
     cdef Py_ssize_t c
     for c in prange(n_chunks, nogil=True, schedule="static", chunksize=1, num_threads=n_threads):
-        bad[c] = _predict_chunk(&X[0, 0], &W[0, 0], p_b, p_proba, p_labels, &Zt[c, 0],
-                                &row_max[c, 0], _chunk_start(m, n_chunks, c),
+        bad[c] = _predict_chunk(&X[0, 0], &W[0, 0], p_Wt, p_b, p_proba, p_labels, &Zt[c, 0],
+                                &row_max[c, 0], &row_sum[c, 0], _chunk_start(m, n_chunks, c),
                                 _chunk_start(m, n_chunks, c + 1), n, K, tile)
     return _first_bad(bad)

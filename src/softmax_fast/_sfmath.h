@@ -94,6 +94,40 @@ SF_MULTIVERSION static void sf_vexp_d(double *restrict x, Py_ssize_t n)
     for (Py_ssize_t i = 0; i < n; i++) x[i] = sf_exp_d(x[i]);
 }
 
+/* log(x) for 1 <= x < 2^1023 (a row sum of exp(z - max) is >= 1), branch-free so that a loop
+   over it vectorizes.  fdlibm's method: x = 2^k z with z in [sqrt(2)/2, sqrt(2)), f = z - 1,
+   s = f / (2 + f), log(z) = f - s (f - R(s^2)) rearranged with hfsq = f^2 / 2 as in fdlibm's
+   e_log.c, whose Lg1..Lg7 minimax coefficients are used (error < 1 ulp).  For x >= sqrt(2)/2
+   the exponent k is >= 0, so a logical shift and the 2^52 trick turn it into a double. */
+static inline double sf_log_ge1_d(double x)
+{
+    const uint64_t off = 0x3fe6a09e00000000ULL;   /* ~ sqrt(2)/2 */
+    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01;
+    const double Lg3 = 2.857142874366239149e-01, Lg4 = 2.222219843214978396e-01;
+    const double Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01;
+    const double Lg7 = 1.479819860511658591e-01;
+    uint64_t u = sf_bits_d(x);
+    uint64_t tmp = u - off;
+    uint64_t k = tmp >> 52;
+    double z = sf_from_bits_d(u - (k << 52));
+    double dk = sf_from_bits_d(k | 0x4330000000000000ULL) - 4503599627370496.0; /* (double)k */
+    double f = z - 1.0;
+    double hfsq = 0.5 * f * f;
+    double s = f / (2.0 + f);
+    double z2 = s * s, w = z2 * z2;
+    double t1 = w * (Lg2 + w * (Lg4 + w * Lg6));
+    double t2 = z2 * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7)));
+    double R = t2 + t1;
+    return dk * ln2_hi - ((hfsq - (s * (hfsq + R) + dk * ln2_lo)) - f);
+}
+
+/* y[i] = log(x[i]) for x[i] >= 1 (row sums). */
+SF_MULTIVERSION static void sf_vlog_ge1_d(const double *restrict x, double *restrict y, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) y[i] = sf_log_ge1_d(x[i]);
+}
+
 /* ---------------------------------------------------------------- float32 */
 
 static inline uint32_t sf_bits_f(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
