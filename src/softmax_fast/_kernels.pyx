@@ -111,6 +111,14 @@ def vexp(floating[::1] x):
         _vexp(&x[0], x.shape[0])
 
 
+def vlog_ge1(const double[::1] x, double[::1] out):
+    """out = log(x) for x >= 1 with the kernels' vectorized log (exposed for accuracy tests)."""
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        sf_vlog_ge1_d(&x[0], &out[0], x.shape[0])
+
+
 # ----------------------------------------------------------------------------- per-row helpers
 
 cdef inline void _vexp(floating *x, Py_ssize_t n) noexcept nogil:
@@ -609,7 +617,7 @@ cdef object _small_gemm_wt(const floating[:, ::1] W, bint wanted):
     return Wt
 
 
-def _ordered_rows_sum(parts):
+cdef object _ordered_rows_sum(object parts):
     """parts[0] + parts[1] + ... in this order (deterministic for a given chunk count)."""
     total = parts[0].copy()
     for c in range(1, parts.shape[0]):

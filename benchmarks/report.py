@@ -1,0 +1,109 @@
+"""Turn a saved pytest-benchmark run into the ratio table of benchmarks/RESULTS.md.
+
+    pytest benchmarks --benchmark-only --benchmark-json=run.json
+    python benchmarks/report.py run.json > table.md
+
+For every group (one case), each competitor's median time and its speed-up over the group's
+baseline (``reference``) and over each other competitor named in --peers.  For the cases with a
+known floor, the floor from the same run's probes and how far the fastest softmax_fast entry is
+from it:
+
+* loss_and_grad m x n, K:  max(time to read X once, 4 m n K flops at the measured GEMM rate)
+* softmax m x K:           time to copy Z once (read Z, write the result)
+"""
+
+import argparse
+import json
+import sys
+
+
+def _median(bench):
+    return bench["stats"]["median"]
+
+
+def _impl(bench):
+    return (bench.get("params") or {}).get("impl", bench["name"])
+
+
+def _param(bench, key):
+    return (bench.get("params") or {}).get(key)
+
+
+def floors(benchmarks):
+    """Floor seconds per group name, from the 'floor probes' group of the same run."""
+    probes = {_param(b, "probe"): _median(b) for b in benchmarks if b["group"] == "floor probes"}
+    result = {}
+    for dtype, itemsize in (("float64", 8), ("float32", 4)):
+        gemm = probes.get(f"gemm 2000^3 {dtype}")
+        read_x = probes.get(f"read X 200000x100 {dtype}")
+        if gemm is None:
+            continue
+        rate = 2 * 2000**3 / gemm  # flop/s with all threads
+        for m, n, K in ((200_000, 100, 10), (20_000, 256, 1000)):
+            read = read_x * (m * n) / (200_000 * 100) if read_x else 0.0
+            result[f"loss_and_grad {m}x{n} K={K} {dtype}"] = (
+                max(read, 4 * m * n * K / rate),
+                f"max(read X {read * 1e3:.1f} ms, 4mnK at {rate / 1e9:.0f} GFLOP/s "
+                f"{4 * m * n * K / rate * 1e3:.1f} ms)",
+            )
+    copy = probes.get("copy Z 1000000x10")
+    if copy:
+        for name in ("softmax", "log_softmax", "cross_entropy_grad"):
+            result[f"{name} 1000000x10 float64"] = (copy, f"copy Z once {copy * 1e3:.1f} ms")
+    return result
+
+
+def table(benchmarks, baseline="reference"):
+    groups = {}
+    for bench in benchmarks:
+        groups.setdefault(bench["group"], []).append(bench)
+    floor_of = floors(benchmarks)
+    lines = [
+        "| case | implementation | median (ms) | speed-up vs reference | vs scipy | "
+        "vs softmax_fast 1 thread |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    notes = []
+    for group in sorted(g for g in groups if g != "floor probes"):
+        members = {_impl(b): _median(b) for b in groups[group]}
+        base = members.get(baseline)
+        scipy = members.get("scipy")
+        one = members.get("softmax_fast-1t")
+        for impl, t in sorted(members.items(), key=lambda kv: kv[1]):
+            lines.append(
+                f"| {group} | {impl} | {t * 1e3:.2f} | "
+                f"{f'{base / t:.2f}x' if base else ''} | {f'{scipy / t:.2f}x' if scipy else ''} | "
+                f"{f'{one / t:.2f}x' if one else ''} |"
+            )
+        if group in floor_of:
+            floor, how = floor_of[group]
+            fastest = min(t for impl, t in members.items() if impl.startswith("softmax_fast"))
+            notes.append(
+                f"- {group}: floor {floor * 1e3:.1f} ms ({how}); reference is "
+                f"{base / floor:.1f}x the floor, softmax_fast {fastest / floor:.1f}x."
+                if base
+                else f"- {group}: floor {floor * 1e3:.1f} ms ({how})."
+            )
+    probes = groups.get("floor probes", [])
+    if probes:
+        lines.append("")
+        lines.append("Floor probes (same run, all threads): " + "; ".join(
+            f"{_param(b, 'probe')} {_median(b) * 1e3:.2f} ms" for b in probes))
+    return "\n".join(lines + [""] + notes)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", help="JSON file written by --benchmark-json or --benchmark-autosave")
+    args = parser.parse_args(argv)
+    with open(args.run) as f:
+        data = json.load(f)
+    machine = data.get("machine_info", {})
+    cpu = machine.get("cpu", {}).get("brand_raw", "unknown CPU")
+    print(f"Machine: {cpu}, {machine.get('cpu', {}).get('count', '?')} logical CPUs, "
+          f"Python {machine.get('python_version', '?')}; run {data.get('datetime', '')}\n")
+    print(table(data["benchmarks"]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
