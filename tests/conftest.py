@@ -199,8 +199,9 @@ class Snapshot:
         for name, value in arrays.items():
             if isinstance(value, np.ndarray):
                 self._items[name] = (value, value.copy(), value.flags.writeable, value.strides)
-            elif value is not None:
+            elif isinstance(value, (list, dict)):
                 self._items[name] = (value, _deepcopy(value), None, None)
+            # Scalars, strings and None are immutable: nothing to check.
 
     def assert_unchanged(self):
         for name, (value, copy, writeable, strides) in self._items.items():
