@@ -1,0 +1,521 @@
+"""Every bad input of the contract's Errors section, for every public function it applies to.
+
+Each case checks the exception type, that the message names the argument (as a whole word, so
+"Z" does not match "Zero"), that the inputs are unchanged after the failing call, and, by
+completing, that the interpreter did not crash.
+"""
+
+import re
+
+import numpy as np
+import pytest
+from conftest import Snapshot
+
+import softmax_fast as sf
+
+M, K, N = 6, 4, 3
+
+# Positional and keyword arguments of every public function.
+POSITIONAL = {
+    "softmax": ("Z",),
+    "log_softmax": ("Z",),
+    "logsumexp": ("Z",),
+    "cross_entropy": ("Z", "y"),
+    "cross_entropy_grad": ("Z", "y"),
+    "loss_and_grad": ("X", "y", "W", "b"),
+    "predict_proba": ("X", "W", "b"),
+    "predict": ("X", "W", "b"),
+}
+KEYWORDS = {
+    "softmax": ("out", "n_threads"),
+    "log_softmax": ("out", "n_threads"),
+    "logsumexp": ("n_threads",),
+    "cross_entropy": ("sample_weight", "reduction", "n_threads"),
+    "cross_entropy_grad": ("sample_weight", "n_threads"),
+    "loss_and_grad": ("alpha", "sample_weight", "n_threads"),
+    "predict_proba": ("n_threads",),
+    "predict": ("n_threads",),
+}
+Z_FUNCS = ("softmax", "log_softmax", "logsumexp", "cross_entropy", "cross_entropy_grad")
+X_FUNCS = ("loss_and_grad", "predict_proba", "predict")
+Y_FUNCS = ("cross_entropy", "cross_entropy_grad", "loss_and_grad")
+W_FUNCS = ("cross_entropy", "cross_entropy_grad", "loss_and_grad")  # take sample_weight
+OUT_FUNCS = ("softmax", "log_softmax")
+ALL_FUNCS = Z_FUNCS + X_FUNCS
+
+
+def base_data(dtype=np.float64, m=M):
+    rng = np.random.default_rng(2024)
+    return {
+        "Z": rng.normal(0, 2, size=(m, K)).astype(dtype),
+        "y": rng.integers(0, K, size=m),
+        "Y": rng.dirichlet(np.ones(K), size=m),
+        "X": rng.normal(size=(m, N)).astype(dtype),
+        "W": rng.normal(size=(K, N)).astype(dtype),
+        "b": rng.normal(size=K).astype(dtype),
+        "w": rng.uniform(0.5, 2.0, size=m),
+    }
+
+
+def build_call(fname, d, overrides):
+    """Positional args and kwargs for ``fname`` from the base data with ``overrides`` applied."""
+    defaults = {"Z": d["Z"], "y": d["y"], "X": d["X"], "W": d["W"], "b": d["b"]}
+    args = [overrides.get(p, defaults[p]) for p in POSITIONAL[fname]]
+    kwargs = {}
+    for key, value in overrides.items():
+        if key in POSITIONAL[fname]:
+            continue
+        assert key in KEYWORDS[fname], f"{fname} takes no {key}"
+        kwargs[key] = value
+    return args, kwargs
+
+
+def names_pattern(*names):
+    """Regex matching any of ``names`` as a whole word."""
+    return r"\b(?:" + "|".join(re.escape(n) for n in names) + r")\b"
+
+
+def check_raises(fname, exc, names, overrides, d):
+    args, kwargs = build_call(fname, d, overrides)
+    snap = Snapshot(
+        **{f"arg{i}": a for i, a in enumerate(args)},
+        **{k: v for k, v in kwargs.items() if k != "out"},
+    )
+    with pytest.raises(exc, match=names_pattern(*names)) as info:
+        getattr(sf, fname)(*args, **kwargs)
+    snap.assert_unchanged()
+    return info
+
+
+# ---------------------------------------------------------------------------------------------
+# The case table: (case id, functions, exception, names the message must contain, overrides)
+# ---------------------------------------------------------------------------------------------
+
+
+def _cases():
+    d = base_data()
+    Z, X, W, b, y, Y, w = d["Z"], d["X"], d["W"], d["b"], d["y"], d["Y"], d["w"]
+    strings = np.array([["a"] * K] * M)
+    cases = []
+
+    def add(case_id, funcs, exc, names, overrides):
+        for f in funcs:
+            cases.append(pytest.param(f, exc, names, overrides, id=f"{f}-{case_id}"))
+
+    # ---- TypeError: bool / complex / object / str / bytes arrays ----------------------------
+    for kind, make in (
+        ("bool", lambda a: a > 0),
+        ("complex", lambda a: a.astype(np.complex128)),
+        ("object", lambda a: a.astype(object)),
+        ("str", lambda a: a.astype(str)),
+        ("bytes", lambda a: a.astype("S8")),
+    ):
+        add(f"Z-{kind}", Z_FUNCS, TypeError, ("Z",), {"Z": make(Z)})
+        add(f"X-{kind}", X_FUNCS, TypeError, ("X",), {"X": make(X)})
+        add(f"W-{kind}", X_FUNCS, TypeError, ("W",), {"W": make(W)})
+        add(f"b-{kind}", X_FUNCS, TypeError, ("b",), {"b": make(b)})
+        add(
+            f"sample_weight-{kind}",
+            W_FUNCS,
+            TypeError,
+            ("sample_weight",),
+            {"sample_weight": make(w)},
+        )
+    add("Z-strings", Z_FUNCS, TypeError, ("Z",), {"Z": strings})
+    # y: bool labels, bool one-hot, complex, object, strings, 1-D float (not taken as labels).
+    add("y-bool", Y_FUNCS, TypeError, ("y",), {"y": y > 1})
+    add("y-bool-onehot", Y_FUNCS, TypeError, ("y",), {"y": np.eye(K, dtype=bool)[y]})
+    add("y-complex", Y_FUNCS, TypeError, ("y",), {"y": Y.astype(np.complex128)})
+    add("y-object", Y_FUNCS, TypeError, ("y",), {"y": y.astype(object)})
+    add("y-str", Y_FUNCS, TypeError, ("y",), {"y": y.astype(str)})
+    add("y-float-1d", Y_FUNCS, TypeError, ("y",), {"y": y.astype(np.float64)})
+    add("y-float32-1d", Y_FUNCS, TypeError, ("y",), {"y": y.astype(np.float32)})
+    # n_threads: not an int, or a bool.
+    for bad in (1.5, 2.0, "2", True, False, [2]):
+        add(f"n_threads-{bad!r}", ALL_FUNCS, TypeError, ("n_threads",), {"n_threads": bad})
+    # out: not a numpy array.
+    add("out-list", OUT_FUNCS, TypeError, ("out",), {"out": np.zeros((M, K)).tolist()})
+
+    # ---- ValueError: wrong number of dimensions ---------------------------------------------
+    add("Z-1d", Z_FUNCS, ValueError, ("Z",), {"Z": Z[0]})
+    add("Z-0d", Z_FUNCS, ValueError, ("Z",), {"Z": np.float64(1.0)})
+    add("Z-3d", Z_FUNCS, ValueError, ("Z",), {"Z": Z[None]})
+    add("X-1d", X_FUNCS, ValueError, ("X",), {"X": X[0]})
+    add("X-3d", X_FUNCS, ValueError, ("X",), {"X": X[None]})
+    add("W-1d", X_FUNCS, ValueError, ("W",), {"W": W[0]})
+    add("W-3d", X_FUNCS, ValueError, ("W",), {"W": W[None]})
+    add("b-2d", X_FUNCS, ValueError, ("b",), {"b": b[None]})
+    add("b-0d", X_FUNCS, ValueError, ("b",), {"b": np.float64(1.0)})
+    add("y-3d", Y_FUNCS, ValueError, ("y",), {"y": Y[None]})
+    add("y-0d", Y_FUNCS, ValueError, ("y",), {"y": np.int64(1)})
+    add("sample_weight-2d", W_FUNCS, ValueError, ("sample_weight",), {"sample_weight": w[None]})
+
+    # ---- mismatched shapes ------------------------------------------------------------------
+    W_wide = np.ones((K, N + 1))
+    add("X-vs-W", X_FUNCS, ValueError, ("X", "W"), {"W": W_wide})
+    add("y-labels-long", Y_FUNCS, ValueError, ("y",), {"y": np.append(y, 0)})
+    add("y-labels-short", Y_FUNCS, ValueError, ("y",), {"y": y[:-1]})
+    add("y-probs-K", Y_FUNCS, ValueError, ("y",), {"y": np.full((M, K + 1), 1.0 / (K + 1))})
+    add("y-probs-m", Y_FUNCS, ValueError, ("y",), {"y": np.full((M + 1, K), 1.0 / K)})
+    add("b-vs-W", X_FUNCS, ValueError, ("b",), {"b": np.zeros(K + 1)})
+    add("b-vs-W-short", X_FUNCS, ValueError, ("b",), {"b": np.zeros(K - 1)})
+    add(
+        "sample_weight-long",
+        W_FUNCS,
+        ValueError,
+        ("sample_weight",),
+        {"sample_weight": np.ones(M + 1)},
+    )
+    add(
+        "sample_weight-short",
+        W_FUNCS,
+        ValueError,
+        ("sample_weight",),
+        {"sample_weight": np.ones(M - 1)},
+    )
+    add("out-shape-K", OUT_FUNCS, ValueError, ("out",), {"out": np.zeros((M, K + 1))})
+    add("out-shape-m", OUT_FUNCS, ValueError, ("out",), {"out": np.zeros((M + 1, K))})
+    add("out-1d", OUT_FUNCS, ValueError, ("out",), {"out": np.zeros(M * K)})
+    add("out-transposed", OUT_FUNCS, ValueError, ("out",), {"out": np.zeros((K, M))})
+
+    # ---- K = 0 / m = 0 ----------------------------------------------------------------------
+    Z0 = np.zeros((M, 0))
+    add("Z-K0", ("softmax", "log_softmax", "logsumexp"), ValueError, ("Z",), {"Z": Z0})
+    add(
+        "Z-K0",
+        ("cross_entropy", "cross_entropy_grad"),
+        ValueError,
+        ("Z",),
+        {"Z": Z0, "y": np.zeros((M, 0))},
+    )
+    add(
+        "W-K0", ("predict_proba", "predict"), ValueError, ("W",), {"W": np.zeros((0, N)), "b": None}
+    )
+    add(
+        "Z-m0-K0",
+        ("softmax", "log_softmax", "logsumexp"),
+        ValueError,
+        ("Z",),
+        {"Z": np.zeros((0, 0))},
+    )
+    add(
+        "W-m0-K0",
+        ("predict_proba", "predict"),
+        ValueError,
+        ("W",),
+        {"X": np.zeros((0, N)), "W": np.zeros((0, N)), "b": None},
+    )
+    add(
+        "W-K0",
+        ("loss_and_grad",),
+        ValueError,
+        ("W",),
+        {"W": np.zeros((0, N)), "b": None, "y": np.zeros((M, 0))},
+    )
+    add(
+        "Z-m0",
+        ("cross_entropy", "cross_entropy_grad"),
+        ValueError,
+        ("Z", "y"),
+        {"Z": np.zeros((0, K)), "y": np.zeros(0, dtype=np.int64)},
+    )
+    add(
+        "Z-m0-probs",
+        ("cross_entropy", "cross_entropy_grad"),
+        ValueError,
+        ("Z", "y"),
+        {"Z": np.zeros((0, K)), "y": np.zeros((0, K))},
+    )
+    add(
+        "X-m0",
+        ("loss_and_grad",),
+        ValueError,
+        ("X", "y"),
+        {"X": np.zeros((0, N)), "y": np.zeros(0, dtype=np.int64)},
+    )
+
+    # ---- labels outside [0, K) --------------------------------------------------------------
+    for label_id, labels in (
+        ("neg", np.where(np.arange(M) == 2, -1, y)),
+        ("K", np.where(np.arange(M) == 4, K, y)),
+        ("huge", np.where(np.arange(M) == 0, 10**12, y)),
+        ("int8-neg", np.where(np.arange(M) == 1, -1, y).astype(np.int8)),
+        ("uint8-255", np.where(np.arange(M) == 5, 255, y).astype(np.uint8)),
+        ("uint64-max", np.where(np.arange(M) == 3, np.iinfo(np.uint64).max, y).astype(np.uint64)),
+    ):
+        add(f"y-label-{label_id}", Y_FUNCS, ValueError, ("y",), {"y": labels})
+
+    # ---- target probabilities ----------------------------------------------------------------
+    def bad_rows(value_row):
+        T = Y.copy()
+        T[2] = value_row
+        return T
+
+    for t_id, row in (
+        ("negative", [1.5, -0.5, 0.0, 0.0]),
+        ("nan", [np.nan, 0.5, 0.5, 0.0]),
+        ("inf", [np.inf, 0.0, 0.0, 0.0]),
+        ("sum-half", [0.25, 0.25, 0.0, 0.0]),
+        ("sum-two", [1.0, 1.0, 0.0, 0.0]),
+        ("zeros", [0.0, 0.0, 0.0, 0.0]),
+        ("sum-1e-3", [0.501, 0.5, 0.0, 0.0]),
+    ):
+        add(f"y-probs-{t_id}", Y_FUNCS, ValueError, ("y",), {"y": bad_rows(row)})
+
+    # ---- sample weights ----------------------------------------------------------------------
+    for w_id, value in (("negative", -0.5), ("nan", np.nan), ("inf", np.inf), ("-inf", -np.inf)):
+        ww = w.copy()
+        ww[3] = value
+        add(f"sample_weight-{w_id}", W_FUNCS, ValueError, ("sample_weight",), {"sample_weight": ww})
+    add(
+        "sample_weight-zeros",
+        W_FUNCS,
+        ValueError,
+        ("sample_weight",),
+        {"sample_weight": np.zeros(M)},
+    )
+    add(
+        "sample_weight-int-zeros",
+        W_FUNCS,
+        ValueError,
+        ("sample_weight",),
+        {"sample_weight": np.zeros(M, dtype=np.int64)},
+    )
+
+    # ---- out: dtype, read-only ---------------------------------------------------------------
+    add("out-float32", OUT_FUNCS, ValueError, ("out",), {"out": np.zeros((M, K), np.float32)})
+    add("out-int64", OUT_FUNCS, ValueError, ("out",), {"out": np.zeros((M, K), np.int64)})
+    add(
+        "out-float32-for-int-Z",
+        OUT_FUNCS,
+        ValueError,
+        ("out",),
+        {"Z": np.ones((M, K), np.int32), "out": np.zeros((M, K), np.float32)},
+    )
+    add(
+        "out-float64-for-float32-Z",
+        OUT_FUNCS,
+        ValueError,
+        ("out",),
+        {"Z": Z.astype(np.float32), "out": np.zeros((M, K))},
+    )
+    ro = np.zeros((M, K))
+    ro.flags.writeable = False
+    add("out-readonly", OUT_FUNCS, ValueError, ("out",), {"out": ro})
+
+    # ---- n_threads <= 0, unknown reduction, bad alpha ---------------------------------------
+    for bad in (0, -1, -8):
+        add(f"n_threads-{bad}", ALL_FUNCS, ValueError, ("n_threads",), {"n_threads": bad})
+    for bad in ("avg", "MEAN", "", "means"):
+        add(
+            f"reduction-{bad!r}", ("cross_entropy",), ValueError, ("reduction",), {"reduction": bad}
+        )
+    for bad in (-0.1, -np.inf, np.nan, np.inf):
+        add(f"alpha-{bad!r}", ("loss_and_grad",), ValueError, ("alpha",), {"alpha": bad})
+
+    # ---- non-finite W or b -------------------------------------------------------------------
+    for v_id, value in (("nan", np.nan), ("inf", np.inf), ("-inf", -np.inf)):
+        Wb = W.copy()
+        Wb[1, 2] = value
+        add(f"W-{v_id}", X_FUNCS, ValueError, ("W",), {"W": Wb})
+        bb = b.copy()
+        bb[2] = value
+        add(f"b-{v_id}", X_FUNCS, ValueError, ("b",), {"b": bb})
+    return cases
+
+
+@pytest.mark.parametrize(("fname", "exc", "names", "overrides"), _cases())
+def test_bad_input(fname, exc, names, overrides):
+    check_raises(fname, exc, names, overrides, base_data())
+
+
+# ---------------------------------------------------------------------------------------------
+# NaN / +inf logits and all -inf rows: the message names the first offending row
+# ---------------------------------------------------------------------------------------------
+
+
+def _row_pattern(i):
+    return rf"\brow {i}\b"
+
+
+def _z_with(rows, values, dtype, m=M):
+    Z = base_data(dtype, m)["Z"]
+    for r, v in zip(rows, values, strict=True):
+        if v == "all-inf":
+            Z[r] = -np.inf
+        else:
+            Z[r, 1] = v
+    return Z
+
+
+BAD_LOGITS = [("nan", np.nan), ("inf", np.inf), ("all-neginf", "all-inf")]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("kind", "value"), BAD_LOGITS, ids=[k for k, _ in BAD_LOGITS])
+@pytest.mark.parametrize("fname", Z_FUNCS)
+def test_bad_logit_names_row(fname, kind, value, dtype):
+    d = base_data(dtype)
+    Z = _z_with([3], [value], dtype)
+    args, kwargs = build_call(fname, d, {"Z": Z})
+    snap = Snapshot(Z=Z)
+    with pytest.raises(ValueError, match=_row_pattern(3)) as info:
+        getattr(sf, fname)(*args, **kwargs)
+    snap.assert_unchanged()
+    # The message names the argument too.
+    assert re.search(names_pattern("Z"), str(info.value)), str(info.value)
+
+
+@pytest.mark.parametrize("fname", Z_FUNCS)
+def test_first_offending_row_is_named(fname):
+    d = base_data()
+    # rows 2 (all -inf), 3 (NaN) and 5 (+inf) are bad: row 2 is the first.
+    Z = _z_with([5, 3, 2], [np.inf, np.nan, "all-inf"], np.float64)
+    args, kwargs = build_call(fname, d, {"Z": Z})
+    with pytest.raises(ValueError, match=_row_pattern(2)) as info:
+        getattr(sf, fname)(*args, **kwargs)
+    assert not re.search(r"\brow [35]\b", str(info.value)), str(info.value)
+
+
+def test_single_class_minus_inf_row_is_an_error():
+    Z = np.zeros((5, 1))
+    Z[4, 0] = -np.inf
+    for fname in ("softmax", "log_softmax", "logsumexp"):
+        with pytest.raises(ValueError, match=_row_pattern(4)):
+            getattr(sf, fname)(Z)
+    with pytest.raises(ValueError, match=_row_pattern(4)):
+        sf.cross_entropy(Z, np.zeros(5, dtype=np.int64))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 4])
+@pytest.mark.parametrize("fname", Z_FUNCS + X_FUNCS)
+def test_first_offending_row_with_threads(fname, n_threads):
+    # Many rows, several bad ones spread over what each thread would get; row 2400 is first.
+    m = 5000
+    d = base_data(np.float64, m)
+    bad = {"Z": [4700, 2600, 2400, 4999], "X": [4700, 2600, 2400, 4999]}
+    if fname in Z_FUNCS:
+        Z = d["Z"].copy()
+        Z[bad["Z"], 0] = np.nan
+        overrides = {"Z": Z}
+    else:
+        X = d["X"].copy()
+        X[bad["X"], 1] = np.nan
+        overrides = {"X": X}
+    overrides["n_threads"] = n_threads
+    args, kwargs = build_call(fname, d, overrides)
+    with pytest.raises(ValueError, match=_row_pattern(2400)) as info:
+        getattr(sf, fname)(*args, **kwargs)
+    assert not re.search(r"\brow (?:2600|4700|4999)\b", str(info.value)), str(info.value)
+
+
+def _x_cases():
+    d = base_data()
+    X, W = d["X"], d["W"]
+    cases = []
+    Xn = X.copy()
+    Xn[3, 1] = np.nan
+    cases.append(("X-nan", {"X": Xn}))
+    Xi = X.copy()
+    Xi[3, 0] = np.inf
+    cases.append(("X-inf", {"X": Xi}))
+    # Finite X whose logits overflow to +inf inside the kernel.
+    Xo = X.copy()
+    Xo[3] = 1e308
+    cases.append(("X-overflow", {"X": Xo, "W": np.abs(W) + 1.0}))
+    # -inf in X with positive W: every logit of row 3 is -inf.
+    Xm = X.copy()
+    Xm[3, 2] = -np.inf
+    cases.append(("X-all-neginf-logits", {"X": Xm, "W": np.abs(W) + 1.0}))
+    return cases
+
+
+X_CASES = _x_cases()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("case_id", "overrides"), X_CASES, ids=[c for c, _ in X_CASES])
+@pytest.mark.parametrize("fname", X_FUNCS)
+def test_bad_logits_from_x_name_row(fname, case_id, overrides, dtype):
+    d = base_data(dtype)
+    overrides = {k: v.copy() for k, v in overrides.items()}
+    if case_id == "X-overflow" and dtype == np.float32:
+        overrides["X"][3] = 2e38  # times W >= 1, summed over 3 features: > float32 max
+    overrides = {k: v.astype(dtype) for k, v in overrides.items()}
+    args, kwargs = build_call(fname, d, overrides)
+    snap = Snapshot(**overrides)
+    with pytest.raises(ValueError, match=_row_pattern(3)) as info:
+        getattr(sf, fname)(*args, **kwargs)
+    snap.assert_unchanged()
+    assert re.search(names_pattern("X", "W", "b"), str(info.value)), str(info.value)
+
+
+@pytest.mark.parametrize("fname", X_FUNCS)
+def test_bad_x_row_with_sample_weight_and_alpha(fname):
+    d = base_data()
+    X = d["X"].copy()
+    X[4, 0] = np.nan
+    extra = {"alpha": 0.5, "sample_weight": d["w"]} if fname == "loss_and_grad" else {}
+    args, kwargs = build_call(fname, d, {"X": X, **extra})
+    with pytest.raises(ValueError, match=_row_pattern(4)):
+        getattr(sf, fname)(*args, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Other API misuse
+# ---------------------------------------------------------------------------------------------
+
+
+def test_options_are_keyword_only():
+    d = base_data()
+    Z, y, X, W, b = d["Z"], d["y"], d["X"], d["W"], d["b"]
+    with pytest.raises(TypeError):
+        sf.softmax(Z, np.empty_like(Z))
+    with pytest.raises(TypeError):
+        sf.log_softmax(Z, np.empty_like(Z))
+    with pytest.raises(TypeError):
+        sf.logsumexp(Z, 1)
+    with pytest.raises(TypeError):
+        sf.cross_entropy(Z, y, d["w"])
+    with pytest.raises(TypeError):
+        sf.cross_entropy_grad(Z, y, d["w"])
+    with pytest.raises(TypeError):
+        sf.loss_and_grad(X, y, W, b, 0.1)
+    with pytest.raises(TypeError):
+        sf.predict_proba(X, W, b, 1)
+    with pytest.raises(TypeError):
+        sf.predict(X, W, b, 1)
+
+
+def test_in_place_on_read_only_z_is_refused():
+    Z = base_data()["Z"].copy()
+    Z.flags.writeable = False
+    before = Z.copy()
+    for fname in OUT_FUNCS:
+        with pytest.raises(ValueError, match=names_pattern("out")):
+            getattr(sf, fname)(Z, out=Z)
+    np.testing.assert_array_equal(Z, before)
+
+
+def test_target_rows_within_tolerance_are_accepted():
+    d = base_data()
+    Z, Y = d["Z"], d["Y"].copy()
+    # float64: sqrt(eps) ~ 1.5e-8; a relative error of 1e-10 in the row sums is fine.
+    Y *= 1 + 1e-10
+    assert np.isfinite(sf.cross_entropy(Z, Y))
+    # float32 logits: the tolerance is sqrt(eps32) ~ 3.5e-4; float32-rounded rows are fine.
+    assert np.isfinite(sf.cross_entropy(Z.astype(np.float32), Y.astype(np.float32)))
+
+
+def test_errors_do_not_break_later_calls():
+    # A failing call must leave the module usable (no leaked state, no crash).
+    d = base_data()
+    Z = d["Z"].copy()
+    Z[1, 1] = np.nan
+    for _ in range(3):
+        with pytest.raises(ValueError):
+            sf.softmax(Z, n_threads=2)
+        with pytest.raises(ValueError):
+            sf.loss_and_grad(d["X"], np.full(M, K), d["W"], d["b"], n_threads=2)
+    P = sf.softmax(d["Z"], n_threads=2)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-12)
