@@ -7,7 +7,8 @@ OpenMP policy
 * Where the probe fails the extension is built serially and a loud warning is printed;
   ``SOFTMAX_FAST_REQUIRE_OPENMP=1`` turns that into a build error.
 
-Flags are portable (``-O3 -fno-trapping-math``, IEEE-exact): never ``-march=native`` nor ``-ffast-math`` by default.
+Flags are portable (``-O3 -fno-trapping-math``, IEEE-exact): never ``-march=native`` nor
+``-ffast-math`` by default.
 ``SOFTMAX_FAST_EXTRA_CFLAGS`` (space separated) is an opt-in for local experiments.
 """
 

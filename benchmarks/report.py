@@ -33,7 +33,7 @@ def floors(benchmarks):
     """Floor seconds per group name, from the 'floor probes' group of the same run."""
     probes = {_param(b, "probe"): _median(b) for b in benchmarks if b["group"] == "floor probes"}
     result = {}
-    for dtype, itemsize in (("float64", 8), ("float32", 4)):
+    for dtype in ("float64", "float32"):
         gemm = probes.get(f"gemm 2000^3 {dtype}")
         read_x = probes.get(f"read X 200000x100 {dtype}")
         if gemm is None:
@@ -87,8 +87,10 @@ def table(benchmarks, baseline="reference"):
     probes = groups.get("floor probes", [])
     if probes:
         lines.append("")
-        lines.append("Floor probes (same run, all threads): " + "; ".join(
-            f"{_param(b, 'probe')} {_median(b) * 1e3:.2f} ms" for b in probes))
+        lines.append(
+            "Floor probes (same run, all threads): "
+            + "; ".join(f"{_param(b, 'probe')} {_median(b) * 1e3:.2f} ms" for b in probes)
+        )
     return "\n".join(lines + [""] + notes)
 
 
@@ -100,8 +102,10 @@ def main(argv=None):
         data = json.load(f)
     machine = data.get("machine_info", {})
     cpu = machine.get("cpu", {}).get("brand_raw", "unknown CPU")
-    print(f"Machine: {cpu}, {machine.get('cpu', {}).get('count', '?')} logical CPUs, "
-          f"Python {machine.get('python_version', '?')}; run {data.get('datetime', '')}\n")
+    print(
+        f"Machine: {cpu}, {machine.get('cpu', {}).get('count', '?')} logical CPUs, "
+        f"Python {machine.get('python_version', '?')}; run {data.get('datetime', '')}\n"
+    )
     print(table(data["benchmarks"]))
 
 

@@ -8,7 +8,8 @@ floors of RESULTS.md are computed from: reading X once, copying Z, and the machi
 Workflow (see RESULTS.md):
     pytest benchmarks --benchmark-only --benchmark-autosave          # save a baseline
     pytest benchmarks --benchmark-only --benchmark-compare           # compare a later commit
-    pytest benchmarks --benchmark-only --benchmark-json=run.json && python benchmarks/report.py run.json
+    pytest benchmarks --benchmark-only --benchmark-json=run.json
+    python benchmarks/report.py run.json
 """
 
 import numpy as np
@@ -107,8 +108,14 @@ def test_cross_entropy_grad(benchmark, scaled, rng, impl):
 
 
 @pytest.mark.parametrize(
-    "probe", ["read X 200000x100 float64", "read X 200000x100 float32", "copy Z 1000000x10",
-              "gemm 2000^3 float64", "gemm 2000^3 float32"]
+    "probe",
+    [
+        "read X 200000x100 float64",
+        "read X 200000x100 float32",
+        "copy Z 1000000x10",
+        "gemm 2000^3 float64",
+        "gemm 2000^3 float32",
+    ],
 )
 def test_floor(benchmark, quick, scaled, rng, probe):
     """What the floors are computed from: memory traffic and the GEMM rate (all threads)."""

@@ -15,7 +15,8 @@ def get_config():
     dict with keys
         ``version``; ``openmp`` (compiled with OpenMP); ``max_threads`` (what ``n_threads=None``
         resolves to now: available cores capped by OMP_NUM_THREADS / threadpoolctl);
-        ``available_cpus``; ``simd_exp`` (how the vectorized exp is dispatched); ``python``;
+        ``available_cpus``; ``simd_exp`` (how the vectorized exp is dispatched); ``small_gemm``
+        (the AVX2+FMA tile micro-kernels are in use on this CPU); ``python``;
         ``blas`` (the BLAS libraries threadpoolctl sees, with their thread counts).
     """
     try:
@@ -34,6 +35,7 @@ def get_config():
         "max_threads": effective_n_threads(None),
         "available_cpus": available_cpus(),
         "simd_exp": _kernels.simd_exp_dispatch(),
+        "small_gemm": _kernels.small_gemm_available(),
         "python": sys.version.split()[0],
         "blas": blas,
     }
@@ -46,6 +48,9 @@ def show_config():
     print(f"  OpenMP compiled in : {config['openmp']}")
     print(f"  threads (None)     : {config['max_threads']} of {config['available_cpus']} CPUs")
     print(f"  vectorized exp     : {config['simd_exp']}")
+    print(f"  small-K micro-GEMM : {config['small_gemm']}")
     for lib in config["blas"]:
-        print(f"  BLAS               : {lib['internal_api']} {lib['version']} "
-              f"({lib['num_threads']} threads) {lib['filepath']}")
+        print(
+            f"  BLAS               : {lib['internal_api']} {lib['version']} "
+            f"({lib['num_threads']} threads) {lib['filepath']}"
+        )

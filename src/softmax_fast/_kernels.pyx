@@ -79,7 +79,7 @@ def openmp_enabled():
 
 
 def openmp_max_threads():
-    """omp_get_max_threads(): honours OMP_NUM_THREADS and threadpoolctl limits (1 without OpenMP)."""
+    """omp_get_max_threads(): honours OMP_NUM_THREADS and threadpoolctl (1 without OpenMP)."""
     return sf_omp_get_max_threads()
 
 
@@ -101,6 +101,11 @@ def simd_exp_dispatch():
 def small_gemm_available():
     """True when the AVX2+FMA small-K GEMM micro-kernels are compiled in and this CPU runs them."""
     return bool(_CPU_SMALL_GEMM)
+
+
+def small_gemm_max_k(bint single_precision):
+    """Largest number of classes the micro-kernels take (float32 or float64)."""
+    return SF_SMALL_GEMM_MAX_K_F if single_precision else SF_SMALL_GEMM_MAX_K_D
 
 
 def vexp(floating[::1] x):
@@ -229,8 +234,8 @@ def softmax_rows(const floating[:, ::1] Z, floating[::1] out, int mode, int n_th
     cdef Py_ssize_t block = max(1, BLOCK_VALUES // K)
     cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t>n_threads, (m + block - 1) // block))
     dtype = np.float64 if floating is double else np.float32
-    cdef floating[:, ::1] scratch = np.empty((n_chunks, block * K), dtype=dtype)
-    cdef floating[:, ::1] row_max = np.empty((n_chunks, block), dtype=dtype)
+    cdef floating[:, ::1] scratch = _chunk_buffers(n_chunks, block * K, dtype)
+    cdef floating[:, ::1] row_max = _chunk_buffers(n_chunks, block, dtype)
     cdef intp_t[::1] bad = np.full(n_chunks, -1, dtype=np.intp)
     cdef Py_ssize_t c
     for c in prange(n_chunks, nogil=True, schedule="static", chunksize=1, num_threads=n_threads):
@@ -343,10 +348,10 @@ def cross_entropy(const floating[:, ::1] Z, const intp_t[::1] labels, const floa
     cdef Py_ssize_t block = max(1, BLOCK_VALUES // K)
     cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t>n_threads, (m + block - 1) // block))
     dtype = np.float64 if floating is double else np.float32
-    cdef floating[:, ::1] scratch = np.empty((n_chunks, block * K), dtype=dtype)
-    cdef floating[:, ::1] row_max = np.empty((n_chunks, block), dtype=dtype)
-    cdef double[:, ::1] loss_term = np.empty((n_chunks, 2 * block), dtype=np.float64)
-    cdef double[::1] loss_sums = np.zeros(n_chunks, dtype=np.float64)
+    cdef floating[:, ::1] scratch = _chunk_buffers(n_chunks, block * K, dtype)
+    cdef floating[:, ::1] row_max = _chunk_buffers(n_chunks, block, dtype)
+    cdef double[:, ::1] loss_term = _chunk_buffers(n_chunks, 2 * block, np.float64)
+    cdef double[:, ::1] loss_sums = _chunk_buffers(n_chunks, 1, np.float64, zero=True)
     cdef intp_t[::1] bad = np.full(n_chunks, -1, dtype=np.intp)
     cdef const intp_t *p_labels = &labels[0] if labels is not None else NULL
     cdef const floating *p_Y = &Y[0, 0] if Y is not None else NULL
@@ -357,16 +362,17 @@ def cross_entropy(const floating[:, ::1] Z, const intp_t[::1] labels, const floa
     for c in prange(n_chunks, nogil=True, schedule="static", chunksize=1, num_threads=n_threads):
         bad[c] = _cross_entropy_chunk(
             &Z[0, 0], p_labels, p_Y, p_sw, grad_scale, p_row_loss, p_dZ, &scratch[c, 0],
-            &row_max[c, 0], &loss_term[c, 0], &loss_sums[c],
+            &row_max[c, 0], &loss_term[c, 0], &loss_sums[c, 0],
             _chunk_start(m, n_chunks, c), _chunk_start(m, n_chunks, c + 1), K, block)
     return _first_bad(bad), _ordered_sum(loss_sums)
 
 
-cdef double _ordered_sum(double[::1] parts):
+cdef double _ordered_sum(double[:, ::1] parts):
+    """parts[0, 0] + parts[1, 0] + ... in chunk order (deterministic)."""
     cdef double total = 0.0
     cdef Py_ssize_t c
     for c in range(parts.shape[0]):
-        total += parts[c]
+        total += parts[c, 0]
     return total
 
 
@@ -424,7 +430,8 @@ cdef inline void _tile_grad_product(const floating *Gt, const floating *X, float
         else:
             sf_small_gtx_f(Gt, X, acc, nt, n, K, accumulate)
     elif floating is double:
-        dgemm("N", "N", &bm, &bn, &bk, &one, <double *>X, &ldx, <double *>Gt, &ldg, &beta, acc, &lda)
+        dgemm("N", "N", &bm, &bn, &bk, &one, <double *>X, &ldx, <double *>Gt, &ldg, &beta, acc,
+              &lda)
     else:
         sgemm("N", "N", &bm, &bn, &bk, &one, <float *>X, &ldx, <float *>Gt, &ldg, &beta, acc, &lda)
 
@@ -492,7 +499,6 @@ cdef Py_ssize_t _loss_grad_chunk(
     """
     cdef Py_ssize_t t0, nt, i, k, bad
     cdef double total = 0.0, w, y_ik
-    cdef floating *Yt_row
     t0 = r0
     while t0 < r1:
         nt = min(tile, r1 - t0)
@@ -565,16 +571,17 @@ def loss_and_grad(const floating[:, ::1] X, const intp_t[::1] labels, const floa
     cdef Py_ssize_t tile = max(1, tile_rows)
     cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t>n_threads, (m + tile - 1) // tile))
     dtype = np.float64 if floating is double else np.float32
-    cdef floating[:, ::1] Zt = np.empty((n_chunks, tile * K), dtype=dtype)
-    cdef floating[:, ::1] row_max = np.empty((n_chunks, tile), dtype=dtype)
-    cdef floating[:, ::1] row_coef = np.empty((n_chunks, tile), dtype=dtype)
-    cdef double[:, ::1] per_row = np.empty((n_chunks, 4 * tile), dtype=np.float64)
-    cdef double[:, ::1] db_acc = np.zeros((n_chunks, K * tile), dtype=np.float64)
-    cdef floating[:, ::1] tile_acc = np.empty(
-        (n_chunks, 1 if floating is double else K * n + 1), dtype=dtype)
-    # One (K, n) row-major gradient per chunk, flat (+1 keeps &dW_parts[c, 0] valid when n == 0).
-    cdef double[:, ::1] dW_parts = np.zeros((n_chunks, K * n + 1), dtype=np.float64)
-    cdef double[::1] loss_sums = np.zeros(n_chunks, dtype=np.float64)
+    cdef floating[:, ::1] Zt = _chunk_buffers(n_chunks, tile * K, dtype)
+    cdef floating[:, ::1] row_max = _chunk_buffers(n_chunks, tile, dtype)
+    cdef floating[:, ::1] row_coef = _chunk_buffers(n_chunks, tile, dtype)
+    cdef double[:, ::1] per_row = _chunk_buffers(n_chunks, 4 * tile, np.float64)
+    cdef double[:, ::1] db_acc = _chunk_buffers(n_chunks, K * tile, np.float64, zero=True)
+    cdef floating[:, ::1] tile_acc = _chunk_buffers(n_chunks, 0 if floating is double else K * n,
+                                                    dtype)
+    # One (K, n) row-major gradient per chunk, flat (the padding keeps &dW_parts[c, 0] valid
+    # when n == 0).
+    cdef double[:, ::1] dW_parts = _chunk_buffers(n_chunks, K * n, np.float64, zero=True)
+    cdef double[:, ::1] loss_sums = _chunk_buffers(n_chunks, 1, np.float64, zero=True)
     cdef intp_t[::1] bad = np.full(n_chunks, -1, dtype=np.intp)
     cdef const intp_t *p_labels = &labels[0] if labels is not None else NULL
     cdef const floating *p_Y = &Y[0, 0] if Y is not None else NULL
@@ -593,14 +600,15 @@ def loss_and_grad(const floating[:, ::1] X, const intp_t[::1] labels, const floa
         bad[c] = _loss_grad_chunk(
             &X[0, 0], p_labels, p_Y, &W[0, 0], p_Wt, p_b, p_sw, grad_scale, &Zt[c, 0],
             &row_max[c, 0], &row_coef[c, 0], ws, &tile_acc[c, 0], &dW_parts[c, 0],
-            &loss_sums[c], _chunk_start(m, n_chunks, c), _chunk_start(m, n_chunks, c + 1),
+            &loss_sums[c, 0], _chunk_start(m, n_chunks, c), _chunk_start(m, n_chunks, c + 1),
             n, K, tile)
     first_bad = _first_bad(bad)
     dW = _ordered_rows_sum(np.asarray(dW_parts)[:, :K * n]).reshape(K, n)
     db = None
     if b is not None:
         # Each chunk's db is the sum of its K x tile running sums along the tile (fixed order).
-        db = _ordered_rows_sum(np.asarray(db_acc).reshape(n_chunks, K, tile).sum(axis=2))
+        db = _ordered_rows_sum(
+            np.asarray(db_acc)[:, :K * tile].reshape(n_chunks, K, tile).sum(axis=2))
     return first_bad, _ordered_sum(loss_sums), dW, db
 
 
@@ -615,6 +623,14 @@ cdef object _small_gemm_wt(const floating[:, ::1] W, bint wanted):
                   dtype=np.float64 if floating is double else np.float32)
     Wt[:, :K] = np.asarray(W).T
     return Wt
+
+
+cdef object _chunk_buffers(Py_ssize_t n_chunks, Py_ssize_t size, dtype, bint zero=False):
+    """(n_chunks, size + pad) work space, one row a chunk (thread); the padding keeps the rows'
+    used parts on different cache lines (no false sharing between threads)."""
+    cdef Py_ssize_t pad = 128 // np.dtype(dtype).itemsize
+    make = np.zeros if zero else np.empty
+    return make((n_chunks, size + pad), dtype=dtype)
 
 
 cdef object _ordered_rows_sum(object parts):
@@ -685,9 +701,9 @@ def predict(const floating[:, ::1] X, const floating[:, ::1] W, const floating[:
     cdef Py_ssize_t tile = max(1, tile_rows)
     cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t>n_threads, (m + tile - 1) // tile))
     dtype = np.float64 if floating is double else np.float32
-    cdef floating[:, ::1] Zt = np.empty((n_chunks, tile * K), dtype=dtype)
-    cdef floating[:, ::1] row_max = np.empty((n_chunks, tile), dtype=dtype)
-    cdef double[:, ::1] row_sum = np.empty((n_chunks, tile), dtype=np.float64)
+    cdef floating[:, ::1] Zt = _chunk_buffers(n_chunks, tile * K, dtype)
+    cdef floating[:, ::1] row_max = _chunk_buffers(n_chunks, tile, dtype)
+    cdef double[:, ::1] row_sum = _chunk_buffers(n_chunks, tile, np.float64)
     cdef intp_t[::1] bad = np.full(n_chunks, -1, dtype=np.intp)
     cdef const floating *p_b = &b[0] if b is not None else NULL
     cdef floating *p_proba = &proba[0, 0] if proba is not None else NULL

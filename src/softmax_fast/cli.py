@@ -1,8 +1,8 @@
 """The ``softmax-fast`` command.
 
-    softmax-fast info            build and runtime configuration (OpenMP, threads, BLAS)
-    softmax-fast demo [--quick]  train softmax regression with L-BFGS on the fused kernel and on
-                                 the NumPy reference, same data, same solver; print both
+softmax-fast info            build and runtime configuration (OpenMP, threads, BLAS)
+softmax-fast demo [--quick]  train softmax regression with L-BFGS on the fused kernel and on
+                             the NumPy reference, same data, same solver; print both
 """
 
 import argparse
@@ -34,8 +34,13 @@ def _fit_lbfgs(objective, n, K, max_iter):
         return loss, np.concatenate([dW.ravel(), db])
 
     start = time.perf_counter()
-    res = minimize(fun, np.zeros(K * (n + 1)), jac=True, method="L-BFGS-B",
-                   options={"maxiter": max_iter, "gtol": 1e-8})
+    res = minimize(
+        fun,
+        np.zeros(K * (n + 1)),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_iter, "gtol": 1e-8},
+    )
     seconds = time.perf_counter() - start
     return res.x[: K * n].reshape(K, n), res.x[K * n :], res, seconds
 
@@ -49,8 +54,11 @@ def demo(quick=False, out=sys.stdout):
     X, y = _synthetic_problem(m, n, K)
     m_train = int(0.8 * m)
     Xtr, ytr, Xte, yte = X[:m_train], y[:m_train], X[m_train:], y[m_train:]
-    print(f"softmax regression, {m_train:,} x {n} training rows, K = {K}, alpha = {alpha}, "
-          f"L-BFGS-B ({max_iter} iterations at most)", file=out)
+    print(
+        f"softmax regression, {m_train:,} x {n} training rows, K = {K}, alpha = {alpha}, "
+        f"L-BFGS-B ({max_iter} iterations at most)",
+        file=out,
+    )
     rows = []
     for name, objective in (
         ("softmax_fast", lambda W, b: sf.loss_and_grad(Xtr, ytr, W, b, alpha=alpha)),
@@ -62,8 +70,11 @@ def demo(quick=False, out=sys.stdout):
     print(f"{'':16} {'time (s)':>9} {'evals':>6} {'objective':>12} {'test accuracy':>14}", file=out)
     for name, seconds, nfev, fun, accuracy in rows:
         print(f"{name:16} {seconds:9.2f} {nfev:6d} {fun:12.6f} {accuracy:14.4f}", file=out)
-    print(f"softmax_fast is {rows[1][1] / rows[0][1]:.1f}x faster than the NumPy reference "
-          f"(same solver, same data).", file=out)
+    print(
+        f"softmax_fast is {rows[1][1] / rows[0][1]:.1f}x faster than the NumPy reference "
+        f"(same solver, same data).",
+        file=out,
+    )
     return rows
 
 

@@ -44,13 +44,27 @@ _REDUCTIONS = ("mean", "sum", "none")
 _TILE_BYTES = 256 * 1024
 _MIN_TILE_ROWS, _MAX_TILE_ROWS = 64, 1024
 
+# The tile products use the AVX2+FMA micro-kernels where the CPU has them and K is small; tests
+# set this to False to check the BLAS path on the same inputs.
+_USE_SMALL_GEMM = True
+
 _blas_controller = None
 
 
-def _blas_threads_for(n_threads, m, tile):
-    """Context keeping BLAS to one thread while several OpenMP threads call it on tiles."""
+def _uses_small_gemm(n, K, dtype):
+    return (
+        _USE_SMALL_GEMM
+        and n > 0
+        and _kernels.small_gemm_available()
+        and K <= _kernels.small_gemm_max_k(dtype == np.float32)
+    )
+
+
+def _blas_threads_for(n_threads, m, tile, n, K, dtype):
+    """Context keeping BLAS to one thread while several OpenMP threads call it on tiles
+    (nothing to do when the micro-kernels, not BLAS, do the tile products)."""
     global _blas_controller
-    if n_threads == 1 or m <= tile:
+    if n_threads == 1 or m <= tile or _uses_small_gemm(n, K, dtype):
         return nullcontext()
     if _blas_controller is None:
         _blas_controller = ThreadpoolController()
@@ -74,15 +88,18 @@ def _describe_bad_logits(z):
 
 
 def _raise_bad_row(Z, row, name="Z"):
-    raise ValueError(f"{name}: row {row} {_describe_bad_logits(Z[row])}; logits must be finite or -inf")
+    raise ValueError(
+        f"{name}: row {row} {_describe_bad_logits(Z[row])}; logits must be finite or -inf"
+    )
 
 
 def _raise_bad_linear_row(X, W, b, row):
     if not np.all(np.isfinite(X[row])):
         raise ValueError(f"X: row {row} contains NaN or infinity")
-    z = X[row].astype(np.float64) @ W.T.astype(np.float64)
-    if b is not None:
-        z = z + b
+    with np.errstate(over="ignore", invalid="ignore"):  # describing the overflow, not causing it
+        z = X[row].astype(np.float64) @ W.T.astype(np.float64)
+        if b is not None:
+            z = z + b
     raise ValueError(
         f"X: the logits X @ W.T + b of row {row} are not finite: the row {_describe_bad_logits(z)}"
     )
@@ -275,9 +292,10 @@ def loss_and_grad(X, y, W, b=None, *, alpha=0.0, sample_weight=None, n_threads=N
     w, w_total = check_sample_weight(sample_weight, m)
     nt = effective_n_threads(n_threads)
     tile = _tile_rows(Xc.shape[1], Wc.shape[0], Xc.itemsize)
-    with _blas_threads_for(nt, m, tile):
+    n, K = Wc.shape[1], Wc.shape[0]
+    with _blas_threads_for(nt, m, tile, n, K, Xc.dtype):
         bad, total, dW, db = _kernels.loss_and_grad(
-            Xc, labels, Y, Wc, bc, w, 1.0 / w_total, tile, nt
+            Xc, labels, Y, Wc, bc, w, 1.0 / w_total, tile, nt, _USE_SMALL_GEMM
         )
     if bad >= 0:
         _raise_bad_linear_row(Xc, Wc, bc, bad)
@@ -296,8 +314,8 @@ def _linear_predict(X, W, b, n_threads, want_proba):
     tile = _tile_rows(Xc.shape[1], K, Xc.itemsize)
     proba = np.empty((m, K), dtype=Xc.dtype) if want_proba else None
     labels = None if want_proba else np.empty(m, dtype=np.intp)
-    with _blas_threads_for(nt, m, tile):
-        bad = _kernels.predict(Xc, Wc, bc, proba, labels, tile, nt)
+    with _blas_threads_for(nt, m, tile, Xc.shape[1], K, Xc.dtype):
+        bad = _kernels.predict(Xc, Wc, bc, proba, labels, tile, nt, _USE_SMALL_GEMM)
     if bad >= 0:
         _raise_bad_linear_row(Xc, Wc, bc, bad)
     return proba if want_proba else labels

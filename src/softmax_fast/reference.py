@@ -20,7 +20,8 @@ The maths::
     CE(z, y)          = -sum_k y_k log_softmax(z)_k          (y one-hot, soft, or an index)
     dCE/dz            = softmax(z) - y
     J(W, b)           = sum_i w_i CE(W x_i + b, y_i) / sum_i w_i + alpha/2 ||W||_F^2
-    dJ/dW             = (A - Y)^T diag(w) X / sum(w) + alpha W,   dJ/db = sum_i w_i (a_i - y_i) / sum(w)
+    dJ/dW             = (A - Y)^T diag(w) X / sum(w) + alpha W
+    dJ/db             = sum_i w_i (a_i - y_i) / sum(w)
 """
 
 import numpy as np
@@ -128,7 +129,8 @@ def loss_and_grad(X, y, W, b=None, alpha=0.0, sample_weight=None):
     if b is not None:
         Z += np.asarray(b, dtype=X.dtype)
     w = _weights(sample_weight, X.shape[0])
-    loss = cross_entropy(Z, y, sample_weight) + 0.5 * alpha * float(np.sum(W.astype(np.float64) ** 2))
+    penalty = 0.5 * alpha * float(np.sum(W.astype(np.float64) ** 2))
+    loss = cross_entropy(Z, y, sample_weight) + penalty
     G = (softmax(Z) - _targets(y, W.shape[0], X.dtype)) * (w / w.sum())[:, None].astype(X.dtype)
     dW = G.T @ X + alpha * W
     db = G.sum(axis=0) if b is not None else None
