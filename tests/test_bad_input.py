@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import Snapshot
+from kernel_test_helpers import Snapshot
 
 import softmax_fast as sf
 

@@ -7,7 +7,7 @@ upcast), and results are compared with the dtype's tolerance scaled by the size 
 
 import numpy as np
 import pytest
-from conftest import (
+from kernel_test_helpers import (
     FLOATS,
     LAYOUTS,
     Snapshot,

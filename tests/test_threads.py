@@ -9,7 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import random_labels, random_logits, random_problem, random_weights, soft_targets
+from kernel_test_helpers import (
+    random_labels,
+    random_logits,
+    random_problem,
+    random_weights,
+    soft_targets,
+)
 
 import softmax_fast as sf
 
