@@ -4,11 +4,12 @@
 
 Design note
 -----------
-* Threads split the rows into ``n_chunks`` contiguous chunks (``prange`` over chunks, one chunk a
-  thread).  Every chunk owns its scratch buffers and its partial sums, allocated by NumPy before
-  the GIL is released, so the extra memory never depends on m, and results depend only on
-  (m, n_chunks): repeated calls with the same thread count are bit-identical.  Partial sums are
-  added in chunk order after the parallel region.
+* Threads split the rows into ``n_chunks`` contiguous chunks (``prange`` over chunks, a few a
+  thread, scheduled dynamically so that a slowed-down core does not hold the call back).  Every
+  chunk owns its scratch buffers and its partial sums, allocated by NumPy before the GIL is
+  released, so the extra memory never depends on m, and results depend only on (m, n_chunks),
+  not on which thread ran which chunk: repeated calls with the same thread count are
+  bit-identical.  Partial sums are added in chunk order after the parallel region.
 * Rows are processed in blocks: shifted logits z - max of a whole block go into a flat scratch
   buffer, one vectorized ``exp`` runs over it (``_sfmath.h``: branch-free, ~1 ulp), then per-row
   sums (in float64, also for float32 data) normalize it.  One ``exp`` per logit, no ``log`` per
@@ -69,6 +70,8 @@ cdef bint _CPU_SMALL_GEMM = SF_HAVE_SMALL_GEMM and sf_cpu_has_avx2_fma()
 cdef enum:
     # Rows of a block whose shifted logits share one flat exp call: about 4096 values (32 KiB f64).
     BLOCK_VALUES = 4096
+    # Row chunks a thread with several threads (dynamic schedule; see _n_chunks).
+    CHUNKS_PER_THREAD = 4
 
 
 # ----------------------------------------------------------------------------- introspection
@@ -187,6 +190,22 @@ cdef inline Py_ssize_t _chunk_start(Py_ssize_t m, Py_ssize_t n_chunks, Py_ssize_
     return (m * c) // n_chunks
 
 
+cdef Py_ssize_t _n_chunks(Py_ssize_t m, Py_ssize_t rows_per_step, int n_threads,
+                          Py_ssize_t accumulator_size):
+    """How many row chunks a call splits m rows into: a function of the arguments only, so that
+    results are reproducible for a given thread count whichever thread runs which chunk.
+
+    One thread: one chunk.  Several: CHUNKS_PER_THREAD chunks a thread, handed out dynamically,
+    so that a thread slowed down by the machine (a busy core, a noisy neighbour) does not hold
+    the whole call back -- unless each chunk would carry a large accumulator (K * n of the fused
+    gradient), where one chunk a thread keeps the extra memory small.  Never more chunks than
+    steps of ``rows_per_step`` rows.
+    """
+    cdef Py_ssize_t per_thread = CHUNKS_PER_THREAD if accumulator_size <= 65536 else 1
+    cdef Py_ssize_t wanted = 1 if n_threads <= 1 else n_threads * per_thread
+    return max(1, min(wanted, (m + rows_per_step - 1) // rows_per_step))
+
+
 # ----------------------------------------------------------------------------- softmax family
 
 cdef Py_ssize_t _softmax_chunk(const floating *Z, floating *out, floating *scratch,
@@ -232,13 +251,13 @@ def softmax_rows(const floating[:, ::1] Z, floating[::1] out, int mode, int n_th
     if m == 0 or K == 0:
         return -1
     cdef Py_ssize_t block = max(1, BLOCK_VALUES // K)
-    cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t>n_threads, (m + block - 1) // block))
+    cdef Py_ssize_t n_chunks = _n_chunks(m, block, n_threads, 0)
     dtype = np.float64 if floating is double else np.float32
     cdef floating[:, ::1] scratch = _chunk_buffers(n_chunks, block * K, dtype)
     cdef floating[:, ::1] row_max = _chunk_buffers(n_chunks, block, dtype)
     cdef intp_t[::1] bad = np.full(n_chunks, -1, dtype=np.intp)
     cdef Py_ssize_t c
-    for c in prange(n_chunks, nogil=True, schedule="static", chunksize=1, num_threads=n_threads):
+    for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=n_threads):
         bad[c] = _softmax_chunk(&Z[0, 0], &out[0], &scratch[c, 0], &row_max[c, 0],
                                 _chunk_start(m, n_chunks, c), _chunk_start(m, n_chunks, c + 1),
                                 K, block, mode)
@@ -346,7 +365,7 @@ def cross_entropy(const floating[:, ::1] Z, const intp_t[::1] labels, const floa
     """
     cdef Py_ssize_t m = Z.shape[0], K = Z.shape[1]
     cdef Py_ssize_t block = max(1, BLOCK_VALUES // K)
-    cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t>n_threads, (m + block - 1) // block))
+    cdef Py_ssize_t n_chunks = _n_chunks(m, block, n_threads, 0)
     dtype = np.float64 if floating is double else np.float32
     cdef floating[:, ::1] scratch = _chunk_buffers(n_chunks, block * K, dtype)
     cdef floating[:, ::1] row_max = _chunk_buffers(n_chunks, block, dtype)
@@ -359,7 +378,7 @@ def cross_entropy(const floating[:, ::1] Z, const intp_t[::1] labels, const floa
     cdef double *p_row_loss = &row_loss[0] if row_loss is not None else NULL
     cdef floating *p_dZ = &dZ[0, 0] if dZ is not None else NULL
     cdef Py_ssize_t c
-    for c in prange(n_chunks, nogil=True, schedule="static", chunksize=1, num_threads=n_threads):
+    for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=n_threads):
         bad[c] = _cross_entropy_chunk(
             &Z[0, 0], p_labels, p_Y, p_sw, grad_scale, p_row_loss, p_dZ, &scratch[c, 0],
             &row_max[c, 0], &loss_term[c, 0], &loss_sums[c, 0],
@@ -569,7 +588,7 @@ def loss_and_grad(const floating[:, ::1] X, const intp_t[::1] labels, const floa
     if m == 0 or K == 0:
         raise ValueError("loss_and_grad needs m > 0 and K > 0")
     cdef Py_ssize_t tile = max(1, tile_rows)
-    cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t>n_threads, (m + tile - 1) // tile))
+    cdef Py_ssize_t n_chunks = _n_chunks(m, tile, n_threads, K * n)
     dtype = np.float64 if floating is double else np.float32
     cdef floating[:, ::1] Zt = _chunk_buffers(n_chunks, tile * K, dtype)
     cdef floating[:, ::1] row_max = _chunk_buffers(n_chunks, tile, dtype)
@@ -591,7 +610,7 @@ def loss_and_grad(const floating[:, ::1] X, const intp_t[::1] labels, const floa
     cdef const floating *p_Wt = &Wt[0, 0] if Wt is not None else NULL
     cdef TileScratch ws
     cdef Py_ssize_t c
-    for c in prange(n_chunks, nogil=True, schedule="static", chunksize=1, num_threads=n_threads):
+    for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=n_threads):
         ws.target_dot = &per_row[c, 0]
         ws.target_sum = &per_row[c, tile]
         ws.row_sum = &per_row[c, 2 * tile]
@@ -699,7 +718,7 @@ def predict(const floating[:, ::1] X, const floating[:, ::1] W, const floating[:
     if m == 0 or K == 0:
         return -1
     cdef Py_ssize_t tile = max(1, tile_rows)
-    cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t>n_threads, (m + tile - 1) // tile))
+    cdef Py_ssize_t n_chunks = _n_chunks(m, tile, n_threads, 0)
     dtype = np.float64 if floating is double else np.float32
     cdef floating[:, ::1] Zt = _chunk_buffers(n_chunks, tile * K, dtype)
     cdef floating[:, ::1] row_max = _chunk_buffers(n_chunks, tile, dtype)
@@ -711,7 +730,7 @@ def predict(const floating[:, ::1] X, const floating[:, ::1] W, const floating[:
     cdef floating[:, ::1] Wt = _small_gemm_wt(W, small_gemm)
     cdef const floating *p_Wt = &Wt[0, 0] if Wt is not None else NULL
     cdef Py_ssize_t c
-    for c in prange(n_chunks, nogil=True, schedule="static", chunksize=1, num_threads=n_threads):
+    for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=n_threads):
         bad[c] = _predict_chunk(&X[0, 0], &W[0, 0], p_Wt, p_b, p_proba, p_labels, &Zt[c, 0],
                                 &row_max[c, 0], &row_sum[c, 0], _chunk_start(m, n_chunks, c),
                                 _chunk_start(m, n_chunks, c + 1), n, K, tile)

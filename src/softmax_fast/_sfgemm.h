@@ -18,6 +18,11 @@
 #define SF_HAVE_SMALL_GEMM 1
 #include <immintrin.h>
 
+/* How many row blocks ahead the logits kernel prefetches X (see _sfgemm_impl.h). */
+#ifndef SF_PREFETCH_BLOCKS
+#define SF_PREFETCH_BLOCKS 1
+#endif
+
 static int sf_cpu_has_avx2_fma(void)
 {
     __builtin_cpu_init();

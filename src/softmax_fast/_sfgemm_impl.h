@@ -26,7 +26,7 @@ void SFG(xwt_rows)(const SFG_T *X, Py_ssize_t n, const SFG_T *Wt, SFG_T *Zt, Py_
         /* X streams from memory here (the first touch of the tile): prefetch this cache line
            of the next R rows.  Measured: 25-40% faster than leaving it to the hardware. */
         for (int r = 0; r < R; r++)
-            _mm_prefetch((const char *)(X + (r + R) * n + j0), _MM_HINT_T0);
+            _mm_prefetch((const char *)(X + (r + SF_PREFETCH_BLOCKS * R) * n + j0), _MM_HINT_T0);
         Py_ssize_t j1 = j0 + line < n ? j0 + line : n;
         for (Py_ssize_t j = j0; j < j1; j++) {
             SFG_V w[4];
