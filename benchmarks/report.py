@@ -1,7 +1,10 @@
 """Turn a saved pytest-benchmark run into the ratio table of benchmarks/RESULTS.md.
 
     pytest benchmarks --benchmark-only --benchmark-json=run.json
-    python benchmarks/report.py run.json > table.md
+    python benchmarks/report.py run.json [run2.json ...] > table.md
+
+With several runs it first prints each softmax_fast entry's speed-up over the reference run by
+run, with the median (the machines here are noisy), then the last run's full table.
 
 For every group (one case), each competitor's median time and its speed-up over the group's
 baseline (``reference``) and over each other competitor named in --peers.  For the cases with a
@@ -88,25 +91,59 @@ def table(benchmarks, baseline="reference"):
     if probes:
         lines.append("")
         lines.append(
-            "Floor probes (same run, all threads): "
+            "Floor probes (same run; read X = np.sum and copy Z = np.copyto on one thread, gemm = "
+            "np.matmul on all threads): "
             + "; ".join(f"{_param(b, 'probe')} {_median(b) * 1e3:.2f} ms" for b in probes)
         )
     return "\n".join(lines + [""] + notes)
 
 
+def summary(runs, baseline="reference"):
+    """Speed-up over the baseline of every softmax_fast entry, one column a run, and the median."""
+    speedups = {}
+    for i, benchmarks in enumerate(runs):
+        groups = {}
+        for bench in benchmarks:
+            groups.setdefault(bench["group"], {})[_impl(bench)] = _median(bench)
+        for group, members in groups.items():
+            base = members.get(baseline)
+            for impl, t in members.items():
+                if base and impl.startswith("softmax_fast"):
+                    speedups.setdefault((group, impl), [None] * len(runs))[i] = base / t
+    header = " | ".join(f"run {i + 1}" for i in range(len(runs)))
+    lines = [
+        f"| case | implementation | {header} | median |",
+        "|---|---|" + "---:|" * (len(runs) + 1),
+    ]
+    for (group, impl), values in sorted(speedups.items()):
+        cells = " | ".join(f"{v:.2f}x" if v else "" for v in values)
+        present = sorted(v for v in values if v)
+        lines.append(f"| {group} | {impl} | {cells} | {present[len(present) // 2]:.2f}x |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", help="JSON file written by --benchmark-json or --benchmark-autosave")
+    parser.add_argument(
+        "runs", nargs="+", help="JSON files written by --benchmark-json or --benchmark-autosave"
+    )
     args = parser.parse_args(argv)
-    with open(args.run) as f:
-        data = json.load(f)
-    machine = data.get("machine_info", {})
+    data = []
+    for path in args.runs:
+        with open(path) as f:
+            data.append(json.load(f))
+    machine = data[0].get("machine_info", {})
     cpu = machine.get("cpu", {}).get("brand_raw", "unknown CPU")
     print(
         f"Machine: {cpu}, {machine.get('cpu', {}).get('count', '?')} logical CPUs, "
-        f"Python {machine.get('python_version', '?')}; run {data.get('datetime', '')}\n"
+        f"Python {machine.get('python_version', '?')}; "
+        f"runs {', '.join(d.get('datetime', '')[:19] for d in data)}\n"
     )
-    print(table(data["benchmarks"]))
+    if len(data) > 1:
+        print("Speed-up over the NumPy reference, run by run:\n")
+        print(summary([d["benchmarks"] for d in data]))
+        print(f"\nRun {len(data)} in full:\n")
+    print(table(data[-1]["benchmarks"]))
 
 
 if __name__ == "__main__":
