@@ -587,7 +587,7 @@ def loss_and_grad(const floating[:, ::1] X, const intp_t[::1] labels, const floa
     cdef Py_ssize_t m = X.shape[0], n = X.shape[1], K = W.shape[0]
     if m == 0 or K == 0:
         raise ValueError("loss_and_grad needs m > 0 and K > 0")
-    cdef Py_ssize_t tile = max(1, tile_rows)
+    cdef Py_ssize_t tile = max(1, min(tile_rows, m))  # a tile never taller than the data
     cdef Py_ssize_t n_chunks = _n_chunks(m, tile, n_threads, K * n)
     dtype = np.float64 if floating is double else np.float32
     cdef floating[:, ::1] Zt = _chunk_buffers(n_chunks, tile * K, dtype)
@@ -717,7 +717,7 @@ def predict(const floating[:, ::1] X, const floating[:, ::1] W, const floating[:
     cdef Py_ssize_t m = X.shape[0], n = X.shape[1], K = W.shape[0]
     if m == 0 or K == 0:
         return -1
-    cdef Py_ssize_t tile = max(1, tile_rows)
+    cdef Py_ssize_t tile = max(1, min(tile_rows, m))  # a tile never taller than the data
     cdef Py_ssize_t n_chunks = _n_chunks(m, tile, n_threads, 0)
     dtype = np.float64 if floating is double else np.float32
     cdef floating[:, ::1] Zt = _chunk_buffers(n_chunks, tile * K, dtype)
