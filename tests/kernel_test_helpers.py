@@ -210,3 +210,18 @@ def _deepcopy(value):
     import copy
 
     return copy.deepcopy(value)
+
+
+def central_diff(f, x, h=1e-6):
+    """Central finite differences of the scalar f() with respect to every entry of x (in place,
+    restored)."""
+    g = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        x[idx] = old + h
+        fp = f()
+        x[idx] = old - h
+        fm = f()
+        x[idx] = old
+        g[idx] = (fp - fm) / (2 * h)
+    return g

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kernel_test_helpers import central_diff
 
 try:
     from softmax_fast import reference as ref
@@ -176,19 +177,6 @@ def test_cross_entropy_of_two_classes_is_logistic_loss():
 # ---------------------------------------------------------------------------------------------
 
 
-def _central_diff(f, x, h=1e-6):
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + h
-        fp = f()
-        x[idx] = old - h
-        fm = f()
-        x[idx] = old
-        g[idx] = (fp - fm) / (2 * h)
-    return g
-
-
 @pytest.mark.parametrize("targets", ["labels", "soft"])
 def test_reference_cross_entropy_grad_finite_differences(targets):
     rng = np.random.default_rng(8)
@@ -197,7 +185,7 @@ def test_reference_cross_entropy_grad_finite_differences(targets):
     w = rng.uniform(0.2, 2.0, size=6)
     loss, dZ = ref.cross_entropy_grad(Z, y, w)
     assert loss == pytest.approx(ref.cross_entropy(Z, y, w), rel=1e-15)
-    fd = _central_diff(lambda: ref.cross_entropy(Z, y, w), Z)
+    fd = central_diff(lambda: ref.cross_entropy(Z, y, w), Z)
     np.testing.assert_allclose(dZ, fd, rtol=1e-6, atol=1e-9)
 
 
@@ -219,10 +207,10 @@ def test_reference_loss_and_grad_finite_differences(targets, intercept):
     expected = ref.cross_entropy(Z, y, w) + 0.5 * alpha * np.sum(W**2)
     assert loss == pytest.approx(expected, rel=1e-14)
 
-    fdW = _central_diff(lambda: ref.loss_and_grad(X, y, W, b, alpha=alpha, sample_weight=w)[0], W)
+    fdW = central_diff(lambda: ref.loss_and_grad(X, y, W, b, alpha=alpha, sample_weight=w)[0], W)
     np.testing.assert_allclose(dW, fdW, rtol=1e-6, atol=1e-9)
     if intercept:
-        fdb = _central_diff(
+        fdb = central_diff(
             lambda: ref.loss_and_grad(X, y, W, b, alpha=alpha, sample_weight=w)[0], b
         )
         np.testing.assert_allclose(db, fdb, rtol=1e-6, atol=1e-9)
