@@ -123,6 +123,7 @@ setup(
             "cdivision": True,
             "initializedcheck": False,
             "embedsignature": True,
+            "autotestdict": False,
         },
         annotate=bool(os.environ.get("SOFTMAX_FAST_ANNOTATE")),
     ),

@@ -19,10 +19,15 @@ Design note
   makes s NaN; an all -inf row gives max = -inf and s NaN).  A chunk stops at its first bad row
   and reports it; the Python layer raises ValueError naming the smallest such row.
 * Fused softmax regression (``loss_and_grad``): a chunk walks its rows in tiles of ``tile_rows``
-  rows that stay in cache.  Per tile: Z = X_t W^T (+ b) by BLAS gemm, softmax and loss in place,
-  G = (A - Y) * w_i / sum(w) in place, then dW_c += G^T X_t by a second gemm on the same cached
-  X_t: X is read from memory once.  The tile GEMMs call scipy's BLAS; the caller keeps BLAS to one
-  thread while several chunks run.  float32 tiles accumulate into float64 per-chunk sums.
+  rows that stay in cache (256 KiB of X rows plus logits).  Per tile: Zt = (X_t W^T + b)^T,
+  stored transposed (K x rows) so that every softmax step runs along rows and vectorizes for
+  any K; softmax, loss and G = (A - Y) * w_i / sum(w) in place; then dW_c += G^T X_t on the same
+  cached X_t: X is read from memory once.  The two tile products run on the AVX2+FMA
+  micro-kernels of ``_sfgemm.h`` when the CPU has them and K is small (they prefetch X, which
+  streams in there), else on scipy's BLAS, kept to one thread by the caller while several
+  chunks run.  float32 tiles accumulate into float64 per-chunk sums.
+* The row-wise kernels (softmax, log_softmax, logsumexp, cross-entropy) read user logits
+  row-major; a transposed layout for them was measured slower (benchmarks/RESULTS.md).
 """
 
 import numpy as np
