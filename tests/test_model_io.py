@@ -191,3 +191,13 @@ def test_unknown_suffix_and_missing_file(tmp_path):
         io.read_data(path)
     with pytest.raises(FileNotFoundError):
         io.read_data(tmp_path / "absent.csv")
+
+
+def test_csv_columns_are_read_by_name_in_the_given_order(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("label,b,a\ncat,2,1\ndog,4,3\n")
+    X, y, names = io.read_data(path, columns=["a", "b"])
+    np.testing.assert_array_equal(X, [[1, 2], [3, 4]])
+    assert y is None and names == ["a", "b"]
+    with pytest.raises(ValueError, match="no column"):
+        io.read_data(path, columns=["a", "zzz"])

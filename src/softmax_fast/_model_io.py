@@ -47,8 +47,12 @@ def _storable_labels(classes, path):
     )
 
 
-def save_model(estimator, path):
-    """Write a fitted estimator's coefficients, intercepts, classes and parameters to ``path``."""
+def save_model(estimator, path, feature_names=None):
+    """Write a fitted estimator's coefficients, intercepts, classes and parameters to ``path``.
+
+    ``feature_names`` (the data file's column names) default to the estimator's
+    ``feature_names_in_`` when it has them.
+    """
     params = {}
     for key, value in estimator.get_params().items():
         try:
@@ -64,7 +68,9 @@ def save_model(estimator, path):
         "classes": _storable_labels(estimator.classes_, path),
         "params": np.array(json.dumps(params)),
     }
-    names = getattr(estimator, "feature_names_in_", None)
+    names = feature_names
+    if names is None:
+        names = getattr(estimator, "feature_names_in_", None)
     if names is not None:
         arrays["feature_names"] = np.asarray(names, dtype=str)
     with open(path, "wb") as f:
@@ -129,7 +135,12 @@ def read_model_arrays(path):
 
 
 def load_model(path):
-    """A fitted ``SoftmaxRegression`` from a model file written by :func:`save_model`."""
+    """``(model, feature_names)`` from a file written by :func:`save_model`.
+
+    ``model`` is a fitted ``SoftmaxRegression``; ``feature_names`` the stored column names or
+    None.  The names are returned beside the model rather than set as ``feature_names_in_``,
+    so that predicting on a plain array does not warn about missing names.
+    """
     from .estimator import SoftmaxRegression
 
     content = read_model_arrays(path)
@@ -140,9 +151,8 @@ def load_model(path):
     model.intercept_ = content["intercept"]
     model.classes_ = content["classes"]
     model.n_features_in_ = content["coef"].shape[1]
-    if content["feature_names"] is not None:
-        model.feature_names_in_ = content["feature_names"].astype(object)
-    return model
+    names = content["feature_names"]
+    return model, None if names is None else [str(name) for name in names]
 
 
 # ----------------------------------------------------------------------------- data files
@@ -155,7 +165,7 @@ def _parse_number(text):
         return None
 
 
-def _read_csv(path, target):
+def _read_csv(path, target, columns=None):
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     if not rows:
@@ -169,13 +179,19 @@ def _read_csv(path, target):
             raise ValueError(
                 f"{path}: line {i} has {len(row)} fields, the header has {len(header)}"
             )
-    columns = list(zip(*body, strict=True))
+    fields = list(zip(*body, strict=True))  # one tuple of cells per column
     if target is not None and target not in header:
         raise ValueError(f"{path}: no column named {target!r} (columns: {', '.join(header)})")
-    features = [name for name in header if name != target]
+    if columns is not None:
+        missing = [name for name in columns if name not in header]
+        if missing:
+            raise ValueError(f"{path}: no column(s) {', '.join(map(repr, missing))}")
+        features = list(columns)
+    else:
+        features = [name for name in header if name != target]
     X = np.empty((len(body), len(features)))
     for j, name in enumerate(features):
-        values = columns[header.index(name)]
+        values = fields[header.index(name)]
         for i, cell in enumerate(values):
             number = _parse_number(cell)
             if number is None:
@@ -186,7 +202,7 @@ def _read_csv(path, target):
             X[i, j] = number
     y = None
     if target is not None:
-        raw = [cell.strip() for cell in columns[header.index(target)]]
+        raw = [cell.strip() for cell in fields[header.index(target)]]
         numbers = [_parse_number(cell) for cell in raw]
         if all(v is not None and float(v).is_integer() for v in numbers):
             y = np.array([int(v) for v in numbers])
@@ -223,7 +239,7 @@ def _read_svmlight(path, target):
     return X.toarray(), y, None
 
 
-def read_data(path, target=None):
+def read_data(path, target=None, columns=None):
     """Read a data file; returns ``(X, y or None, feature names or None)``.
 
     Parameters
@@ -233,6 +249,9 @@ def read_data(path, target=None):
     target : str, optional
         CSV: the name of the label column (required to get ``y``).  npz: the array holding
         the labels (default ``"y"``).  svmlight files always carry labels.
+    columns : list of str, optional
+        CSV only: the feature columns to read, in this order (other columns are ignored, so a
+        label column left in the file does no harm).  Default: every column but ``target``.
     """
     path = Path(path)
     if not path.is_file():
@@ -243,7 +262,7 @@ def read_data(path, target=None):
     if suffix in SVMLIGHT_SUFFIXES:
         return _read_svmlight(path, target)
     if suffix == ".csv":
-        return _read_csv(path, target)
+        return _read_csv(path, target, columns)
     raise ValueError(
         f"{path}: unknown data format {suffix!r}; use .csv (with a header row), .npz "
         f"(arrays X, y) or svmlight ({', '.join(SVMLIGHT_SUFFIXES)})"

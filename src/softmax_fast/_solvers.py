@@ -1,0 +1,280 @@
+"""Optimizers for :class:`softmax_fast.SoftmaxRegression`.
+
+Every solver works on a flat float64 parameter vector ``theta`` and an *objective*: any object with
+
+* ``objective(theta) -> (value, grad)``: the full objective J(theta) and its gradient (float64,
+  same shape as ``theta``);
+* ``objective.n_samples``: the number of rows the objective sums over;
+* ``objective.batch(theta, rows) -> (value, grad)``: an unbiased estimate of ``(J, grad J)`` from
+  the rows ``rows`` (an integer index array), used by the stochastic solver.
+
+The solvers never see X: the objective owns the data and the kernels.  Each returns a
+:class:`SolverResult`.
+"""
+
+import sys
+from typing import NamedTuple
+
+import numpy as np
+from scipy.optimize import minimize
+
+# sgd stops when the epoch loss has not improved by more than ``tol`` for this many epochs in a row
+# (the running mean of the mini-batch losses is noisy, so one epoch is not enough evidence).
+_SGD_N_ITER_NO_CHANGE = 5
+# sgd's result averages the iterates with weights growing like t ** _AVERAGING_POWER
+_AVERAGING_POWER = 3
+# the step decays like (samples seen / decay_samples) ** -_DECAY_POWER
+_DECAY_POWER = 0.5
+
+
+class SolverResult(NamedTuple):
+    """What a solver hands back.
+
+    Attributes
+    ----------
+    theta : ndarray of shape (n_params,)
+        The final parameters (float64).
+    n_iter : int
+        Iterations (lbfgs, gd) or epochs (sgd) run.
+    loss_curve : list of float
+        The objective after each iteration, or the mean mini-batch objective of each epoch (sgd).
+    converged : bool
+        False when the solver stopped at ``max_iter`` before meeting ``tol``.
+    samples_seen : int
+        Rows the stochastic solver has processed in total (0 for the deterministic solvers).
+    """
+
+    theta: np.ndarray
+    n_iter: int
+    loss_curve: list
+    converged: bool
+    samples_seen: int = 0
+
+
+def _report(verbose, label, value, grad):
+    if verbose:
+        gnorm = float(np.max(np.abs(grad))) if grad.size else 0.0
+        print(f"{label}: objective = {value:.10g}, max|grad| = {gnorm:.3e}", file=sys.stdout)
+
+
+def _check_finite_step(value, theta):
+    if not (np.isfinite(value) and np.all(np.isfinite(theta))):
+        raise ValueError(
+            "learning_rate: the iterates diverged (non-finite objective or coefficients); "
+            "use a smaller learning_rate or standardize the features"
+        )
+
+
+def lbfgs(objective, theta0, *, max_iter, tol, ftol, verbose=0):
+    """Minimize with SciPy's L-BFGS-B on the fused loss and gradient.
+
+    Parameters
+    ----------
+    objective : callable
+        ``objective(theta) -> (value, grad)``.
+    theta0 : ndarray of shape (n_params,)
+        Starting point (float64).
+    max_iter : int
+        Maximum L-BFGS iterations.
+    tol : float
+        ``gtol``: stop when the largest gradient component is below ``tol``.
+    ftol : float
+        Stop when the relative decrease of the objective is below ``ftol``.
+    verbose : int
+        Print the objective and gradient max-norm after each iteration when > 0.
+
+    Returns
+    -------
+    SolverResult
+    """
+    last = {}
+
+    def fun(theta):
+        value, grad = objective(theta)
+        last["theta"], last["value"], last["grad"] = theta.copy(), value, grad
+        return value, grad
+
+    loss_curve = []
+
+    def callback(intermediate_result):
+        loss_curve.append(float(intermediate_result.fun))
+        if verbose:
+            x = intermediate_result.x
+            if "theta" in last and np.array_equal(last["theta"], x):
+                value, grad = last["value"], last["grad"]
+            else:
+                value, grad = objective(x)
+            _report(verbose, f"Iteration {len(loss_curve)}", value, grad)
+
+    res = minimize(
+        fun,
+        theta0,
+        method="L-BFGS-B",
+        jac=True,
+        callback=callback,
+        options={"maxiter": max_iter, "gtol": tol, "ftol": ftol, "maxls": 50},
+    )
+    # status 1: iteration limit reached.  status 2 (the line search cannot decrease the objective
+    # any more: the gradient is at the precision of the arithmetic) counts as converged.
+    converged = res.status != 1
+    return SolverResult(np.asarray(res.x, dtype=np.float64), int(res.nit), loss_curve, converged)
+
+
+def gradient_descent(objective, theta0, *, learning_rate, max_iter, tol, verbose=0):
+    """Full-batch gradient descent with a fixed step: ``theta <- theta - learning_rate * grad J``.
+
+    ``grad J`` already contains the penalty term ``alpha * W``.  Stops when the largest gradient
+    component is below ``tol``, or after ``max_iter`` updates.
+
+    Returns
+    -------
+    SolverResult
+    """
+    theta = np.array(theta0, dtype=np.float64)
+    loss_curve = []
+    converged = False
+    n_iter = 0
+    for it in range(max_iter + 1):
+        value, grad = objective(theta)
+        _check_finite_step(value, theta)
+        # below 2 / L a fixed step never increases a smooth convex objective: a large increase
+        # means the step is unstable (stop before the coefficients overflow)
+        if loss_curve and value > 10.0 * abs(loss_curve[0]) + 1.0:
+            _check_finite_step(np.inf, theta)
+        loss_curve.append(value)
+        if it:
+            _report(verbose, f"Iteration {it}", value, grad)
+        if grad.size == 0 or np.max(np.abs(grad)) < tol:
+            converged = True
+            break
+        if it == max_iter:
+            break
+        theta -= learning_rate * grad
+        n_iter = it + 1
+    return SolverResult(theta, n_iter, loss_curve, converged)
+
+
+def sgd_step_size(learning_rate, samples_seen, decay_samples):
+    """The decaying step ``learning_rate / (1 + samples_seen / decay_samples) ** 0.5``."""
+    return learning_rate / (1.0 + samples_seen / decay_samples) ** _DECAY_POWER
+
+
+def sgd_epoch(
+    objective,
+    theta,
+    *,
+    learning_rate,
+    batch_size,
+    rng,
+    samples_seen,
+    decay_samples,
+    average=None,
+):
+    """One shuffled pass of mini-batch SGD over the objective's rows, updating ``theta`` in place.
+
+    Parameters
+    ----------
+    objective : object
+        Provides ``n_samples`` and ``batch(theta, rows) -> (value, grad)``.
+    theta : ndarray of shape (n_params,)
+        Current parameters (float64), updated in place.
+    learning_rate : float
+        Initial step.
+    batch_size : int
+        Rows per mini-batch (the last batch of the pass may be smaller).
+    rng : numpy.random.Generator
+        Shuffles the rows.
+    samples_seen : int
+        Rows processed before this pass (drives the step decay).
+    decay_samples : float
+        The step is ``learning_rate / sqrt(1 + samples_seen / decay_samples)``.
+    average : list [theta_bar, count] or None
+        When given, the weighted running mean ``theta_bar`` of the iterates and the number of
+        iterates in it, updated in place after every step.
+
+    Returns
+    -------
+    mean_loss : float
+        Mean of the mini-batch objective estimates over the pass (weighted by batch size).
+    samples_seen : int
+        Updated count.
+    """
+    m = objective.n_samples
+    order = rng.permutation(m)
+    total = 0.0
+    for start in range(0, m, batch_size):
+        rows = np.sort(order[start : start + batch_size])  # sorted: X rows read in memory order
+        value, grad = objective.batch(theta, rows)
+        _check_finite_step(value, theta)
+        step = sgd_step_size(learning_rate, samples_seen, decay_samples)
+        theta -= step * grad
+        samples_seen += rows.size
+        total += value * rows.size
+        if average is not None:
+            # polynomial-decay averaging (Shamir & Zhang, 2013): iterate t has weight ~ t^3,
+            # so the early, far-off iterates are forgotten
+            average[1] += 1
+            average[0] += (theta - average[0]) * (
+                (_AVERAGING_POWER + 1) / (average[1] + _AVERAGING_POWER)
+            )
+    return total / m, samples_seen
+
+
+def sgd(
+    objective,
+    theta0,
+    *,
+    learning_rate,
+    batch_size,
+    max_iter,
+    tol,
+    rng,
+    verbose=0,
+):
+    """Averaged shuffled mini-batch SGD with a step decaying once per epoch's worth of rows.
+
+    The step after ``s`` rows is ``learning_rate / sqrt(1 + s / n_samples)``.  The result is the
+    polynomial-decay average of the iterates (iterate t weighted like t**3), which removes most of
+    the mini-batch noise: the decaying step and the averaging together converge to the optimum of
+    the strictly convex objective.  After each epoch the full objective of the
+    averaged parameters is evaluated (one fused pass); the solver stops when it has improved by
+    less than ``tol`` for a few epochs in a row, or after ``max_iter`` epochs.
+
+    Returns
+    -------
+    SolverResult
+        ``loss_curve`` holds the full objective of the averaged parameters after each epoch.
+    """
+    theta = np.array(theta0, dtype=np.float64)
+    m = objective.n_samples
+    loss_curve = []
+    best = np.inf
+    no_change = 0
+    converged = False
+    samples_seen = 0
+    average = [theta.copy(), 0]
+    n_epochs = 0
+    for epoch in range(1, max_iter + 1):
+        _, samples_seen = sgd_epoch(
+            objective,
+            theta,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            rng=rng,
+            samples_seen=samples_seen,
+            decay_samples=float(m),
+            average=average,
+        )
+        n_epochs = epoch
+        value, grad = objective(average[0])
+        loss_curve.append(value)
+        _report(verbose, f"Epoch {epoch}/{max_iter}", value, grad)
+        if value > best - tol:
+            no_change += 1
+        else:
+            no_change = 0
+        best = min(best, value)
+        if no_change >= _SGD_N_ITER_NO_CHANGE:
+            converged = True
+            break
+    return SolverResult(average[0], n_epochs, loss_curve, converged, samples_seen)

@@ -1,0 +1,607 @@
+"""SoftmaxRegression: a scikit-learn classifier trained on the fused kernels.
+
+This module owns the scikit-learn API, label encoding and the packing of the coefficients into the
+flat float64 vector the solvers (:mod:`softmax_fast._solvers`) optimize.  The data path: validate X
+once (float32 stays float32, C order, no copy when already so) -> encode labels to indices ->
+:class:`_SoftmaxObjective` -> solver -> one fused ``loss_and_grad`` call per evaluation.
+"""
+
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+
+from . import _solvers, kernels
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data as _sk_validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+    _sk_validate_data = None
+
+__all__ = ["SoftmaxRegression"]
+
+_SOLVERS = ("lbfgs", "gd", "sgd")
+_DTYPES = [np.float64, np.float32]
+# partial_fit: the step is learning_rate / sqrt(1 + samples_seen / (this many batches of rows)).
+_PARTIAL_FIT_DECAY_BATCHES = 10
+
+
+def _validate_data(estimator, X, y="no_validation", *, reset, **check_params):
+    if _sk_validate_data is not None:
+        return _sk_validate_data(estimator, X, y, reset=reset, **check_params)
+    return estimator._validate_data(X, y, reset=reset, **check_params)  # pragma: no cover
+
+
+class _SoftmaxObjective:
+    """J(theta) = sum_i w_i CE(softmax(W x_i + b), y_i) / sum_i w_i + (alpha / 2) ||W||^2.
+
+    ``theta`` packs the optimized rows of W (row-major) followed by their intercepts (when
+    ``fit_intercept``).  With a reference class r, row r of W and b_r are fixed at 0 and left out of
+    ``theta``, so it holds K - 1 rows.  X is never copied: W and b are cast to X's dtype instead.
+
+    Parameters
+    ----------
+    X : ndarray of shape (m, n), float32 or float64, C-contiguous
+    y : ndarray of shape (m,), intp
+        Class indices in [0, K).
+    sample_weight : ndarray of shape (m,) or None
+    n_classes : int
+    alpha : float
+    fit_intercept : bool
+    reference : int or None
+        Index of the reference class.
+    n_threads : int or None
+    """
+
+    def __init__(self, X, y, sample_weight, n_classes, alpha, fit_intercept, reference, n_threads):
+        self.X, self.y, self.sample_weight = X, y, sample_weight
+        self.n_samples, self.n_features = X.shape
+        self.n_classes = n_classes
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.reference = reference
+        self.n_threads = n_threads
+        # the rows of W that theta holds
+        self.rows = np.array([k for k in range(n_classes) if k != reference], dtype=np.intp)
+        self.n_params = self.rows.size * (self.n_features + int(fit_intercept))
+        self.weight_total = (
+            float(self.n_samples) if sample_weight is None else float(np.sum(sample_weight))
+        )
+
+    # ----------------------------------------------------------------------------- packing
+    def pack(self, coef, intercept):
+        """(K, n) coef and (K,) intercept -> theta (float64)."""
+        parts = [np.asarray(coef, dtype=np.float64)[self.rows].ravel()]
+        if self.fit_intercept:
+            parts.append(np.asarray(intercept, dtype=np.float64)[self.rows])
+        return np.concatenate(parts)
+
+    def unpack(self, theta, dtype=np.float64):
+        """theta -> (K, n) coef and (K,) intercept of ``dtype`` (zeros where fixed)."""
+        k, n = self.rows.size, self.n_features
+        coef = np.zeros((self.n_classes, n), dtype=dtype)
+        coef[self.rows] = theta[: k * n].reshape(k, n)
+        intercept = np.zeros(self.n_classes, dtype=dtype)
+        if self.fit_intercept:
+            intercept[self.rows] = theta[k * n :]
+        return coef, intercept
+
+    def _pack_grad(self, dW, db):
+        parts = [dW[self.rows].astype(np.float64).ravel()]
+        if self.fit_intercept:
+            parts.append(db[self.rows].astype(np.float64))
+        return np.concatenate(parts)
+
+    # ----------------------------------------------------------------------------- evaluation
+    def _kernel(self, theta, X, y, sample_weight, alpha):
+        W, b = self.unpack(theta, dtype=X.dtype)
+        loss, dW, db = kernels.loss_and_grad(
+            X,
+            y,
+            W,
+            b if self.fit_intercept else None,
+            alpha=alpha,
+            sample_weight=sample_weight,
+            n_threads=self.n_threads,
+        )
+        return loss, dW, db
+
+    def __call__(self, theta):
+        """The full objective and its gradient, shape (n_params,), from one fused pass."""
+        loss, dW, db = self._kernel(theta, self.X, self.y, self.sample_weight, self.alpha)
+        return float(loss), self._pack_grad(dW, db)
+
+    def batch(self, theta, rows):
+        """Unbiased estimates of J and grad J from the rows ``rows``.
+
+        The kernel returns the weighted mean over the batch; scaling it by
+        ``(m / |B|) * (sum_B w / sum w)`` makes its expectation over uniformly drawn batches the
+        full data term.  The penalty is added exactly.
+        """
+        sw = None if self.sample_weight is None else self.sample_weight[rows]
+        k, n = self.rows.size, self.n_features
+        W = theta[: k * n]
+        penalty_grad = np.zeros_like(theta)
+        penalty_grad[: k * n] = self.alpha * W
+        penalty = 0.5 * self.alpha * float(W @ W)
+        if sw is None:
+            scale = 1.0
+        else:
+            batch_total = float(np.sum(sw))
+            if batch_total <= 0:  # only zero-weight rows: no data term in this batch
+                return penalty, penalty_grad
+            scale = self.n_samples * batch_total / (rows.size * self.weight_total)
+        loss, dW, db = self._kernel(theta, self.X[rows], self.y[rows], sw, 0.0)
+        return scale * float(loss) + penalty, scale * self._pack_grad(dW, db) + penalty_grad
+
+
+class SoftmaxRegression(ClassifierMixin, BaseEstimator):
+    r"""Multinomial logistic (softmax) regression trained on the fused compiled kernels.
+
+    Minimizes the (sample-weighted) mean cross-entropy plus an L2 penalty on the coefficients,
+
+    .. math::
+
+        J(W, b) = \frac{\sum_i w_i \, \mathrm{CE}(\mathrm{softmax}(W x_i + b), y_i)}{\sum_i w_i}
+                  + \frac{\alpha}{2} \lVert W \rVert_F^2,
+
+    exactly the objective of :func:`softmax_fast.loss_and_grad` (the intercepts are not
+    penalized).  scikit-learn's ``LogisticRegression(C=C)`` minimizes the same function for
+    ``alpha = 1 / (C * sum(sample_weight))`` (``1 / (C * n_samples)`` without weights).
+
+    Parameters
+    ----------
+    alpha : float, default=1e-4
+        L2 penalty strength, >= 0.
+    fit_intercept : bool, default=True
+        Fit the intercepts ``b`` (not penalized).
+    solver : {"lbfgs", "gd", "sgd"}, default="lbfgs"
+        ``"lbfgs"``: SciPy's L-BFGS-B on the fused loss and gradient.  ``"gd"``: full-batch
+        gradient descent with the fixed step ``learning_rate``: ``w <- w - learning_rate * grad J``
+        (``grad J`` includes ``alpha * W``).  ``"sgd"``: shuffled mini-batches of ``batch_size``
+        rows with the decaying step ``learning_rate / sqrt(1 + samples_seen / n_samples)``; the
+        result is a weighted average of the iterates (weights growing like t**3), which removes
+        most of the mini-batch noise.
+    max_iter : int, default=200
+        Maximum iterations (lbfgs, gd) or epochs (sgd).
+    tol : float, default=1e-6
+        lbfgs: stop when the largest gradient component is below ``tol`` (``gtol``; the
+        relative-decrease tolerance ``ftol`` is 64 float64 epsilons, as in scikit-learn).  gd: the
+        same gradient test.  sgd: stop when the objective of the averaged coefficients has improved
+        by less than ``tol`` for 5 epochs in a row.
+    learning_rate : float, default=0.5
+        The step of ``"gd"`` and the initial step of ``"sgd"`` and :meth:`partial_fit`, > 0.
+    batch_size : int, default=256
+        Rows per mini-batch (``"sgd"`` and :meth:`partial_fit`).
+    reference_class : label or None, default=None
+        None: the symmetric form with K free weight rows.  A class label: that class's logit is
+        fixed at 0 (its row of ``coef_`` and its intercept are exactly 0), the K - 1 form.  With
+        two classes and ``reference_class=classes_[0]``, ``coef_[1]`` is the binary logistic
+        regression weight vector.
+    class_weight : dict, "balanced" or None, default=None
+        Weights per class, multiplied into ``sample_weight``.  "balanced":
+        ``sum(w) / (n_classes * sum of w over the class)`` as in scikit-learn.  Not supported by
+        :meth:`partial_fit` as "balanced".
+    warm_start : bool, default=False
+        Start :meth:`fit` from the previous ``coef_`` and ``intercept_`` (when the classes and
+        the number of features are unchanged).
+    n_threads : int or None, default=None
+        Threads of the compiled kernels; None uses all available cores.
+    random_state : int, numpy.random.Generator, RandomState or None, default=None
+        Seeds the shuffling of ``"sgd"`` and :meth:`partial_fit`.
+    verbose : int, default=0
+        > 0 prints the objective and gradient max-norm every iteration (epoch for sgd).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (K,)
+        The class labels.
+    coef_ : ndarray of shape (K, n_features)
+        Weights (float64).  In the symmetric form with ``alpha > 0`` each column sums to 0.
+    intercept_ : ndarray of shape (K,)
+        Intercepts.  Symmetric form: centred (they sum to 0; only differences are identified).
+        Reference form: 0 for the reference class.
+    n_features_in_ : int
+        Number of features seen in fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features, when X was a DataFrame with string column names.
+    n_iter_ : int
+        Iterations (lbfgs, gd) or epochs (sgd, partial_fit calls) of the last fit.
+    loss_curve_ : list of float
+        Objective after each iteration, or mean mini-batch objective of each epoch.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from softmax_fast import SoftmaxRegression
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = SoftmaxRegression(alpha=1e-3).fit(X, y)
+    >>> clf.predict(X[:2])
+    array([0, 0])
+    """
+
+    def __init__(
+        self,
+        *,
+        alpha=1e-4,
+        fit_intercept=True,
+        solver="lbfgs",
+        max_iter=200,
+        tol=1e-6,
+        learning_rate=0.5,
+        batch_size=256,
+        reference_class=None,
+        class_weight=None,
+        warm_start=False,
+        n_threads=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.reference_class = reference_class
+        self.class_weight = class_weight
+        self.warm_start = warm_start
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ----------------------------------------------------------------------------- validation
+    def _check_params(self):
+        def real(name, value, low, strict):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"{name}: must be a real number, got {type(value).__name__}")
+            if not np.isfinite(value) or value < low or (strict and value == low):
+                op = ">" if strict else ">="
+                raise ValueError(f"{name}: must be finite and {op} {low}, got {value!r}")
+            return float(value)
+
+        def positive_int(name, value):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"{name}: must be an int, got {type(value).__name__}")
+            if value <= 0:
+                raise ValueError(f"{name}: must be a positive int, got {value!r}")
+            return int(value)
+
+        real("alpha", self.alpha, 0.0, strict=False)
+        real("tol", self.tol, 0.0, strict=False)
+        real("learning_rate", self.learning_rate, 0.0, strict=True)
+        positive_int("max_iter", self.max_iter)
+        positive_int("batch_size", self.batch_size)
+        if self.n_threads is not None:
+            positive_int("n_threads", self.n_threads)
+        if not isinstance(self.solver, str) or self.solver not in _SOLVERS:
+            raise ValueError(f"solver: must be one of {_SOLVERS}, got {self.solver!r}")
+        cw = self.class_weight
+        if not (cw is None or isinstance(cw, dict) or (isinstance(cw, str) and cw == "balanced")):
+            raise ValueError(f"class_weight: must be None, 'balanced' or a dict, got {cw!r}")
+
+    def _encode_classes(self, classes):
+        classes = np.unique(np.asarray(classes))
+        if classes.size < 2:
+            raise ValueError(
+                f"y: needs samples of at least 2 classes to train a classifier; "
+                f"got {classes.size} class: {classes.tolist()}"
+            )
+        return classes
+
+    def _reference_index(self):
+        if self.reference_class is None:
+            return None
+        for i, c in enumerate(self.classes_):
+            if c == self.reference_class:
+                return i
+        raise ValueError(
+            f"reference_class: {self.reference_class!r} is not among the classes "
+            f"{self.classes_.tolist()}"
+        )
+
+    def _encode_labels(self, y):
+        """Labels -> intp indices into ``classes_``; unknown labels raise (naming y)."""
+        idx = np.searchsorted(self.classes_, y)
+        idx = np.minimum(idx, self.classes_.size - 1)
+        bad = self.classes_[idx] != y
+        if np.any(bad):
+            unknown = np.unique(np.asarray(y)[bad])
+            raise ValueError(
+                f"y: contains labels {unknown.tolist()} that are not in classes "
+                f"{self.classes_.tolist()}"
+            )
+        return idx.astype(np.intp, copy=False)
+
+    def _weights(self, X, y_idx, sample_weight, allow_balanced=True):
+        """sample_weight times the class weights (float64, or None when all ones)."""
+        sw = None
+        if sample_weight is not None:
+            sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
+            if np.any(sw < 0):
+                raise ValueError("sample_weight: must be non-negative")
+        cw = self.class_weight
+        if cw is None:
+            return sw
+        K = self.classes_.size
+        if isinstance(cw, str):
+            if not allow_balanced:
+                raise ValueError(
+                    "class_weight: 'balanced' is not supported by partial_fit (the class "
+                    "frequencies of the stream are unknown); pass a dict"
+                )
+            counts = np.bincount(y_idx, weights=sw, minlength=K)
+            per_class = counts.sum() / (K * counts)
+        else:
+            per_class = np.ones(K)
+            for label, weight in cw.items():
+                matches = [i for i, c in enumerate(self.classes_) if c == label]
+                if not matches:
+                    raise ValueError(
+                        f"class_weight: label {label!r} is not among the classes "
+                        f"{self.classes_.tolist()}"
+                    )
+                per_class[matches[0]] = weight
+        weights = per_class[y_idx]
+        return weights if sw is None else sw * weights
+
+    def _objective(self, X, y_idx, sw, reference):
+        return _SoftmaxObjective(
+            X,
+            y_idx,
+            sw,
+            self.classes_.size,
+            float(self.alpha),
+            bool(self.fit_intercept),
+            reference,
+            self.n_threads,
+        )
+
+    def _rng(self):
+        rs = self.random_state
+        if isinstance(rs, np.random.RandomState):
+            return np.random.default_rng(rs.randint(np.iinfo(np.int32).max))
+        return np.random.default_rng(rs)
+
+    def _store(self, objective, theta):
+        coef, intercept = objective.unpack(theta)
+        if objective.reference is None and self.fit_intercept:
+            # only differences of the unpenalized intercepts are identified: centre them
+            intercept -= intercept.mean()
+        self.coef_, self.intercept_ = coef, intercept
+
+    def _warn_not_converged(self, what):
+        warnings.warn(
+            f"SoftmaxRegression ({self.solver}) stopped after max_iter={self.max_iter} {what} "
+            f"before reaching tol={self.tol}. Increase max_iter, standardize the features "
+            "(e.g. StandardScaler)"
+            + (" or tune learning_rate." if self.solver != "lbfgs" else "."),
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+
+    # ----------------------------------------------------------------------------- training
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to (X, y).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Training data.  float32 stays float32; C-contiguous float32/float64 data is not copied.
+        y : array_like of shape (n_samples,)
+            Class labels (ints, strings, ...), at least two distinct.
+        sample_weight : array_like of shape (n_samples,), optional
+            Non-negative row weights (multiplied by ``class_weight``).
+
+        Returns
+        -------
+        self : SoftmaxRegression
+        """
+        self._check_params()
+        X, y = _validate_data(self, X, y, reset=True, dtype=_DTYPES, order="C")
+        check_classification_targets(y)
+        old = None
+        if self.warm_start and hasattr(self, "coef_"):
+            old = (self.classes_, self.coef_, self.intercept_)
+        self.classes_ = self._encode_classes(y)
+        reference = self._reference_index()
+        y_idx = self._encode_labels(y)
+        sw = self._weights(X, y_idx, sample_weight)
+        objective = self._objective(X, y_idx, sw, reference)
+
+        theta0 = np.zeros(objective.n_params)
+        if (
+            old is not None
+            and old[0].shape == self.classes_.shape
+            and np.array_equal(old[0], self.classes_)
+            and old[1].shape == (self.classes_.size, X.shape[1])
+        ):
+            coef, intercept = old[1], old[2]
+            if reference is not None:  # re-express relative to the reference class
+                coef = coef - coef[reference]
+                intercept = intercept - intercept[reference]
+            theta0 = objective.pack(coef, intercept)
+
+        verbose = int(self.verbose)
+        if self.solver == "lbfgs":
+            # scikit-learn's setting: ftol of 64 float64 epsilons (also for float32 X: the kernels
+            # accumulate the loss in float64, so it is that precise)
+            ftol = 64 * float(np.finfo(np.float64).eps)
+            result = _solvers.lbfgs(
+                objective, theta0, max_iter=self.max_iter, tol=self.tol, ftol=ftol, verbose=verbose
+            )
+        elif self.solver == "gd":
+            result = _solvers.gradient_descent(
+                objective,
+                theta0,
+                learning_rate=float(self.learning_rate),
+                max_iter=self.max_iter,
+                tol=self.tol,
+                verbose=verbose,
+            )
+        else:
+            result = _solvers.sgd(
+                objective,
+                theta0,
+                learning_rate=float(self.learning_rate),
+                batch_size=self.batch_size,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                rng=self._rng(),
+                verbose=verbose,
+            )
+        self._store(objective, result.theta)
+        self.n_iter_ = result.n_iter
+        self.loss_curve_ = list(result.loss_curve)
+        self._samples_seen = result.samples_seen
+        self._partial_rng = None
+        if not result.converged:
+            self._warn_not_converged("epochs" if self.solver == "sgd" else "iterations")
+        return self
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch of multinomial mini-batch SGD over (X, y), continuing the previous state.
+
+        The step is ``learning_rate / sqrt(1 + samples_seen / (10 * batch_size))`` over all the
+        rows seen so far; the coefficients are the last iterate.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+        y : array_like of shape (n_samples,)
+            Labels; each must be in ``classes`` (this batch may lack some classes).
+        classes : array_like of shape (K,), optional
+            All the class labels; required on the first call.
+        sample_weight : array_like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self : SoftmaxRegression
+        """
+        first = not hasattr(self, "classes_")
+        self._check_params()
+        if first and classes is None:
+            raise ValueError(
+                "classes: must be passed on the first call to partial_fit (all the class labels)"
+            )
+        X, y = _validate_data(self, X, y, reset=first, dtype=_DTYPES, order="C")
+        check_classification_targets(y)
+        if first:
+            self.classes_ = self._encode_classes(classes)
+        elif classes is not None:
+            given = np.unique(np.asarray(classes))
+            if given.shape != self.classes_.shape or not np.array_equal(given, self.classes_):
+                raise ValueError(
+                    f"classes: {given.tolist()} differ from the classes of the previous calls "
+                    f"{self.classes_.tolist()}"
+                )
+        reference = self._reference_index()
+        y_idx = self._encode_labels(y)
+        sw = self._weights(X, y_idx, sample_weight, allow_balanced=False)
+        if sw is not None and not np.sum(sw) > 0:
+            raise ValueError("sample_weight: the weights of this batch sum to 0")
+        objective = self._objective(X, y_idx, sw, reference)
+
+        if first:
+            theta = np.zeros(objective.n_params)
+            self._samples_seen = 0
+            self.n_iter_ = 0
+            self.loss_curve_ = []
+        else:
+            coef, intercept = self.coef_, self.intercept_
+            if reference is not None:
+                coef = coef - coef[reference]
+                intercept = intercept - intercept[reference]
+            theta = objective.pack(coef, intercept)
+        if getattr(self, "_partial_rng", None) is None:
+            self._partial_rng = self._rng()
+
+        mean_loss, self._samples_seen = _solvers.sgd_epoch(
+            objective,
+            theta,
+            learning_rate=float(self.learning_rate),
+            batch_size=self.batch_size,
+            rng=self._partial_rng,
+            samples_seen=getattr(self, "_samples_seen", 0),
+            decay_samples=float(_PARTIAL_FIT_DECAY_BATCHES * self.batch_size),
+        )
+        self._store(objective, theta)
+        self.n_iter_ = getattr(self, "n_iter_", 0) + 1
+        self.loss_curve_ = list(getattr(self, "loss_curve_", [])) + [mean_loss]
+        if self.verbose:
+            print(f"partial_fit {self.n_iter_}: mean objective = {mean_loss:.10g}")
+        return self
+
+    # ----------------------------------------------------------------------------- prediction
+    def _check_X(self, X):
+        check_is_fitted(self)
+        return _validate_data(self, X, reset=False, dtype=_DTYPES, order="C")
+
+    def _logits(self, X):
+        W = self.coef_.astype(X.dtype, copy=False)
+        return X @ W.T + self.intercept_.astype(X.dtype, copy=False)
+
+    def decision_function(self, X):
+        """Logits ``X @ coef_.T + intercept_``.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, K), or (n_samples,) when K = 2
+            For two classes (scikit-learn's convention) the logit of ``classes_[1]`` minus that of
+            ``classes_[0]``: positive means ``classes_[1]``.
+        """
+        Z = self._logits(self._check_X(X))
+        return Z[:, 1] - Z[:, 0] if Z.shape[1] == 2 else Z
+
+    def predict_proba(self, X):
+        """Class probabilities ``softmax(X @ coef_.T + intercept_)``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, K), X's dtype; columns follow ``classes_``.
+        """
+        X = self._check_X(X)
+        return kernels.predict_proba(X, self.coef_, self.intercept_, n_threads=self.n_threads)
+
+    def predict_log_proba(self, X):
+        """Log-probabilities from the log-softmax kernel (never ``log(predict_proba)``).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, K), X's dtype.
+        """
+        Z = self._logits(self._check_X(X))
+        return kernels.log_softmax(Z, n_threads=self.n_threads)
+
+    def predict(self, X):
+        """Most probable class of each row.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        X = self._check_X(X)
+        idx = kernels.predict(X, self.coef_, self.intercept_, n_threads=self.n_threads)
+        return self.classes_[idx]
+
+    # ----------------------------------------------------------------------------- tags
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        tags.classifier_tags.multi_class = True
+        tags.classifier_tags.multi_label = False
+        return tags
+
+    def _more_tags(self):  # scikit-learn < 1.6
+        return {"allow_nan": False, "multilabel": False, "requires_y": True}

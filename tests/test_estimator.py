@@ -1,0 +1,538 @@
+"""SoftmaxRegression: scikit-learn compatibility, agreement with LogisticRegression, the three
+solvers reaching one optimum, weights, streaming, float32 without copies, errors."""
+
+import io
+import pickle
+import tracemalloc
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import check_classifiers_train, parametrize_with_checks
+
+import softmax_fast
+from softmax_fast import SoftmaxRegression, kernels
+
+# ----------------------------------------------------------------------------- data
+
+
+def _softmax_problem(m, n, K, seed, scale=0.7):
+    """Gaussian features and labels drawn from a true softmax model (not separable)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, n))
+    W = scale * rng.standard_normal((K, n))
+    Z = X @ W.T + rng.standard_normal(K)
+    P = np.exp(Z - Z.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    y = (P.cumsum(axis=1) > rng.random((m, 1))).argmax(axis=1)
+    return X, y
+
+
+_DIGITS = None
+
+
+def _digits():
+    global _DIGITS
+    if _DIGITS is None:
+        X, y = load_digits(return_X_y=True)
+        _DIGITS = StandardScaler().fit_transform(X), y
+    return _DIGITS
+
+
+def _synthetic10():
+    return _softmax_problem(1500, 20, 10, seed=3)
+
+
+_PROBLEMS = {"digits": _digits, "synthetic10": _synthetic10}
+
+
+def _objective(model, X, y, alpha, sample_weight=None):
+    """The objective J of a fitted model, from the kernel (the estimator's own definition)."""
+    return kernels.loss_and_grad(
+        X,
+        np.searchsorted(model.classes_, y),
+        model.coef_,
+        model.intercept_,
+        alpha=alpha,
+        sample_weight=sample_weight,
+    )[0]
+
+
+def _centred(b):
+    return b - b.mean()
+
+
+# ----------------------------------------------------------------------------- scikit-learn checks
+
+_FLOAT32_LOG_PROBA = (
+    "float32 X gives float32 probabilities: where p rounds to 1.0 the check compares log(p) = 0 "
+    "with atol=1e-9 against the exact log-softmax (about -5e-9); the float64 variants of this "
+    "check run in test_check_classifiers_train_float64"
+)
+
+
+def _expected_failed_checks(estimator):
+    failed = {"check_classifiers_train": _FLOAT32_LOG_PROBA}
+    if estimator.solver == "sgd":
+        failed["check_class_weight_classifiers"] = (
+            "class weights 1000 vs 1e-4 scale the unbiased weighted mini-batch gradients by up "
+            "to 1e7, far too noisy for SGD; lbfgs passes this check"
+        )
+    return failed
+
+
+# the checks' data sets are tiny and the sgd instance may stop at max_iter: not what they test
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@parametrize_with_checks(
+    [SoftmaxRegression(), SoftmaxRegression(solver="sgd", tol=1e-4, random_state=0)],
+    expected_failed_checks=_expected_failed_checks,
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("readonly_memmap", [False, True])
+def test_check_classifiers_train_float64(readonly_memmap):
+    check_classifiers_train(
+        "SoftmaxRegression",
+        SoftmaxRegression(),
+        readonly_memmap=readonly_memmap,
+        X_dtype="float64",
+    )
+
+
+def test_exported_from_the_package():
+    assert softmax_fast.SoftmaxRegression is SoftmaxRegression
+    assert "SoftmaxRegression" in softmax_fast.__all__
+
+
+# ----------------------------------------------------------------------------- vs scikit-learn
+
+
+@pytest.mark.parametrize("problem", ["digits", "synthetic10"])
+def test_lbfgs_matches_sklearn_logistic_regression(problem):
+    X, y = _PROBLEMS[problem]()
+    C = 1.0
+    alpha = 1.0 / (C * X.shape[0])
+    sk = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X, y)
+    ours = SoftmaxRegression(alpha=alpha, tol=1e-10, max_iter=10_000).fit(X, y)
+    scale = np.abs(sk.coef_).max()
+    assert np.abs(ours.coef_ - sk.coef_).max() <= 1e-4 * scale
+    # intercepts are identified up to a common shift: compare them centred
+    np.testing.assert_allclose(ours.intercept_, _centred(sk.intercept_), atol=1e-4 * scale)
+    assert abs(ours.intercept_.sum()) < 1e-10
+    np.testing.assert_array_equal(ours.predict(X), sk.predict(X))
+    np.testing.assert_allclose(ours.predict_proba(X), sk.predict_proba(X), atol=1e-5)
+
+
+# gd and sgd on the same data, with a stronger penalty so that the fixed-step methods converge in
+# a test's time (the condition number grows like 1/alpha)
+@pytest.mark.parametrize("problem", ["digits", "synthetic10"])
+def test_gd_and_sgd_reach_the_lbfgs_objective(problem):
+    X, y = _PROBLEMS[problem]()
+    alpha = 0.02
+    ref = SoftmaxRegression(alpha=alpha, tol=1e-10, max_iter=10_000).fit(X, y)
+    f_ref = _objective(ref, X, y, alpha)
+    gd = SoftmaxRegression(alpha=alpha, solver="gd", learning_rate=0.5, max_iter=4000, tol=1e-7)
+    gd.fit(X, y)
+    f_gd = _objective(gd, X, y, alpha)
+    assert f_ref <= f_gd <= f_ref * (1 + 1e-6)
+    assert gd.loss_curve_[-1] == pytest.approx(f_gd, rel=1e-12)
+    sgd = SoftmaxRegression(
+        alpha=alpha,
+        solver="sgd",
+        learning_rate=0.5,
+        batch_size=32,
+        max_iter=60,
+        tol=1e-7,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sgd.fit(X, y)
+    f_sgd = _objective(sgd, X, y, alpha)
+    assert f_ref <= f_sgd <= f_ref * (1 + 1e-3)
+    assert sgd.loss_curve_[-1] == pytest.approx(f_sgd, rel=1e-12)
+    # all three predict (almost) alike
+    assert np.mean(sgd.predict(X) == ref.predict(X)) > 0.98
+    np.testing.assert_array_equal(gd.predict(X), ref.predict(X))
+
+
+def test_sgd_is_reproducible_with_random_state():
+    X, y = _softmax_problem(600, 5, 3, seed=1)
+    kw = dict(solver="sgd", max_iter=5, batch_size=50, random_state=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = SoftmaxRegression(**kw).fit(X, y)
+        b = SoftmaxRegression(**kw).fit(X, y)
+        c = SoftmaxRegression(**{**kw, "random_state": 8}).fit(X, y)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    assert not np.array_equal(a.coef_, c.coef_)
+
+
+def test_binary_reference_class_is_logistic_regression():
+    X, y = _softmax_problem(800, 6, 2, seed=5)
+    labels = np.array(["neg", "pos"])[y]
+    C = 0.5
+    sk = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X, labels)
+    ours = SoftmaxRegression(
+        alpha=1.0 / (C * X.shape[0]), reference_class="neg", tol=1e-10, max_iter=10_000
+    ).fit(X, labels)
+    assert ours.coef_.shape == (2, 6) and ours.intercept_.shape == (2,)
+    np.testing.assert_array_equal(ours.coef_[0], 0.0)
+    assert ours.intercept_[0] == 0.0
+    np.testing.assert_allclose(ours.coef_[1], sk.coef_[0], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(ours.intercept_[1], sk.intercept_[0], rtol=1e-4, atol=1e-6)
+    # decision_function follows scikit-learn's binary convention: shape (m,), > 0 means classes_[1]
+    np.testing.assert_allclose(ours.decision_function(X), sk.decision_function(X), atol=1e-5)
+    np.testing.assert_array_equal(ours.predict(X), sk.predict(X))
+
+
+def test_reference_form_and_symmetric_form_agree_without_penalty():
+    X, y = _softmax_problem(2000, 4, 4, seed=11)
+    labels = np.array(["a", "b", "c", "d"])[y]
+    sym = SoftmaxRegression(alpha=0.0, tol=1e-10, max_iter=1000).fit(X, labels)
+    ref = SoftmaxRegression(alpha=0.0, reference_class="c", tol=1e-10, max_iter=1000)
+    ref.fit(X, labels)
+    np.testing.assert_array_equal(ref.coef_[2], 0.0)
+    assert ref.intercept_[2] == 0.0
+    assert abs(sym.intercept_.sum()) < 1e-12
+    # without a penalty both forms describe the same probabilities
+    np.testing.assert_allclose(ref.predict_proba(X), sym.predict_proba(X), atol=1e-6)
+    # and the symmetric coefficients differ from the reference ones by the reference row
+    np.testing.assert_allclose(sym.coef_ - sym.coef_[2], ref.coef_, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def test_integer_sample_weights_equal_repeated_rows():
+    X, y = _softmax_problem(300, 5, 3, seed=2)
+    w = np.random.default_rng(0).integers(0, 4, X.shape[0])
+    kw = dict(alpha=1e-2, tol=1e-10, max_iter=1000)
+    weighted = SoftmaxRegression(**kw).fit(X, y, sample_weight=w)
+    repeated = SoftmaxRegression(**kw).fit(np.repeat(X, w, axis=0), np.repeat(y, w))
+    np.testing.assert_allclose(weighted.coef_, repeated.coef_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(weighted.intercept_, repeated.intercept_, rtol=1e-6, atol=1e-8)
+    unweighted = SoftmaxRegression(**kw).fit(X, y)
+    assert np.abs(unweighted.coef_ - weighted.coef_).max() > 1e-2  # the weights do matter
+
+
+def test_class_weight_balanced_matches_sklearn():
+    X, y = _softmax_problem(900, 5, 3, seed=4)
+    keep = (y != 2) | (np.arange(y.size) % 4 == 0)  # make class 2 rare
+    X, y = X[keep], y[keep]
+    C = 2.0
+    sk = LogisticRegression(C=C, class_weight="balanced", tol=1e-10, max_iter=10_000).fit(X, y)
+    # the balanced weights sum to the number of rows: alpha = 1 / (C * m)
+    ours = SoftmaxRegression(
+        alpha=1.0 / (C * X.shape[0]), class_weight="balanced", tol=1e-10, max_iter=10_000
+    ).fit(X, y)
+    np.testing.assert_allclose(ours.coef_, sk.coef_, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(ours.intercept_, _centred(sk.intercept_), atol=1e-5)
+    plain = SoftmaxRegression(alpha=1.0 / (C * X.shape[0])).fit(X, y)
+    assert np.mean(ours.predict(X) == 2) > np.mean(plain.predict(X) == 2)
+
+
+def test_class_weight_dict_equals_sample_weight():
+    X, y = _softmax_problem(300, 4, 3, seed=6)
+    kw = dict(alpha=1e-2, tol=1e-10, max_iter=1000)
+    by_class = SoftmaxRegression(class_weight={0: 3.0, 2: 0.5}, **kw).fit(X, y)
+    by_row = SoftmaxRegression(**kw).fit(X, y, sample_weight=np.array([3.0, 1.0, 0.5])[y])
+    np.testing.assert_allclose(by_class.coef_, by_row.coef_, rtol=1e-8, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------- streaming, warm
+
+
+def test_partial_fit_approaches_the_fit_objective():
+    X, y = _softmax_problem(3000, 10, 5, seed=8)
+    alpha = 1e-3
+    full = SoftmaxRegression(alpha=alpha, tol=1e-10, max_iter=1000).fit(X, y)
+    f_full = _objective(full, X, y, alpha)
+    stream = SoftmaxRegression(alpha=alpha, batch_size=50, learning_rate=0.5, random_state=0)
+    rng = np.random.default_rng(0)
+    classes = np.arange(5)
+    curve = []
+    for _ in range(8):
+        order = rng.permutation(X.shape[0])
+        for start in range(0, X.shape[0], 300):
+            rows = order[start : start + 300]
+            stream.partial_fit(X[rows], y[rows], classes=classes)
+        curve.append(_objective(stream, X, y, alpha))
+    assert stream.n_iter_ == 8 * 10 and len(stream.loss_curve_) == 80
+    assert curve[-1] < curve[0]
+    assert f_full <= curve[-1] <= f_full * (1 + 1e-2)
+    assert np.mean(stream.predict(X) == full.predict(X)) > 0.95
+
+
+def test_partial_fit_classes_rules():
+    X, y = _softmax_problem(200, 3, 3, seed=9)
+    labels = np.array(["x", "y", "z"])[y]
+    model = SoftmaxRegression()
+    with pytest.raises(ValueError, match="classes"):
+        model.partial_fit(X, labels)
+    model.partial_fit(X[labels != "z"], labels[labels != "z"], classes=["x", "y", "z"])
+    np.testing.assert_array_equal(model.classes_, ["x", "y", "z"])
+    assert model.coef_.shape == (3, 3)
+    model.partial_fit(X, labels)  # later calls need no classes
+    with pytest.raises(ValueError, match="y: .*'w'"):
+        model.partial_fit(X[:2], np.array(["x", "w"]))
+    with pytest.raises(ValueError, match="classes"):
+        model.partial_fit(X, labels, classes=["x", "y"])
+    with pytest.raises(ValueError, match="X has 2 features"):
+        model.partial_fit(X[:, :2], labels)
+    with pytest.raises(ValueError, match="class_weight"):
+        SoftmaxRegression(class_weight="balanced").partial_fit(X, labels, classes=["x", "y", "z"])
+
+
+def test_warm_start_resumes_from_the_previous_solution():
+    X, y = _softmax_problem(1000, 8, 4, seed=10)
+    model = SoftmaxRegression(alpha=1e-3, tol=1e-8, max_iter=500, warm_start=True).fit(X, y)
+    cold_iters = model.n_iter_
+    coef = model.coef_.copy()
+    model.fit(X, y)
+    assert model.n_iter_ <= 2 < cold_iters
+    np.testing.assert_allclose(model.coef_, coef, atol=1e-6)
+    # a nearby problem: fewer iterations from the previous solution than from zero
+    model.set_params(alpha=1.2e-3).fit(X, y)
+    cold = SoftmaxRegression(alpha=1.2e-3, tol=1e-8, max_iter=500).fit(X, y)
+    assert model.n_iter_ < cold.n_iter_
+    np.testing.assert_allclose(model.coef_, cold.coef_, atol=1e-5)
+    # without warm_start every fit starts from zero
+    again = clone(cold).fit(X, y)
+    assert again.n_iter_ == cold.n_iter_
+
+
+# ----------------------------------------------------------------------------- float32
+
+
+def test_float32_is_never_copied_to_float64(monkeypatch):
+    X, y = _softmax_problem(20_000, 40, 5, seed=12)
+    X32 = np.ascontiguousarray(X, dtype=np.float32)
+    seen = []
+    real = kernels.loss_and_grad
+
+    def spy(Xk, yk, W, b=None, **kw):
+        seen.append((np.shares_memory(Xk, X32), Xk.dtype, W.dtype))
+        return real(Xk, yk, W, b, **kw)
+
+    monkeypatch.setattr(kernels, "loss_and_grad", spy)
+    tracemalloc.start()
+    try:
+        m32 = SoftmaxRegression(alpha=1e-4).fit(X32, y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seen and all(s == (True, np.float32, np.float32) for s in seen)
+    assert peak < 0.5 * X32.nbytes  # a float64 copy alone would be 2 * X32.nbytes
+    monkeypatch.setattr(kernels, "loss_and_grad", real)
+    m64 = SoftmaxRegression(alpha=1e-4).fit(X, y)
+    assert abs(m32.score(X32, y) - m64.score(X, y)) <= 1e-3
+    assert m32.predict_proba(X32[:5]).dtype == np.float32
+    np.testing.assert_allclose(m32.coef_, m64.coef_, atol=1e-3)
+
+
+def test_c_contiguous_float64_is_not_copied(monkeypatch):
+    X, y = _softmax_problem(500, 4, 3, seed=13)
+    same = []
+    real = kernels.loss_and_grad
+    monkeypatch.setattr(
+        kernels,
+        "loss_and_grad",
+        lambda Xk, *a, **kw: (same.append(Xk is X), real(Xk, *a, **kw))[1],
+    )
+    SoftmaxRegression().fit(X, y)
+    assert same and all(same)
+
+
+# ----------------------------------------------------------------------------- meta-estimators, IO
+
+
+def test_pipeline_and_grid_search():
+    X, y = load_digits(return_X_y=True)
+    pipe = Pipeline([("scale", StandardScaler()), ("clf", SoftmaxRegression(alpha=1e-2))])
+    pipe.fit(X[:1400], y[:1400])
+    assert pipe.score(X[1400:], y[1400:]) > 0.9
+    assert pipe.predict_proba(X[:3]).shape == (3, 10)
+    # a penalty of 10 underfits badly: the grid search must pick 1e-2
+    grid = GridSearchCV(pipe, {"clf__alpha": [1e-2, 10.0]}, cv=3).fit(X[:600], y[:600])
+    assert grid.best_params_ == {"clf__alpha": 1e-2}
+    assert grid.best_score_ > 0.8
+    assert grid.predict(X[:5]).shape == (5,)
+
+
+def test_pickle_joblib_clone_and_params(tmp_path):
+    X, y = _softmax_problem(300, 5, 3, seed=14)
+    labels = np.array(["cat", "dog", "eel"])[y]
+    model = SoftmaxRegression(alpha=1e-3, reference_class="dog").fit(X, labels)
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict(X), model.predict(X))
+    np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+    joblib.dump(model, tmp_path / "m.joblib")
+    loaded = joblib.load(tmp_path / "m.joblib")
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    fresh = clone(model)
+    assert not hasattr(fresh, "coef_")
+    assert fresh.get_params() == model.get_params()
+    assert fresh.set_params(alpha=0.5, solver="gd").get_params()["solver"] == "gd"
+    assert model.get_params()["alpha"] == 1e-3
+
+
+def test_feature_names_in_from_a_dataframe():
+    pd = pytest.importorskip("pandas")
+    X, y = _softmax_problem(100, 3, 3, seed=15)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    model = SoftmaxRegression().fit(df, y)
+    np.testing.assert_array_equal(model.feature_names_in_, ["a", "b", "c"])
+    model.predict(df)
+
+
+# ----------------------------------------------------------------------------- behaviour
+
+
+def test_fitted_attributes_and_probabilities():
+    X, y = _softmax_problem(400, 6, 4, seed=16)
+    model = SoftmaxRegression(alpha=1e-3).fit(X, y)
+    assert model.coef_.shape == (4, 6) and model.intercept_.shape == (4,)
+    assert model.n_features_in_ == 6 and model.n_iter_ >= 1
+    assert len(model.loss_curve_) == model.n_iter_
+    assert model.loss_curve_[-1] <= model.loss_curve_[0]
+    P = model.predict_proba(X)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(np.exp(model.predict_log_proba(X)), P, rtol=1e-12)
+    Z = model.decision_function(X)
+    np.testing.assert_allclose(Z, X @ model.coef_.T + model.intercept_, rtol=1e-12)
+    np.testing.assert_array_equal(model.predict(X), Z.argmax(axis=1))
+    # with alpha > 0 each feature's coefficients sum to 0 over the classes (the penalty's optimum)
+    np.testing.assert_allclose(model.coef_.sum(axis=0), 0.0, atol=1e-6)
+
+
+def test_no_intercept():
+    X, y = _softmax_problem(300, 4, 3, seed=17)
+    model = SoftmaxRegression(fit_intercept=False).fit(X, y)
+    np.testing.assert_array_equal(model.intercept_, 0.0)
+    np.testing.assert_allclose(model.decision_function(X), X @ model.coef_.T)
+
+
+def test_predict_log_proba_uses_log_softmax_not_log_of_proba():
+    X, y = _softmax_problem(200, 3, 3, seed=18)
+    model = SoftmaxRegression().fit(X, y)
+    far = 1e3 * X[:20]  # logits in the thousands: probabilities underflow to 0
+    with np.errstate(divide="ignore"):
+        naive = np.log(model.predict_proba(far))
+    logp = model.predict_log_proba(far)
+    assert np.isneginf(naive).any()
+    assert np.all(np.isfinite(logp))
+    Z = far @ model.coef_.T + model.intercept_
+    np.testing.assert_allclose(logp, Z - Z.max(axis=1, keepdims=True), atol=1e-6, rtol=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "gd", "sgd"])
+def test_convergence_warning_once_at_max_iter(solver):
+    X, y = _softmax_problem(300, 4, 3, seed=19)
+    model = SoftmaxRegression(solver=solver, max_iter=2, tol=1e-12, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(X, y)
+    conv = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(conv) == 1
+    assert "max_iter" in str(conv[0].message) and "Increase max_iter" in str(conv[0].message)
+    assert model.n_iter_ == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        SoftmaxRegression(alpha=1e-2, max_iter=500).fit(X, y)  # converges: no warning
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "gd", "sgd"])
+def test_verbose_prints_objective_and_gradient(solver, capsys):
+    X, y = _softmax_problem(200, 3, 3, seed=20)
+    kw = dict(solver=solver, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        SoftmaxRegression(**kw).fit(X, y)
+        assert capsys.readouterr().out == ""
+        SoftmaxRegression(verbose=1, **kw).fit(X, y)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) >= 2
+    assert all("objective" in line and "max|grad|" in line for line in lines)
+
+
+def test_gd_with_too_large_a_step_is_reported():
+    X, y = _softmax_problem(100, 3, 3, seed=21)
+    with pytest.raises(ValueError, match="learning_rate"):
+        SoftmaxRegression(solver="gd", alpha=1.0, learning_rate=1e3, max_iter=2000).fit(X, y)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        ({"alpha": -1.0}, ValueError, "alpha"),
+        ({"alpha": "big"}, TypeError, "alpha"),
+        ({"solver": "newton"}, ValueError, "solver"),
+        ({"reference_class": 7}, ValueError, "reference_class"),
+        ({"learning_rate": 0.0}, ValueError, "learning_rate"),
+        ({"learning_rate": -0.1}, ValueError, "learning_rate"),
+        ({"max_iter": 0}, ValueError, "max_iter"),
+        ({"max_iter": 1.5}, TypeError, "max_iter"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"tol": -1e-3}, ValueError, "tol"),
+        ({"n_threads": 0}, ValueError, "n_threads"),
+        ({"class_weight": "uniform"}, ValueError, "class_weight"),
+        ({"class_weight": {9: 2.0}}, ValueError, "class_weight"),
+    ],
+)
+def test_bad_parameters_raise_at_fit_naming_the_parameter(params, error, match):
+    X, y = _softmax_problem(50, 3, 3, seed=22)
+    model = SoftmaxRegression(**params)  # __init__ stores, never validates
+    with pytest.raises(error, match=match):
+        model.fit(X, y)
+
+
+def test_bad_data_raises_clear_errors():
+    X, y = _softmax_problem(60, 3, 3, seed=23)
+    for bad in (np.nan, np.inf):
+        Xb = X.copy()
+        Xb[5, 1] = bad
+        with pytest.raises(ValueError, match="X"):
+            SoftmaxRegression().fit(Xb, y)
+    with pytest.raises(ValueError, match="class"):
+        SoftmaxRegression().fit(X, np.zeros(60, dtype=int))
+    with pytest.raises(ValueError, match="Unknown label type"):
+        SoftmaxRegression().fit(X, np.linspace(0, 1, 60))
+    with pytest.raises(ValueError, match="sample_weight"):
+        SoftmaxRegression().fit(X, y, sample_weight=-np.ones(60))
+    model = SoftmaxRegression()
+    with pytest.raises(NotFittedError):
+        model.predict(X)
+    with pytest.raises(NotFittedError):
+        model.predict_proba(X)
+    model.fit(X, y)
+    with pytest.raises(ValueError, match="X has 2 features, but SoftmaxRegression is expecting 3"):
+        model.predict(X[:, :2])
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="X"):
+        model.predict(Xn)
+
+
+def test_docstring_example_runs():
+    out = io.StringIO()
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    clf = SoftmaxRegression(alpha=1e-3).fit(X, y)
+    print(clf.predict(X[:2]), file=out)
+    assert out.getvalue().strip() == "[0 0]"
+    assert clf.score(X, y) > 0.95
