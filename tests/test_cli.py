@@ -230,3 +230,11 @@ def test_bench_quick_lists_every_case(capsys):
     assert len(cases) == 3
     assert {name for _, name, _ in results} >= {"softmax_fast", "reference"}
     assert "faster" in capsys.readouterr().out
+
+
+def test_bench_plot_writes_a_png(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "bench.png"
+    assert cli.main(["bench", "--quick", "--plot", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "chart written to" in capsys.readouterr().out

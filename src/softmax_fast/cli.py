@@ -125,7 +125,7 @@ def demo(quick=False, plot=None, out=None):
             fast.score(X, y),
         )
     )
-    curves["softmax_fast"] = list(fast.loss_curve_)
+    curves[f"synthetic {m:,} x {n}"] = list(fast.loss_curve_)
 
     start = time.perf_counter()
     W, b, res = _fit_reference_lbfgs(X, y, K, alpha, max_iter)
@@ -160,7 +160,7 @@ def demo(quick=False, plot=None, out=None):
         "   reference's time; OPENBLAS_NUM_THREADS=1 shows it without that)"
     )
     if plot:
-        curves["digits"] = list(digits_model.loss_curve_)
+        curves["digits"] = list(digits_model.loss_curve_)  # both: SoftmaxRegression, lbfgs
         _plot_curves(curves, plot)
         say(f"\nloss curves written to {plot}")
     return rows
@@ -185,7 +185,7 @@ def _plot_curves(curves, path):
     for name, curve in curves.items():
         ax.plot(np.arange(1, len(curve) + 1), curve, label=name)
     ax.set_xlabel("iteration")
-    ax.set_ylabel("objective")
+    ax.set_ylabel("objective of SoftmaxRegression (lbfgs)")
     ax.set_yscale("log")
     ax.legend()
     fig.tight_layout()
