@@ -7,8 +7,8 @@ OpenMP policy
 * Where the probe fails the extension is built serially and a loud warning is printed;
   ``SOFTMAX_FAST_REQUIRE_OPENMP=1`` turns that into a build error.
 
-Flags are portable (``-O3 -fno-trapping-math``, IEEE-exact): never ``-march=native`` nor
-``-ffast-math`` by default.
+Flags are portable and IEEE-exact (``-O3 -fno-trapping-math``): no host-specific ``-march``
+flag and no fast-math option in a default build.
 ``SOFTMAX_FAST_EXTRA_CFLAGS`` (space separated) is an opt-in for local experiments.
 """
 
@@ -95,7 +95,7 @@ class BuildExtWithOpenMP(build_ext):
             else:
                 # -fno-trapping-math lets gcc vectorize the branch-free exp (its clamps become
                 # blends).  It changes no result: it only drops the assumption that floating-point
-                # exceptions trap.  This is not -ffast-math: IEEE semantics are kept.
+                # exceptions trap.  It is not a fast-math option: IEEE semantics are kept.
                 ext.extra_compile_args += ["-O3", "-fno-trapping-math"]
             if found is not None:
                 ext.extra_compile_args += found[0]
