@@ -45,19 +45,7 @@ static int sf_cpu_has_avx2_fma(void)
 #define SFG_MASK(k) _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(k)), \
                                        _mm256_setr_epi64x(0, 1, 2, 3))
 #include "_sfgemm_impl.h"
-#undef SFG_T
-#undef SFG_V
-#undef SFG_LANES
-#undef SFG
-#undef SFG_MASKT
-#undef SFG_ZERO
-#undef SFG_LOAD
-#undef SFG_STORE
-#undef SFG_SET1
-#undef SFG_FMA
-#undef SFG_MASKLOAD
-#undef SFG_MASKSTORE
-#undef SFG_MASK
+#include "_sfgemm_undef.h"
 
 /* ---- float32 ---- */
 #define SFG_T float
@@ -75,19 +63,7 @@ static int sf_cpu_has_avx2_fma(void)
 #define SFG_MASK(k) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(k)), \
                                        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #include "_sfgemm_impl.h"
-#undef SFG_T
-#undef SFG_V
-#undef SFG_LANES
-#undef SFG
-#undef SFG_MASKT
-#undef SFG_ZERO
-#undef SFG_LOAD
-#undef SFG_STORE
-#undef SFG_SET1
-#undef SFG_FMA
-#undef SFG_MASKLOAD
-#undef SFG_MASKSTORE
-#undef SFG_MASK
+#include "_sfgemm_undef.h"
 
 #else /* no AVX2 micro-kernels on this platform/compiler: BLAS is always used */
 #define SF_HAVE_SMALL_GEMM 0
