@@ -10,6 +10,22 @@ OpenMP policy
 Flags are portable and IEEE-exact (``-O3 -fno-trapping-math``): no host-specific ``-march``
 flag and no fast-math option in a default build.
 ``SOFTMAX_FAST_EXTRA_CFLAGS`` (space separated) is an opt-in for local experiments.
+
+Environment variables read here
+-------------------------------
+``SOFTMAX_FAST_REQUIRE_OPENMP=1``
+    Fail the build when the compiler has no OpenMP (wheel builds set it).
+``SOFTMAX_FAST_OPENMP_PREFIX=/path``
+    macOS: where libomp lives (``include/omp.h``, ``lib/libomp.dylib``); its include and
+    library directories and an rpath are added.  Wheel builds use conda-forge's
+    ``llvm-openmp`` (see ``tools/cibw_before_build_macos.sh``); a Homebrew libomp works for
+    local builds (``SOFTMAX_FAST_OPENMP_PREFIX=$(brew --prefix libomp)``).
+``SOFTMAX_FAST_SANITIZE=address,undefined``
+    Opt-in AddressSanitizer / UndefinedBehaviorSanitizer build (gcc or clang): adds
+    ``-fsanitize=...``, frame pointers, debug info, ``-O1`` and makes every UBSan finding
+    fatal.  See ``tools/run_sanitizers.sh`` for how to run the tests under it.
+``SOFTMAX_FAST_ANNOTATE=1``
+    Also write Cython's ``-a`` HTML annotation.
 """
 
 import os
@@ -18,8 +34,6 @@ import sys
 import tempfile
 import textwrap
 
-import numpy as np
-from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
@@ -38,16 +52,60 @@ OPENMP_PROBE = textwrap.dedent(
 )
 
 
-def _openmp_flags(compiler_type):
-    """Candidate (compile, link) flag pairs for this compiler, best first."""
+def openmp_flag_candidates(compiler_type, platform=sys.platform, environ=os.environ):
+    """Candidate ``(compile_args, link_args)`` pairs for OpenMP with this compiler, best first.
+
+    Pure function of its arguments so that the macOS and Windows branches are tested on Linux
+    (``tests/test_build.py``).
+    """
     if compiler_type == "msvc":
+        # MSVC's OpenMP 2.0 runtime (vcomp140.dll) is enough for Cython's prange.
         return [(["/openmp"], [])]
-    if sys.platform == "darwin":
+    if platform == "darwin":
+        prefix = environ.get("SOFTMAX_FAST_OPENMP_PREFIX", "")
+        extra_compile, extra_link = [], []
+        if prefix:
+            lib = os.path.join(prefix, "lib")
+            extra_compile = ["-I" + os.path.join(prefix, "include")]
+            extra_link = ["-L" + lib, "-Wl,-rpath," + lib]
+        # Apple clang has no -fopenmp driver flag; a Homebrew/LLVM clang or gcc does.
         return [
-            (["-Xpreprocessor", "-fopenmp"], ["-lomp"]),
-            (["-fopenmp"], ["-fopenmp"]),
+            (["-Xpreprocessor", "-fopenmp", *extra_compile], [*extra_link, "-lomp"]),
+            (["-fopenmp", *extra_compile], [*extra_link, "-fopenmp"]),
         ]
     return [(["-fopenmp"], ["-fopenmp"])]
+
+
+def optimization_flags(compiler_type):
+    """Portable optimization flags: no -march, no fast-math."""
+    if compiler_type == "msvc":
+        return ["/O2"]
+    # -fno-trapping-math lets gcc vectorize the branch-free exp (its clamps become blends).
+    # It changes no result: it only drops the assumption that floating-point exceptions trap.
+    # It is not a fast-math option: IEEE semantics are kept.
+    return ["-O3", "-fno-trapping-math"]
+
+
+def sanitizer_flags(spec, compiler_type):
+    """``(compile_args, link_args)`` for ``SOFTMAX_FAST_SANITIZE=spec`` (empty spec: none)."""
+    spec = spec.strip()
+    if not spec or spec == "0":
+        return [], []
+    if compiler_type == "msvc":
+        raise RuntimeError("SOFTMAX_FAST_SANITIZE is supported with gcc or clang only")
+    allowed = {"address", "undefined", "leak", "thread"}
+    parts = [p for p in spec.split(",") if p]
+    unknown = sorted(set(parts) - allowed)
+    if unknown:
+        raise RuntimeError(
+            f"SOFTMAX_FAST_SANITIZE: unknown sanitizer(s) {unknown}; use a comma-separated "
+            f"subset of {sorted(allowed)}"
+        )
+    flag = "-fsanitize=" + ",".join(parts)
+    compile_args = [flag, "-fno-omit-frame-pointer", "-g", "-O1"]
+    if "undefined" in parts:
+        compile_args.append("-fno-sanitize-recover=undefined")
+    return compile_args, [flag]
 
 
 def _probe_openmp(compiler, compile_args, link_args):
@@ -74,7 +132,7 @@ class BuildExtWithOpenMP(build_ext):
     def build_extensions(self):
         compiler_type = self.compiler.compiler_type
         found = None
-        for compile_args, link_args in _openmp_flags(compiler_type):
+        for compile_args, link_args in openmp_flag_candidates(compiler_type):
             if _probe_openmp(self.compiler, compile_args, link_args):
                 found = (compile_args, link_args)
                 break
@@ -83,49 +141,58 @@ class BuildExtWithOpenMP(build_ext):
                 "\n" + "*" * 78 + "\n"
                 "softmax_fast: the C compiler has no usable OpenMP support.\n"
                 "The kernels will be built SERIALLY (n_threads is ignored; one core).\n"
-                "On macOS install libomp (`brew install libomp`) and rebuild.\n"
+                "On macOS install libomp (`brew install libomp`) and rebuild with\n"
+                "SOFTMAX_FAST_OPENMP_PREFIX=$(brew --prefix libomp).\n"
                 "Set SOFTMAX_FAST_REQUIRE_OPENMP=1 to make this a build error.\n" + "*" * 78
             )
             if os.environ.get("SOFTMAX_FAST_REQUIRE_OPENMP", "0") not in ("", "0"):
                 raise RuntimeError(message)
             print(message, file=sys.stderr)
+        sanitize_compile, sanitize_link = sanitizer_flags(
+            os.environ.get("SOFTMAX_FAST_SANITIZE", ""), compiler_type
+        )
         for ext in self.extensions:
-            if compiler_type == "msvc":
-                ext.extra_compile_args += ["/O2"]
-            else:
-                # -fno-trapping-math lets gcc vectorize the branch-free exp (its clamps become
-                # blends).  It changes no result: it only drops the assumption that floating-point
-                # exceptions trap.  It is not a fast-math option: IEEE semantics are kept.
-                ext.extra_compile_args += ["-O3", "-fno-trapping-math"]
+            ext.extra_compile_args += optimization_flags(compiler_type)
             if found is not None:
                 ext.extra_compile_args += found[0]
                 ext.extra_link_args += found[1]
             ext.extra_compile_args += os.environ.get("SOFTMAX_FAST_EXTRA_CFLAGS", "").split()
+            # Last, so that the sanitizer build's -O1 wins over -O3.
+            ext.extra_compile_args += sanitize_compile
+            ext.extra_link_args += sanitize_link
         super().build_extensions()
 
 
-extensions = [
-    Extension(
-        "softmax_fast._kernels",
-        sources=["src/softmax_fast/_kernels.pyx"],
-        include_dirs=[np.get_include(), "src/softmax_fast"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
-    )
-]
+def main():
+    import numpy as np
+    from Cython.Build import cythonize
 
-setup(
-    ext_modules=cythonize(
-        extensions,
-        compiler_directives={
-            "language_level": "3",
-            "boundscheck": False,
-            "wraparound": False,
-            "cdivision": True,
-            "initializedcheck": False,
-            "embedsignature": True,
-            "autotestdict": False,
-        },
-        annotate=bool(os.environ.get("SOFTMAX_FAST_ANNOTATE")),
-    ),
-    cmdclass={"build_ext": BuildExtWithOpenMP},
-)
+    extensions = [
+        Extension(
+            "softmax_fast._kernels",
+            sources=["src/softmax_fast/_kernels.pyx"],
+            include_dirs=[np.get_include(), "src/softmax_fast"],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+        )
+    ]
+    setup(
+        ext_modules=cythonize(
+            extensions,
+            compiler_directives={
+                "language_level": "3",
+                "boundscheck": False,
+                "wraparound": False,
+                "cdivision": True,
+                "initializedcheck": False,
+                "embedsignature": True,
+                "autotestdict": False,
+            },
+            annotate=bool(os.environ.get("SOFTMAX_FAST_ANNOTATE")),
+        ),
+        cmdclass={"build_ext": BuildExtWithOpenMP},
+    )
+
+
+# setuptools' build backend executes this file with __name__ == "__main__"; tests import it.
+if __name__ == "__main__":
+    main()
