@@ -6,6 +6,7 @@ once (float32 stays float32, C order, no copy when already so) -> encode labels 
 :class:`_SoftmaxObjective` -> solver -> one fused ``loss_and_grad`` call per evaluation.
 """
 
+import contextlib
 import numbers
 import warnings
 
@@ -28,6 +29,25 @@ _SOLVERS = ("lbfgs", "gd", "sgd")
 _DTYPES = [np.float64, np.float32]
 # partial_fit: the step is learning_rate / sqrt(1 + samples_seen / (this many batches of rows)).
 _PARTIAL_FIT_DECAY_BATCHES = 10
+
+
+@contextlib.contextmanager
+def _all_or_nothing(estimator):
+    """Undo every attribute change of ``fit``/``partial_fit`` when they raise.
+
+    A failed or interrupted fit (``KeyboardInterrupt`` from Ctrl-C, a ``ValueError`` raised after
+    ``classes_`` or ``n_features_in_`` were already set) then leaves the estimator exactly as it was
+    before the call: unfitted, or with its previous, mutually consistent attributes -- never a new
+    ``classes_`` next to an old ``coef_``.  (SciPy's optimizer and the solvers return to Python
+    between kernel calls, so Ctrl-C is seen there and arrives here as ``KeyboardInterrupt``.)
+    """
+    saved = dict(vars(estimator))
+    try:
+        yield
+    except BaseException:
+        vars(estimator).clear()
+        vars(estimator).update(saved)
+        raise
 
 
 def _validate_data(estimator, X, y="no_validation", *, reset, **check_params):
@@ -401,7 +421,19 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         Returns
         -------
         self : SoftmaxRegression
+
+        Notes
+        -----
+        If the fit raises (including ``KeyboardInterrupt``), the estimator keeps the attributes it
+        had before the call.
         """
+        with _all_or_nothing(self):
+            converged = self._fit(X, y, sample_weight)
+        if not converged:
+            self._warn_not_converged("epochs" if self.solver == "sgd" else "iterations")
+        return self
+
+    def _fit(self, X, y, sample_weight):
         self._check_params()
         X, y = _validate_data(self, X, y, reset=True, dtype=_DTYPES, order="C")
         check_classification_targets(y)
@@ -460,9 +492,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.loss_curve_ = list(result.loss_curve)
         self._samples_seen = result.samples_seen
         self._partial_rng = None
-        if not result.converged:
-            self._warn_not_converged("epochs" if self.solver == "sgd" else "iterations")
-        return self
+        return result.converged
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch of multinomial mini-batch SGD over (X, y), continuing the previous state.
@@ -482,7 +512,17 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         Returns
         -------
         self : SoftmaxRegression
+
+        Notes
+        -----
+        If the call raises (including ``KeyboardInterrupt``), the estimator keeps the attributes
+        it had before the call.
         """
+        with _all_or_nothing(self):
+            self._partial_fit(X, y, classes, sample_weight)
+        return self
+
+    def _partial_fit(self, X, y, classes, sample_weight):
         first = not hasattr(self, "classes_")
         self._check_params()
         if first and classes is None:
@@ -535,7 +575,6 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.loss_curve_ = list(getattr(self, "loss_curve_", [])) + [mean_loss]
         if self.verbose:
             print(f"partial_fit {self.n_iter_}: mean objective = {mean_loss:.10g}")
-        return self
 
     # ----------------------------------------------------------------------------- prediction
     def _check_X(self, X):
