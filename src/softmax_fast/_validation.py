@@ -15,6 +15,11 @@ from . import _kernels
 _REAL_KINDS = "iuf"
 
 
+# The most threads a kernel call asks OpenMP for.  Far more than any machine has cores; a much
+# larger request (10**5) makes libgomp abort or crash the interpreter while creating threads.
+MAX_THREADS = 1024
+
+
 def _describe_dtype(dtype):
     if dtype.kind == "b":
         return "boolean"
@@ -22,9 +27,30 @@ def _describe_dtype(dtype):
         return "complex"
     if dtype.kind == "O":
         return "object"
-    if dtype.kind in "USV":
+    if dtype.kind in "US":
         return "string/bytes"
+    if dtype.kind == "V":
+        return f"structured/void ({dtype})"
     return str(dtype)
+
+
+def as_array(a, name):
+    """``np.asarray(a)``, with errors that name the argument.
+
+    None, ragged nested sequences and masked arrays with masked entries (whose mask would be
+    silently dropped) are refused.
+    """
+    if a is None:
+        raise TypeError(f"{name}: expected an array, got None")
+    if isinstance(a, np.ma.MaskedArray) and np.ma.is_masked(a):
+        raise ValueError(
+            f"{name}: is a masked array with masked entries; the mask would be ignored. Pass "
+            f"{name}.filled(value) or drop the masked rows"
+        )
+    try:
+        return np.asarray(a)
+    except (ValueError, TypeError) as exc:  # ragged nested lists, unconvertible objects
+        raise ValueError(f"{name}: cannot be converted to an array ({exc})") from None
 
 
 def _check_real_dtype(a, name):
@@ -45,7 +71,7 @@ def as_float_array(a, name, *, ndim, dtype=None):
 
     ``dtype=None`` applies the dtype policy; otherwise ``a`` is cast to ``dtype``.
     """
-    arr = np.asarray(a)
+    arr = as_array(a, name)
     _check_real_dtype(arr, name)
     if arr.ndim != ndim:
         raise ValueError(
@@ -86,7 +112,7 @@ def check_targets(y, m, K, dtype, name="y"):
     Returns ``(labels, None)`` with labels a C-contiguous ``intp`` array, or ``(None, Y)`` with Y
     a C-contiguous array of ``dtype``.
     """
-    arr = np.asarray(y)
+    arr = as_array(y, name)
     if arr.ndim == 1:
         if arr.dtype.kind == "f":
             raise TypeError(
@@ -137,7 +163,7 @@ def check_sample_weight(sample_weight, m, name="sample_weight"):
     """Returns ``(weights or None, sum of weights)`` with weights a float64 C-contiguous array."""
     if sample_weight is None:
         return None, float(m)
-    arr = np.asarray(sample_weight)
+    arr = as_array(sample_weight, name)
     _check_real_dtype(arr, name)
     if arr.ndim != 1 or arr.shape[0] != m:
         raise ValueError(f"{name}: expected shape ({m},), got {arr.shape}")
@@ -149,10 +175,25 @@ def check_sample_weight(sample_weight, m, name="sample_weight"):
         bad = w < 0
         if bad.any():
             raise ValueError(f"{name}: weight in row {_first_row(bad)} is negative")
-    total = float(w.sum())
-    if not total > 0:
-        raise ValueError(f"{name}: weights sum to {total}; they must sum to a positive number")
+    # w >= 0 here, so the sum is positive exactly when one weight is (the sum may overflow)
+    if not (w > 0).any():
+        raise ValueError(f"{name}: weights sum to 0.0; they must sum to a positive number")
+    with np.errstate(over="ignore"):
+        total = float(w.sum())
     return w, total
+
+
+def scaled_weights(w):
+    """``(w * 2**-e, sum)`` with ``2**-e`` the power of two bringing ``max(w)`` into [0.5, 1).
+
+    A weighted mean and its gradient do not change when every weight is multiplied by the same
+    number, and multiplying by a power of two is exact, so the kernels compute bit for bit the
+    same mean; but the scaled sum can neither overflow (huge weights: sum(w) = inf, loss NaN)
+    nor be so small that 1 / sum(w) overflows (subnormal weights: gradient NaN).
+    """
+    _, e = np.frexp(np.max(w))
+    ws = np.ldexp(w, -int(e))
+    return ws, float(ws.sum())
 
 
 def check_alpha(alpha, name="alpha"):
@@ -167,6 +208,8 @@ def check_alpha(alpha, name="alpha"):
 def check_out(out, shape, dtype, name="out"):
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray, got {type(out).__name__}")
+    if isinstance(out, np.ma.MaskedArray):
+        raise TypeError(f"{name}: masked arrays are not supported (the mask would not be updated)")
     if out.dtype != dtype:
         raise ValueError(f"{name}: has dtype {out.dtype}, the result is {np.dtype(dtype)}")
     if out.shape != tuple(shape):
@@ -190,4 +233,14 @@ def effective_n_threads(n_threads, name="n_threads"):
         raise TypeError(f"{name}: expected None or a positive int, got {type(n_threads).__name__}")
     if n_threads < 1:
         raise ValueError(f"{name}: must be None or a positive int, got {n_threads}")
-    return int(n_threads)
+    return min(int(n_threads), MAX_THREADS)
+
+
+def threads_for_rows(n_threads, m):
+    """Threads worth starting for ``m`` rows: never more than the rows.
+
+    The kernels split the rows into at most ``min(n_threads * c, m)`` chunks (c >= 1), so with
+    ``n_threads >= m`` the chunks, hence the results, are the same for every such thread count;
+    the threads beyond ``m`` would only be created to sit idle.
+    """
+    return max(1, min(n_threads, m))

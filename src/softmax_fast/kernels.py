@@ -23,6 +23,8 @@ from ._validation import (
     check_sample_weight,
     check_targets,
     effective_n_threads,
+    scaled_weights,
+    threads_for_rows,
 )
 
 __all__ = [
@@ -112,7 +114,7 @@ def _rowwise(Z, out, n_threads, mode):
     Zc = as_float_array(Z, "Z", ndim=2)
     m, K = Zc.shape
     check_n_classes(K, "Z")
-    nt = effective_n_threads(n_threads)
+    nt = threads_for_rows(effective_n_threads(n_threads), m)
     shape = (m,) if mode == _LOGSUMEXP else (m, K)
     direct = None
     if out is not None:
@@ -123,7 +125,8 @@ def _rowwise(Z, out, n_threads, mode):
         if out.flags.c_contiguous and (in_place or not np.may_share_memory(out, Zc)):
             direct = out
     result = direct if direct is not None else np.empty(shape, dtype=Zc.dtype)
-    bad = _kernels.softmax_rows(Zc, result.reshape(-1), mode, nt)
+    # np.asarray: a subclass `out` (np.matrix) would stay 2-D under reshape(-1)
+    bad = _kernels.softmax_rows(Zc, np.asarray(result).reshape(-1), mode, nt)
     if bad >= 0:
         _raise_bad_row(Zc, bad)
     if out is not None and direct is None:
@@ -182,6 +185,19 @@ def _cross_entropy_inputs(Z, y, sample_weight):
     return Zc, labels, Y, w, w_total
 
 
+def _weighted_sum_without_zero_weight_rows(Zc, labels, Y, w, nt):
+    """``sum_i w_i l_i`` with the rows of weight 0 counting 0.
+
+    The kernels compute ``w_i * l_i``, which is 0 * inf = NaN for a row of weight 0 whose loss
+    is +inf (a -inf logit on its target class).  Such a row must not count; this slow path
+    (one more pass, with per-row losses) runs only when the kernel's sum came back NaN.
+    """
+    row_loss = np.empty(Zc.shape[0])
+    _kernels.cross_entropy(Zc, labels, Y, w, 0.0, row_loss, None, nt)
+    row_loss[w == 0] = 0.0
+    return float(row_loss.sum())
+
+
 def cross_entropy(Z, y, *, sample_weight=None, reduction="mean", n_threads=None):
     """Cross-entropy ``l_i = -sum_k y_ik log softmax(z_i)_k`` of logits against targets.
 
@@ -201,16 +217,22 @@ def cross_entropy(Z, y, *, sample_weight=None, reduction="mean", n_threads=None)
     -------
     float, or ndarray of shape (m,) (float64) for ``reduction="none"``
     """
-    if reduction not in _REDUCTIONS:
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         raise ValueError(f"reduction: must be one of {_REDUCTIONS}, got {reduction!r}")
     Zc, labels, Y, w, w_total = _cross_entropy_inputs(Z, y, sample_weight)
-    nt = effective_n_threads(n_threads)
+    nt = threads_for_rows(effective_n_threads(n_threads), Zc.shape[0])
+    if reduction == "mean" and w is not None:
+        w, w_total = scaled_weights(w)  # the same mean, without overflow of sum(w)
     row_loss = np.empty(Zc.shape[0]) if reduction == "none" else None
     bad, total = _kernels.cross_entropy(Zc, labels, Y, w, 0.0, row_loss, None, nt)
     if bad >= 0:
         _raise_bad_row(Zc, bad)
     if reduction == "none":
+        if w is not None:
+            row_loss[w == 0] = 0.0  # not 0 * inf = NaN (see the helper above)
         return row_loss
+    if w is not None and np.isnan(total):
+        total = _weighted_sum_without_zero_weight_rows(Zc, labels, Y, w, nt)
     return total / w_total if reduction == "mean" else total
 
 
@@ -227,11 +249,15 @@ def cross_entropy_grad(Z, y, *, sample_weight=None, n_threads=None):
     dZ : ndarray of shape (m, K), Z's dtype
     """
     Zc, labels, Y, w, w_total = _cross_entropy_inputs(Z, y, sample_weight)
-    nt = effective_n_threads(n_threads)
+    nt = threads_for_rows(effective_n_threads(n_threads), Zc.shape[0])
+    if w is not None:
+        w, w_total = scaled_weights(w)  # 1 / sum(w) neither overflows nor is 0
     dZ = np.empty_like(Zc)
     bad, total = _kernels.cross_entropy(Zc, labels, Y, w, 1.0 / w_total, None, dZ, nt)
     if bad >= 0:
         _raise_bad_row(Zc, bad)
+    if w is not None and np.isnan(total):
+        total = _weighted_sum_without_zero_weight_rows(Zc, labels, Y, w, nt)
     return total / w_total, dZ
 
 
@@ -290,7 +316,9 @@ def loss_and_grad(X, y, W, b=None, *, alpha=0.0, sample_weight=None, n_threads=N
     check_rows(m, "X")
     labels, Y = check_targets(y, m, Wc.shape[0], Xc.dtype)
     w, w_total = check_sample_weight(sample_weight, m)
-    nt = effective_n_threads(n_threads)
+    if w is not None:
+        w, w_total = scaled_weights(w)  # 1 / sum(w) neither overflows nor is 0
+    nt = threads_for_rows(effective_n_threads(n_threads), m)
     tile = _tile_rows(Xc.shape[1], Wc.shape[0], Xc.itemsize)
     n, K = Wc.shape[1], Wc.shape[0]
     with _blas_threads_for(nt, m, tile, n, K, Xc.dtype):
@@ -299,6 +327,14 @@ def loss_and_grad(X, y, W, b=None, *, alpha=0.0, sample_weight=None, n_threads=N
         )
     if bad >= 0:
         _raise_bad_linear_row(Xc, Wc, bc, bad)
+    if w is not None and np.isnan(total):
+        # rows of weight 0 with an infinite loss gave 0 * inf = NaN: the sum without them
+        keep = w > 0
+        args = (Xc[keep], None if labels is None else labels[keep], None if Y is None else Y[keep])
+        with _blas_threads_for(nt, m, tile, n, K, Xc.dtype):
+            _, total, _, _ = _kernels.loss_and_grad(
+                *args, Wc, bc, w[keep], 1.0 / w_total, tile, nt, _USE_SMALL_GEMM
+            )
     loss = total / w_total
     if alpha:
         W64 = Wc.astype(np.float64, copy=False)
@@ -310,7 +346,7 @@ def loss_and_grad(X, y, W, b=None, *, alpha=0.0, sample_weight=None, n_threads=N
 def _linear_predict(X, W, b, n_threads, want_proba):
     Xc, Wc, bc = _linear_inputs(X, W, b)
     m, K = Xc.shape[0], Wc.shape[0]
-    nt = effective_n_threads(n_threads)
+    nt = threads_for_rows(effective_n_threads(n_threads), m)
     tile = _tile_rows(Xc.shape[1], K, Xc.itemsize)
     proba = np.empty((m, K), dtype=Xc.dtype) if want_proba else None
     labels = None if want_proba else np.empty(m, dtype=np.intp)
