@@ -292,6 +292,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"{name}: must be a positive int, got {value!r}")
             return int(value)
 
+        def boolean(name, value):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{name}: must be a bool, got {type(value).__name__}")
+
         real("alpha", self.alpha, 0.0, strict=False)
         real("tol", self.tol, 0.0, strict=False)
         real("learning_rate", self.learning_rate, 0.0, strict=True)
@@ -299,17 +303,55 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         positive_int("batch_size", self.batch_size)
         if self.n_threads is not None:
             positive_int("n_threads", self.n_threads)
+        boolean("fit_intercept", self.fit_intercept)
+        boolean("warm_start", self.warm_start)
+        if not isinstance(self.verbose, numbers.Integral):
+            raise TypeError(f"verbose: must be an int, got {type(self.verbose).__name__}")
+        if self.verbose < 0:
+            raise ValueError(f"verbose: must be >= 0, got {self.verbose!r}")
+        rs = self.random_state
+        seeds = (
+            np.random.RandomState,
+            np.random.Generator,
+            np.random.SeedSequence,
+            np.random.BitGenerator,
+        )
+        if rs is not None and not isinstance(rs, seeds):
+            if isinstance(rs, bool) or not isinstance(rs, numbers.Integral):
+                raise TypeError(
+                    f"random_state: must be None, an int, a numpy Generator or RandomState, "
+                    f"got {type(rs).__name__}"
+                )
+            if rs < 0:
+                raise ValueError(f"random_state: must be >= 0, got {rs!r}")
+        if np.ndim(self.reference_class) != 0:
+            raise TypeError(
+                f"reference_class: must be None or one class label, got {self.reference_class!r}"
+            )
         if not isinstance(self.solver, str) or self.solver not in _SOLVERS:
             raise ValueError(f"solver: must be one of {_SOLVERS}, got {self.solver!r}")
         cw = self.class_weight
         if not (cw is None or isinstance(cw, dict) or (isinstance(cw, str) and cw == "balanced")):
             raise ValueError(f"class_weight: must be None, 'balanced' or a dict, got {cw!r}")
+        if isinstance(cw, dict):
+            for label, weight in cw.items():
+                if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
+                    raise TypeError(
+                        f"class_weight: the weight of class {label!r} must be a real number, "
+                        f"got {type(weight).__name__}"
+                    )
+                if not (np.isfinite(weight) and weight >= 0):
+                    raise ValueError(
+                        f"class_weight: the weight of class {label!r} must be finite and >= 0, "
+                        f"got {weight!r}"
+                    )
 
-    def _encode_classes(self, classes):
+    def _encode_classes(self, classes, name="y"):
         classes = np.unique(np.asarray(classes))
         if classes.size < 2:
+            what = "samples of at least 2 classes" if name == "y" else "at least 2 class labels"
             raise ValueError(
-                f"y: needs samples of at least 2 classes to train a classifier; "
+                f"{name}: needs {what} to train a classifier; "
                 f"got {classes.size} class: {classes.tolist()}"
             )
         return classes
@@ -356,7 +398,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                     "frequencies of the stream are unknown); pass a dict"
                 )
             counts = np.bincount(y_idx, weights=sw, minlength=K)
-            per_class = counts.sum() / (K * counts)
+            # a class whose samples all have weight 0 keeps weight 0 (not 0 * inf = NaN)
+            per_class = np.zeros(K)
+            present = counts > 0
+            per_class[present] = counts.sum() / (K * counts[present])
         else:
             per_class = np.ones(K)
             for label, weight in cw.items():
@@ -368,7 +413,24 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                     )
                 per_class[matches[0]] = weight
         weights = per_class[y_idx]
-        return weights if sw is None else sw * weights
+        weights = weights if sw is None else sw * weights
+        if not np.any(weights > 0):
+            raise ValueError(
+                "class_weight: every sample has weight 0 (class weights times sample_weight)"
+            )
+        return weights
+
+    @staticmethod
+    def _normalized(sw):
+        """``sw`` times the power of two that brings its largest weight into [0.5, 1).
+
+        The objective is a weighted mean, unchanged by the scaling (which is exact), but the
+        solvers' sum of the weights can then neither overflow (weights near 1e308) nor vanish.
+        """
+        if sw is None or not np.any(sw > 0):
+            return sw
+        _, e = np.frexp(np.max(sw))
+        return np.ldexp(sw, -int(e))
 
     def _objective(self, X, y_idx, sw, reference):
         return _SoftmaxObjective(
@@ -443,7 +505,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.classes_ = self._encode_classes(y)
         reference = self._reference_index()
         y_idx = self._encode_labels(y)
-        sw = self._weights(X, y_idx, sample_weight)
+        sw = self._normalized(self._weights(X, y_idx, sample_weight))
         objective = self._objective(X, y_idx, sw, reference)
 
         theta0 = np.zeros(objective.n_params)
@@ -532,7 +594,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         X, y = _validate_data(self, X, y, reset=first, dtype=_DTYPES, order="C")
         check_classification_targets(y)
         if first:
-            self.classes_ = self._encode_classes(classes)
+            self.classes_ = self._encode_classes(classes, name="classes")
         elif classes is not None:
             given = np.unique(np.asarray(classes))
             if given.shape != self.classes_.shape or not np.array_equal(given, self.classes_):
@@ -542,7 +604,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 )
         reference = self._reference_index()
         y_idx = self._encode_labels(y)
-        sw = self._weights(X, y_idx, sample_weight, allow_balanced=False)
+        sw = self._normalized(self._weights(X, y_idx, sample_weight, allow_balanced=False))
         if sw is not None and not np.sum(sw) > 0:
             raise ValueError("sample_weight: the weights of this batch sum to 0")
         objective = self._objective(X, y_idx, sw, reference)
@@ -619,7 +681,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, K), X's dtype.
         """
         Z = self._logits(self._check_X(X))
-        return kernels.log_softmax(Z, n_threads=self.n_threads)
+        try:
+            return kernels.log_softmax(Z, n_threads=self.n_threads)
+        except ValueError as exc:  # logits overflowed: say so about X, which the caller passed
+            detail = str(exc).removeprefix("Z: ")
+            raise ValueError(f"X: the logits X @ coef_.T + intercept_: {detail}") from None
 
     def predict(self, X):
         """Most probable class of each row.
