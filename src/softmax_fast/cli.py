@@ -201,10 +201,14 @@ def _split(X, y, test_size, seed):
 
     if not 0 <= test_size < 1:
         raise UserError(f"--test-size must be in [0, 1), got {test_size}")
+    if not 0 <= seed < 2**32:
+        raise UserError(f"--seed must be in [0, 2**32 - 1], got {seed}")
     if test_size == 0:
         return X, X[:0], y, y[:0]
     _, counts = np.unique(y, return_counts=True)
-    stratify = y if counts.min() >= 2 else None
+    # Stratify only where each side can hold every class (scikit-learn refuses otherwise).
+    n_test = int(np.ceil(test_size * len(y)))
+    stratify = y if counts.min() >= 2 and min(n_test, len(y) - n_test) >= len(counts) else None
     return train_test_split(X, y, test_size=test_size, random_state=seed, stratify=stratify)
 
 
@@ -428,8 +432,11 @@ def main(argv=None):
                 _require_matplotlib()
             bench(quick=args.quick, plot=args.plot)
         return 0
-    except (UserError, ValueError, FileNotFoundError) as exc:
+    except (UserError, ValueError, OSError) as exc:  # OSError: missing, unreadable, a directory
         print(f"softmax-fast: error: {exc}", file=sys.stderr)
+        return 1
+    except MemoryError as exc:
+        print(f"softmax-fast: error: not enough memory ({exc})", file=sys.stderr)
         return 1
 
 
