@@ -11,6 +11,7 @@ Conventions (the same as the compiled kernels):
 * ``y`` is either integer class indices of shape (m,) or target probabilities of shape (m, K).
 * ``W`` has shape (K, n) (like scikit-learn's ``coef_``), ``b`` shape (K,), ``X`` shape (m, n).
 * Sample weights ``w`` (shape (m,)) weight each row's loss; the mean is sum(w * loss) / sum(w).
+  A row of weight 0 counts 0, even when its loss is +inf.
 
 The maths::
 
@@ -40,8 +41,10 @@ __all__ = [
 
 
 def _as_float(a):
+    """float32 and float64 stay as they are; so does ``np.longdouble``, in which the tests
+    evaluate the reference as an extended-precision truth; anything else becomes float64."""
     a = np.asarray(a)
-    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
+    return a if a.dtype in (np.float32, np.float64, np.longdouble) else a.astype(np.float64)
 
 
 def one_hot(y, n_classes, dtype=np.float64):
@@ -60,10 +63,18 @@ def _targets(y, n_classes, dtype):
     return y.astype(dtype, copy=False)
 
 
-def _weights(sample_weight, m):
+def _weights(sample_weight, m, dtype=np.float64):
+    """Row weights in float64, or in ``dtype`` when that is wider (long double)."""
+    dtype = np.promote_types(np.float64, dtype)
     if sample_weight is None:
-        return np.ones(m)
-    return np.asarray(sample_weight, dtype=np.float64)
+        return np.ones(m, dtype=dtype)
+    return np.asarray(sample_weight, dtype=dtype)
+
+
+def _weighted(w, losses):
+    """w_i * l_i, with 0 for a row of weight 0 even when its loss is +inf (not 0 * inf = NaN):
+    a row of weight 0 is left out of the objective."""
+    return w * np.where(w > 0, losses, 0.0)
 
 
 def logsumexp(Z):
@@ -105,17 +116,17 @@ def cross_entropy(Z, y, sample_weight=None, reduction="mean"):
     """
     Z = _as_float(Z)
     losses = _row_cross_entropy(Z, y)
-    w = _weights(sample_weight, Z.shape[0])
+    w = _weights(sample_weight, Z.shape[0], Z.dtype)
     if reduction == "none":
-        return losses if sample_weight is None else w * losses
-    total = float(np.sum(w * losses))
+        return losses if sample_weight is None else _weighted(w, losses)
+    total = float(np.sum(_weighted(w, losses)))
     return total / float(w.sum()) if reduction == "mean" else total
 
 
 def cross_entropy_grad(Z, y, sample_weight=None):
     """Mean cross-entropy and its gradient w.r.t. Z: dZ = (softmax(Z) - Y) * w_i / sum(w)."""
     Z = _as_float(Z)
-    w = _weights(sample_weight, Z.shape[0])
+    w = _weights(sample_weight, Z.shape[0], Z.dtype)
     loss = cross_entropy(Z, y, sample_weight)
     dZ = (softmax(Z) - _targets(y, Z.shape[1], Z.dtype)) * (w / w.sum())[:, None]
     return loss, dZ.astype(Z.dtype, copy=False)
@@ -128,8 +139,9 @@ def loss_and_grad(X, y, W, b=None, alpha=0.0, sample_weight=None):
     Z = X @ W.T
     if b is not None:
         Z += np.asarray(b, dtype=X.dtype)
-    w = _weights(sample_weight, X.shape[0])
-    penalty = 0.5 * alpha * float(np.sum(W.astype(np.float64) ** 2))
+    w = _weights(sample_weight, X.shape[0], X.dtype)
+    # No penalty term at all when alpha = 0 (0 * ||W||^2 would be NaN if ||W||^2 overflows).
+    penalty = 0.5 * alpha * float(np.sum(W.astype(np.float64) ** 2)) if alpha else 0.0
     loss = cross_entropy(Z, y, sample_weight) + penalty
     G = (softmax(Z) - _targets(y, W.shape[0], X.dtype)) * (w / w.sum())[:, None].astype(X.dtype)
     dW = G.T @ X + alpha * W
