@@ -62,8 +62,12 @@ def _check_real_dtype(a, name):
 
 
 def compute_dtype(a):
-    """The dtype policy: float32 stays float32, every other real dtype becomes float64."""
-    return np.dtype(np.float32) if a.dtype == np.float32 else np.dtype(np.float64)
+    """The dtype policy: float32 stays float32, every other real dtype becomes float64.
+
+    float32 of either byte order (``">f4"`` too) counts as float32.
+    """
+    is_float32 = a.dtype.kind == "f" and a.dtype.itemsize == 4
+    return np.dtype(np.float32) if is_float32 else np.dtype(np.float64)
 
 
 def as_float_array(a, name, *, ndim, dtype=None):

@@ -1,0 +1,838 @@
+"""The bad-input battery (issue 6): every public function, the estimator and the command.
+
+test_bad_input.py holds the contract's error table (wrong ndim and shapes, bool/complex/object/
+string arrays, labels out of range, bad targets and weights, K = 0, m = 0, NaN/inf logits).
+This file adds what that table does not reach:
+
+* other kinds of wrong objects for every array argument (None, ragged lists, masked arrays with
+  masked entries, structured/datetime/timedelta dtypes, float16 NaN);
+* accepted-but-odd inputs (float16, lists, memoryviews, matrices, subclasses, big-endian,
+  long double, huge or subnormal weights, rows of weight 0 with an infinite loss, n = 0
+  features, huge n_threads, subclass and overlapping ``out``) whose results must equal an
+  independent reference, with no unannounced NaN;
+* the nastiest cases again in a subprocess, so that a crash shows as a failed test;
+* SoftmaxRegression's parameters and data, and the ``softmax-fast`` command's user mistakes.
+
+Every case checks that the caller's arrays are unchanged afterwards, on the error path too.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+from kernel_test_helpers import Snapshot
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+import softmax_fast as sf
+from softmax_fast import SoftmaxRegression, cli, reference
+
+pytestmark = pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+
+M, K, N = 6, 4, 3
+
+# The array arguments of each public function, in call order (None: a keyword argument).
+ARRAYS = {
+    "softmax": ("Z",),
+    "log_softmax": ("Z",),
+    "logsumexp": ("Z",),
+    "cross_entropy": ("Z", "y", "sample_weight"),
+    "cross_entropy_grad": ("Z", "y", "sample_weight"),
+    "loss_and_grad": ("X", "y", "W", "b", "sample_weight"),
+    "predict_proba": ("X", "W", "b"),
+    "predict": ("X", "W", "b"),
+}
+POSITIONAL = {"Z", "X", "y", "W", "b"}
+FUNCS = tuple(ARRAYS)
+
+
+def data(m=M):
+    rng = np.random.default_rng(6)
+    return {
+        "Z": rng.normal(0, 2, size=(m, K)),
+        "y": rng.integers(0, K, size=m),
+        "X": rng.normal(size=(m, N)),
+        "W": rng.normal(size=(K, N)),
+        "b": rng.normal(size=K),
+        "sample_weight": rng.uniform(0.5, 2.0, size=m),
+    }
+
+
+def call(fname, values, **options):
+    """Call ``fname`` with its array arguments taken from ``values`` (plus ``options``)."""
+    args = [values[a] for a in ARRAYS[fname] if a in POSITIONAL]
+    kwargs = {a: values[a] for a in ARRAYS[fname] if a not in POSITIONAL}
+    kwargs.update(options)
+    return getattr(sf, fname)(*args, **kwargs)
+
+
+def reference_call(fname, values, **options):
+    """The NumPy reference of ``fname`` on the same values, in float64."""
+    v = {k: None if a is None else np.asarray(a) for k, a in values.items()}
+    v = {k: a.astype(np.float64) if a is not None and k != "y" else a for k, a in v.items()}
+    args = [v[a] for a in ARRAYS[fname] if a in POSITIONAL]
+    kwargs = {a: v[a] for a in ARRAYS[fname] if a not in POSITIONAL}
+    kwargs.update(options)
+    if fname == "cross_entropy_grad":
+        return reference.cross_entropy_grad(*args, **kwargs)
+    return getattr(reference, fname)(*args, **kwargs)
+
+
+def word(name):
+    return rf"(?<![\w.]){re.escape(name)}\b"
+
+
+def as_tuple(result):
+    return result if isinstance(result, tuple) else (result,)
+
+
+def assert_same(got, expected, rtol=1e-12, what=""):
+    """Results equal (to rtol) with no NaN that the expectation does not have."""
+    got, expected = as_tuple(got), as_tuple(expected)
+    assert len(got) == len(expected), what
+    for g, e in zip(got, expected, strict=True):
+        if e is None:
+            assert g is None, what
+            continue
+        g, e = np.asarray(g, dtype=np.float64), np.asarray(e, dtype=np.float64)
+        assert g.shape == e.shape, (what, g.shape, e.shape)
+        assert not np.isnan(g).any(), f"{what}: unannounced NaN"
+        np.testing.assert_allclose(g, e, rtol=rtol, atol=rtol * max(1.0, np.abs(e).max(initial=0)))
+
+
+# ============================================================================================
+# Kernels: wrong objects for every array argument
+# ============================================================================================
+
+
+class Tagged(np.ndarray):
+    """An ndarray subclass (as a library might hand over)."""
+
+
+def _ragged(a):
+    a = np.asarray(a)
+    rows = a.tolist() if a.ndim == 2 else [[v] for v in a.tolist()]
+    rows[-1] = rows[-1] + [0.0]
+    return rows
+
+
+def _masked(a):
+    mask = np.zeros(np.shape(a), dtype=bool)
+    mask.flat[0] = True
+    return np.ma.masked_array(a, mask=mask)
+
+
+WRONG_OBJECTS = {
+    # kind: (make the bad value from the good one, exception)
+    "None": (lambda a: None, TypeError),
+    "ragged-list": (_ragged, ValueError),
+    "masked-entries": (_masked, ValueError),
+    "structured": (lambda a: np.zeros(np.shape(a), dtype=[("v", "f8")]), TypeError),
+    "datetime64": (lambda a: np.zeros(np.shape(a), dtype="M8[s]"), TypeError),
+    "timedelta64": (lambda a: np.zeros(np.shape(a), dtype="m8[s]"), TypeError),
+    "nested-str-list": (lambda a: np.asarray(a).astype(str).tolist(), TypeError),
+}
+
+
+def _wrong_object_cases():
+    cases = []
+    for fname, arrays in ARRAYS.items():
+        for arg in arrays:
+            for kind, (make, exc) in WRONG_OBJECTS.items():
+                if kind == "None" and arg in ("b", "sample_weight"):
+                    continue  # None is their default
+                cases.append(pytest.param(fname, arg, kind, make, exc, id=f"{fname}-{arg}-{kind}"))
+    return cases
+
+
+@pytest.mark.parametrize(("fname", "arg", "kind", "make", "exc"), _wrong_object_cases())
+def test_wrong_objects_are_refused_naming_the_argument(fname, arg, kind, make, exc):
+    values = data()
+    values[arg] = make(values[arg])
+    snap = Snapshot(**{k: v for k, v in values.items() if isinstance(v, (np.ndarray, list))})
+    with pytest.raises(exc, match=word(arg)):
+        call(fname, values)
+    snap.assert_unchanged()
+
+
+NONFINITE_FLOAT16 = [(f, arg) for f, arrays in ARRAYS.items() for arg in arrays if arg != "y"]
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize(("fname", "arg"), NONFINITE_FLOAT16, ids="-".join)
+def test_non_finite_float16_values_are_refused(fname, arg, value):
+    # float16 is converted to float64 first; its NaN / inf must still be caught.
+    values = data()
+    bad = np.asarray(values[arg], dtype=np.float16).copy()
+    bad.flat[1] = value
+    values[arg] = bad
+    if arg == "Z" and value == -np.inf:
+        bad[1] = -np.inf  # one -inf is allowed; a row of them is not
+    snap = Snapshot(bad=bad)
+    with pytest.raises(ValueError, match=word(arg)):
+        call(fname, values)
+    snap.assert_unchanged()
+
+
+@pytest.mark.parametrize("fname", ["cross_entropy", "cross_entropy_grad", "loss_and_grad"])
+def test_labels_as_floats_with_nan_and_probabilities_with_minus_inf(fname):
+    values = data()
+    values["y"] = np.where(np.arange(M) == 2, np.nan, values["y"])  # float labels with a NaN
+    with pytest.raises(TypeError, match=word("y")):
+        call(fname, values)
+    Y = np.full((M, K), 1.0 / K)
+    Y[3, 0] = -np.inf
+    values["y"] = Y
+    with pytest.raises(ValueError, match=r"\by: row 3\b"):
+        call(fname, values)
+    for extreme in (np.iinfo(np.int64).max, np.iinfo(np.int64).min, 2**62):
+        values["y"] = np.where(np.arange(M) == 4, extreme, data()["y"]).astype(np.int64)
+        with pytest.raises(ValueError, match=r"\by: label -?\d+ in row 4\b"):
+            call(fname, values)
+
+
+@pytest.mark.parametrize(
+    "bad, exc",
+    [
+        (None, TypeError),
+        ("0.1", TypeError),
+        (True, TypeError),
+        (0.5j, TypeError),
+        ([0.1], TypeError),
+        (np.array([0.1, 0.2]), TypeError),
+    ],
+    ids=["None", "str", "bool", "complex", "list", "array"],
+)
+def test_alpha_of_the_wrong_type(bad, exc):
+    values = data()
+    with pytest.raises(exc, match=word("alpha")):
+        call("loss_and_grad", values, alpha=bad)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [None, 1, b"mean", np.array(["mean", "sum"]), ["mean"]],
+    ids=["None", "int", "bytes", "array", "list"],
+)
+def test_reduction_that_is_not_a_string(bad):
+    with pytest.raises(ValueError, match=word("reduction")):
+        call("cross_entropy", data(), reduction=bad)
+
+
+@pytest.mark.parametrize("bad", [np.float64(2.0), 2 + 0j, object(), b"2"])
+def test_n_threads_of_other_wrong_types(bad):
+    for fname in FUNCS:
+        with pytest.raises(TypeError, match=word("n_threads")):
+            call(fname, data(), n_threads=bad)
+
+
+def test_masked_out_is_refused():
+    Z = data()["Z"]
+    out = np.ma.masked_array(np.zeros((M, K)))
+    with pytest.raises(TypeError, match=word("out")):
+        sf.softmax(Z, out=out)
+
+
+# ============================================================================================
+# Kernels: accepted-but-odd inputs equal the reference
+# ============================================================================================
+
+
+def _small_uints(a):
+    a = np.asarray(a)
+    return a.astype(np.uint8) if a.dtype.kind == "i" else np.round(np.abs(a) * 3).astype(np.uint8)
+
+
+ODD_VARIANTS = {
+    "float16": lambda a: np.asarray(a, dtype=np.float16),
+    "longdouble": lambda a: np.asarray(a, dtype=np.longdouble),
+    "list": lambda a: np.asarray(a).tolist(),
+    "memoryview": lambda a: memoryview(np.ascontiguousarray(a)),
+    "matrix": np.matrix,
+    "masked-no-entries": np.ma.masked_array,
+    "subclass": lambda a: np.asarray(a).view(Tagged),
+    "big-endian": lambda a: np.asarray(a).astype(np.asarray(a).dtype.newbyteorder(">")),
+    "uint8": _small_uints,
+}
+
+
+def _odd_cases():
+    cases = []
+    for fname, arrays in ARRAYS.items():
+        for arg in arrays:
+            for kind, make in ODD_VARIANTS.items():
+                if arg == "y" and kind in ("float16", "longdouble"):
+                    continue  # 1-D float labels are refused by the contract
+                if kind == "matrix" and arg in ("y", "b", "sample_weight"):
+                    continue  # a matrix is 2-D
+                cases.append(pytest.param(fname, arg, kind, make, id=f"{fname}-{arg}-{kind}"))
+    return cases
+
+
+@pytest.mark.parametrize(("fname", "arg", "kind", "make"), _odd_cases())
+def test_odd_but_accepted_inputs_equal_the_float64_call(fname, arg, kind, make):
+    """The contract: other real dtypes become float64, lists and views are arrays.  The result
+    must be exactly the float64 call on the same values, and match the NumPy reference."""
+    values = data()
+    odd = make(values[arg])
+    values[arg] = odd
+    plain = dict(values)
+    plain[arg] = np.asarray(odd).astype(np.float64) if arg != "y" else np.asarray(odd)
+    snap = Snapshot(**{k: v for k, v in values.items() if isinstance(v, (np.ndarray, list))})
+    got = call(fname, values)
+    snap.assert_unchanged()
+    expected = call(fname, plain)
+    for g, e in zip(as_tuple(got), as_tuple(expected), strict=True):
+        if e is None:
+            assert g is None
+            continue
+        assert type(g) is type(e), (type(g), type(e))  # plain ndarray / float, never a matrix
+        g, e = np.asarray(g), np.asarray(e)
+        # Every odd dtype here computes in float64 (a big-endian float32 would stay float32).
+        assert g.dtype == e.dtype, (g.dtype, e.dtype)
+        np.testing.assert_array_equal(g, e)
+    assert_same(got, reference_call(fname, plain), rtol=1e-10, what=f"{fname} {arg} {kind}")
+
+
+def test_float16_becomes_float64_not_float32():
+    Z16 = data()["Z"].astype(np.float16)
+    for fname in ("softmax", "log_softmax", "logsumexp"):
+        assert getattr(sf, fname)(Z16).dtype == np.float64
+    X16 = data()["X"].astype(np.float16)
+    assert sf.predict_proba(X16, data()["W"].astype(np.float32)).dtype == np.float64
+    _, dW, db = sf.loss_and_grad(X16, data()["y"], data()["W"], data()["b"])
+    assert dW.dtype == db.dtype == np.float64
+
+
+def test_big_endian_float32_stays_float32():
+    Z = data()["Z"].astype(">f4")
+    P = sf.softmax(Z)
+    assert P.dtype == np.float32
+    np.testing.assert_array_equal(P, sf.softmax(Z.astype(np.float32)))
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e307, 1e-300, 1e-320], ids=lambda s: f"{s:g}")
+@pytest.mark.parametrize("fname", ["cross_entropy", "cross_entropy_grad", "loss_and_grad"])
+def test_huge_and_subnormal_sample_weights(fname, scale):
+    """A weighted mean does not depend on the weights' scale.  Weights near the float64 limits
+    used to give sum(w) = inf (loss NaN) or 1 / sum(w) = inf (gradient NaN)."""
+    values = data()
+    w = values["sample_weight"]
+    values["sample_weight"] = w * scale
+    snap = Snapshot(w=values["sample_weight"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning either
+        got = call(fname, values)
+    snap.assert_unchanged()
+    # The same weights times an exact power of two (subnormal weights hold few digits, so
+    # not simply w): an equally weighted problem the reference computes without overflow.
+    exact = np.ldexp(values["sample_weight"], -int(np.frexp(values["sample_weight"].max())[1]))
+    normal = dict(values, sample_weight=exact)
+    assert_same(got, reference_call(fname, normal), rtol=1e-10, what=fname)
+
+
+def test_sum_reduction_with_huge_weights_is_inf_not_nan():
+    values = data()
+    values["sample_weight"] = np.full(M, 1e308)
+    total = call("cross_entropy", values, reduction="sum")
+    assert total == np.inf
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_weight_zero_row_with_infinite_loss_counts_zero(reduction):
+    """Row 2's target class has a -inf logit (loss +inf) but weight 0: it must count 0, not
+    0 * inf = NaN.  Expected: the reference on the other rows."""
+    values = data()
+    Z = values["Z"].copy()
+    y = values["y"]
+    Z[2, y[2]] = -np.inf
+    w = values["sample_weight"].copy()
+    w[2] = 0.0
+    got = sf.cross_entropy(Z, y, sample_weight=w, reduction=reduction)
+    keep = np.arange(M) != 2
+    expected = reference.cross_entropy(Z[keep], y[keep], sample_weight=w[keep], reduction=reduction)
+    if reduction == "none":
+        assert got[2] == 0.0
+        got = got[keep]
+    assert_same(got, expected, what=reduction)
+    loss, dZ = sf.cross_entropy_grad(Z, y, sample_weight=w)
+    ref_loss, ref_dZ = reference.cross_entropy_grad(Z[keep], y[keep], sample_weight=w[keep])
+    assert_same(loss, ref_loss)
+    assert_same(dZ[keep], ref_dZ)
+    assert np.all(dZ[2] == 0)
+
+
+def test_weight_zero_row_with_infinite_loss_in_loss_and_grad():
+    # Row 0's logits X @ W.T overflow to -inf for class 0 (its label) and stay finite for
+    # class 1: a valid row whose loss is +inf.  With weight 0 it must not turn the loss NaN.
+    X = np.array([[1e308, 1.0], [0.5, 1.0], [0.1, -1.0], [2.0, 0.3]])
+    W = np.array([[-10.0, 0.0], [0.0, 1.0]])
+    b = np.array([0.1, -0.2])
+    y = np.array([0, 1, 0, 1])
+    w = np.array([0.0, 1.0, 2.0, 0.5])
+    loss, dW, db = sf.loss_and_grad(X, y, W, b, alpha=0.1, sample_weight=w)
+    ref = reference.loss_and_grad(X[1:], y[1:], W, b, alpha=0.1, sample_weight=w[1:])
+    assert_same((loss, dW, db), ref)
+    assert sf.loss_and_grad(X, y, W, b)[0] == np.inf  # with weight 1 it is +inf, not NaN
+
+
+@pytest.mark.parametrize("fname", ["loss_and_grad", "predict_proba", "predict"])
+def test_no_features(fname):
+    values = data()
+    values["X"] = np.zeros((M, 0))
+    values["W"] = np.zeros((K, 0))
+    got = call(fname, values)
+    assert_same(got, reference_call(fname, values), what=fname)
+
+
+@pytest.mark.parametrize("n_threads", [np.int64(2), 2**31, 10**6, 2**63])
+@pytest.mark.parametrize("fname", FUNCS)
+def test_huge_n_threads_is_capped_not_a_crash(fname, n_threads):
+    """n_threads = 10**5 made libgomp abort or segfault the interpreter; 2**31 overflowed a C
+    int.  The kernels never start more threads than rows (nor than 1024)."""
+    values = data()
+    assert_same(call(fname, values, n_threads=n_threads), reference_call(fname, values), 1e-10)
+
+
+def test_out_as_matrix_overlapping_or_strided():
+    Z = data()["Z"]
+    expected = reference.softmax(Z)
+    out = np.matrix(np.zeros((M, K)))
+    assert sf.softmax(Z, out=out) is out
+    np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-12)
+    # out overlapping Z by one row (neither the same array nor disjoint)
+    buf = np.zeros((M + 1) * K)
+    Zv = buf[:-K].reshape(M, K)
+    Zv[...] = Z
+    outv = buf[K:].reshape(M, K)
+    sf.log_softmax(Zv, out=outv)
+    np.testing.assert_allclose(outv, reference.log_softmax(Z), rtol=1e-12)
+    # out a strided view; Z left alone
+    big = np.full((M, 2 * K), np.nan)
+    snap = Snapshot(Z=Z)
+    assert sf.softmax(Z, out=big[:, ::2]).base is big
+    snap.assert_unchanged()
+    np.testing.assert_allclose(big[:, ::2], expected, rtol=1e-12)
+    assert np.isnan(big[:, 1::2]).all()
+    # in place on an F-ordered array
+    F = np.asfortranarray(Z)
+    sf.softmax(F, out=F)
+    np.testing.assert_allclose(F, expected, rtol=1e-12)
+
+
+# ============================================================================================
+# The nastiest cases in a fresh interpreter: a crash is a failed test, not a dead test run
+# ============================================================================================
+
+NASTY_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np, softmax_fast as sf
+    from softmax_fast import reference as R
+    rng = np.random.default_rng(0)
+    # huge K, one row
+    K = 10**6
+    Z = rng.normal(size=(1, K))
+    X, W, b = rng.normal(size=(1, 3)), rng.normal(size=(K, 3)), rng.normal(size=K)
+    assert np.allclose(sf.softmax(Z), R.softmax(Z), rtol=1e-9, atol=1e-300)
+    assert np.allclose(sf.logsumexp(Z), R.logsumexp(Z), rtol=1e-12)
+    assert np.isclose(sf.cross_entropy(Z, [K - 1]), R.cross_entropy(Z, [K - 1]), rtol=1e-12)
+    assert np.allclose(sf.predict_proba(X, W, b, n_threads=2), R.predict_proba(X, W, b),
+                       rtol=1e-9, atol=1e-300)
+    assert sf.predict(X, W, b) == R.predict(X, W, b)
+    loss, dW, db = sf.loss_and_grad(X, [7], W, b, n_threads=2)
+    rl, rdW, rdb = R.loss_and_grad(X, [7], W, b)
+    assert np.isclose(loss, rl, rtol=1e-12) and np.allclose(dW, rdW, rtol=1e-9, atol=1e-300)
+    # misaligned (odd byte offset) float64 views of every argument
+    def misaligned(a):
+        raw = np.zeros(a.nbytes + 1, np.uint8)
+        v = raw[1:].view(a.dtype).reshape(a.shape)
+        v[...] = a
+        assert not v.flags.aligned
+        return v
+    Z, y = rng.normal(size=(50, 7)), rng.integers(0, 7, 50)
+    X, W, b, w = rng.normal(size=(50, 5)), rng.normal(size=(7, 5)), rng.normal(size=7), \\
+        rng.uniform(0.5, 2, 50)
+    args = [misaligned(a) for a in (Z, y, X, W, b, w)]
+    assert np.allclose(sf.softmax(args[0]), R.softmax(Z), rtol=1e-12)
+    assert np.isclose(sf.cross_entropy(args[0], args[1], sample_weight=args[5]),
+                      R.cross_entropy(Z, y, sample_weight=w), rtol=1e-12)
+    got = sf.loss_and_grad(args[2], args[1], args[3], args[4], sample_weight=args[5])
+    ref = R.loss_and_grad(X, y, W, b, sample_weight=w)
+    assert all(np.allclose(g, r, rtol=1e-10) for g, r in zip(got, ref))
+    # labels near 2**63, huge thread counts
+    for bad in (2**63 - 1, -(2**63), 2**63 - 2):
+        try:
+            sf.cross_entropy(Z, np.where(np.arange(50) == 9, bad, y).astype(np.int64))
+        except ValueError as exc:
+            assert "row 9" in str(exc)
+        else:
+            raise AssertionError("label accepted")
+    for t in (10**5, 10**6, 2**62):
+        assert np.allclose(sf.softmax(Z, n_threads=t), R.softmax(Z), rtol=1e-12)
+        assert np.isclose(sf.loss_and_grad(X, y, W, b, n_threads=t)[0],
+                          R.loss_and_grad(X, y, W, b)[0], rtol=1e-12)
+    print("survived")
+    """
+)
+
+
+def test_nastiest_cases_in_a_subprocess():
+    result = subprocess.run(
+        [sys.executable, "-c", NASTY_SCRIPT], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, (result.returncode, result.stderr[-3000:])
+    assert "survived" in result.stdout
+
+
+# ============================================================================================
+# SoftmaxRegression
+# ============================================================================================
+
+
+def _problem(m=40, n=3, seed=7):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(m, n))
+    y = np.arange(m) % 3
+    return X + y[:, None], y
+
+
+# (params, exception, name in the message); test_estimator.py has the first dozen basic ones.
+BAD_PARAMS = [
+    ({"alpha": np.nan}, ValueError, "alpha"),
+    ({"alpha": np.inf}, ValueError, "alpha"),
+    ({"alpha": True}, TypeError, "alpha"),
+    ({"alpha": None}, TypeError, "alpha"),
+    ({"tol": np.nan}, ValueError, "tol"),
+    ({"tol": "0"}, TypeError, "tol"),
+    ({"learning_rate": np.inf}, ValueError, "learning_rate"),
+    ({"learning_rate": "fast"}, TypeError, "learning_rate"),
+    ({"max_iter": True}, TypeError, "max_iter"),
+    ({"max_iter": -3}, ValueError, "max_iter"),
+    ({"batch_size": 1.0}, TypeError, "batch_size"),
+    ({"batch_size": -1}, ValueError, "batch_size"),
+    ({"n_threads": 1.5}, TypeError, "n_threads"),
+    ({"n_threads": True}, TypeError, "n_threads"),
+    ({"n_threads": -2}, ValueError, "n_threads"),
+    ({"solver": None}, ValueError, "solver"),
+    ({"solver": ["lbfgs"]}, ValueError, "solver"),
+    ({"fit_intercept": "yes"}, TypeError, "fit_intercept"),
+    ({"fit_intercept": None}, TypeError, "fit_intercept"),
+    ({"warm_start": "no"}, TypeError, "warm_start"),
+    ({"verbose": "loud"}, TypeError, "verbose"),
+    ({"verbose": 1.5}, TypeError, "verbose"),
+    ({"verbose": -1}, ValueError, "verbose"),
+    ({"random_state": "seed", "solver": "sgd"}, TypeError, "random_state"),
+    ({"random_state": 1.5}, TypeError, "random_state"),
+    ({"random_state": -1}, ValueError, "random_state"),
+    ({"reference_class": [1]}, TypeError, "reference_class"),
+    ({"reference_class": np.nan}, ValueError, "reference_class"),
+    ({"class_weight": {0: -1.0}}, ValueError, "class_weight"),
+    ({"class_weight": {0: np.nan}}, ValueError, "class_weight"),
+    ({"class_weight": {0: np.inf}}, ValueError, "class_weight"),
+    ({"class_weight": {0: "heavy"}}, TypeError, "class_weight"),
+    ({"class_weight": {0: 0, 1: 0, 2: 0}}, ValueError, "class_weight"),
+    ({"class_weight": ["balanced"]}, ValueError, "class_weight"),
+]
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+@pytest.mark.parametrize(("params", "exc", "name"), BAD_PARAMS, ids=lambda v: repr(v)[:40])
+def test_estimator_bad_parameters(params, exc, name, method):
+    X, y = _problem()
+    snap = Snapshot(X=X, y=y)
+    model = SoftmaxRegression(**params)  # __init__ stores, fit validates
+    kwargs = {"classes": [0, 1, 2]} if method == "partial_fit" else {}
+    with pytest.raises(exc, match=word(name)):
+        getattr(model, method)(X, y, **kwargs)
+    snap.assert_unchanged()
+    assert not hasattr(model, "classes_") and not hasattr(model, "coef_")
+
+
+def _nonfinite(X, value):
+    X = X.copy()
+    X[3, 1] = value
+    return X
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_estimator_non_finite_x_everywhere(value):
+    X, y = _problem()
+    Xb = _nonfinite(X, value)
+    snap = Snapshot(Xb=Xb)
+    with pytest.raises(ValueError, match=r"\bX\b"):
+        SoftmaxRegression(n_threads=1).partial_fit(Xb, y, classes=[0, 1, 2])
+    model = SoftmaxRegression(n_threads=1).fit(X, y)
+    for method in ("predict", "predict_proba", "predict_log_proba", "decision_function"):
+        with pytest.raises(ValueError, match=r"\bX\b"):
+            getattr(model, method)(Xb)
+    with pytest.raises(ValueError, match=r"\bX\b"):
+        model.score(Xb, y)
+    snap.assert_unchanged()
+
+
+def test_estimator_overflowing_logits_name_x():
+    X, y = _problem()
+    model = SoftmaxRegression(n_threads=1).fit(X, y)
+    huge = np.full((2, X.shape[1]), 1e308)
+    for method in ("predict", "predict_proba", "predict_log_proba"):
+        with pytest.raises(ValueError, match=r"^X: .*row 0"):
+            getattr(model, method)(huge * np.sign(model.coef_[0]))
+
+
+@pytest.mark.parametrize(
+    "make_y, exc, match",
+    [
+        (lambda y: np.where(np.arange(y.size) == 4, np.nan, y), ValueError, r"\by\b.*NaN"),
+        (lambda y: np.where(np.arange(y.size) == 4, np.inf, y), ValueError, r"\by\b.*infinity"),
+        (lambda y: np.c_[y, y], ValueError, r"\by\b.*shape"),
+        (lambda y: y[:-1], ValueError, "inconsistent numbers of samples"),
+        (lambda y: np.array([1, "a"] * (y.size // 2), dtype=object), ValueError, "label type"),
+        (lambda y: None, ValueError, r"\by\b"),
+    ],
+    ids=["nan", "inf", "2-D", "short", "mixed-types", "None"],
+)
+def test_estimator_bad_y(make_y, exc, match):
+    X, y = _problem()
+    bad = make_y(y)
+    with pytest.raises(exc, match=match):
+        SoftmaxRegression(n_threads=1).fit(X, bad)
+
+
+def test_partial_fit_single_class_names_classes():
+    X, y = _problem()
+    with pytest.raises(ValueError, match=r"^classes: "):
+        SoftmaxRegression(n_threads=1).partial_fit(X, y, classes=[0])
+
+
+@pytest.mark.parametrize(
+    "sw, match",
+    [
+        (np.where(np.arange(40) == 3, np.nan, 1.0), "sample_weight"),
+        (np.where(np.arange(40) == 3, np.inf, 1.0), "sample_weight"),
+        (np.ones(39), "sample_weight"),
+        (np.ones((40, 1)), "[Ss]ample weights"),
+        (np.zeros(40), "[Ss]ample weights"),
+    ],
+    ids=["nan", "inf", "short", "2-D", "zeros"],
+)
+def test_estimator_bad_sample_weight(sw, match):
+    X, y = _problem()
+    for method, kw in (("fit", {}), ("partial_fit", {"classes": [0, 1, 2]})):
+        model = SoftmaxRegression()
+        with pytest.raises(ValueError, match=match):
+            getattr(model, method)(X, y, sample_weight=sw, **kw)
+        assert not hasattr(model, "coef_")
+
+
+@pytest.mark.parametrize("scale", [1e307, 1e-320])
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
+def test_estimator_weights_near_the_float_limits(solver, scale):
+    """Weights of 1e307 gave a wrong fit (sum(w) overflowed), subnormal ones a NaN error
+    naming W; the objective only depends on the weights' ratios."""
+    X, y = _problem()
+    kw = {"solver": solver, "random_state": 0, "batch_size": 8, "max_iter": 30, "n_threads": 1}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("error", RuntimeWarning)
+        scaled = SoftmaxRegression(**kw).fit(X, y, sample_weight=np.full(40, scale))
+        plain = SoftmaxRegression(**kw).fit(X, y)
+    np.testing.assert_allclose(scaled.coef_, plain.coef_, rtol=1e-9, atol=1e-12)
+
+
+def test_balanced_class_weight_with_a_class_of_zero_weight():
+    # Every sample of class 0 has weight 0: its balanced weight total / (K * 0) was inf and
+    # 0 * inf = NaN reached the kernels.  Class 0 must simply carry no weight.
+    X, y = _problem()
+    sw = (y != 0).astype(float)
+    model = SoftmaxRegression(class_weight="balanced", n_threads=1).fit(X, y, sample_weight=sw)
+    counts = np.bincount(y, weights=sw)
+    by_hand = sw * counts.sum() / (3 * np.maximum(counts[y], 1))
+    expected = SoftmaxRegression(n_threads=1).fit(X, y, sample_weight=by_hand)
+    np.testing.assert_allclose(model.coef_, expected.coef_, rtol=1e-7, atol=1e-9)
+
+
+def test_estimator_float16_x_is_the_float64_fit():
+    X, y = _problem()
+    X16 = X.astype(np.float16)
+    a = SoftmaxRegression(n_threads=1).fit(X16, y)
+    b = SoftmaxRegression(n_threads=1).fit(X16.astype(np.float64), y)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    assert a.predict_proba(X16).dtype == np.float64
+    np.testing.assert_array_equal(a.predict_proba(X16), b.predict_proba(X16.astype(np.float64)))
+
+
+def test_estimator_not_fitted_and_wrong_feature_count():
+    X, y = _problem()
+    for method in ("predict_log_proba", "decision_function"):
+        with pytest.raises(NotFittedError):
+            getattr(SoftmaxRegression(), method)(X)
+    with pytest.raises(NotFittedError):
+        SoftmaxRegression(n_threads=1).score(X, y)
+    model = SoftmaxRegression(n_threads=1).fit(X, y)
+    for method in ("predict_proba", "predict_log_proba", "decision_function"):
+        with pytest.raises(ValueError, match="X has 2 features"):
+            getattr(model, method)(X[:, :2])
+    with pytest.raises(ValueError, match="X has 2 features"):
+        model.partial_fit(X[:, :2], y)
+    coef = model.coef_.copy()
+    with pytest.raises(ValueError, match="X has 2 features"):
+        model.score(X[:, :2], y)
+    np.testing.assert_array_equal(model.coef_, coef)
+
+
+# ============================================================================================
+# The softmax-fast command
+# ============================================================================================
+
+GOOD_CSV = "a,b,y\n" + "".join(f"{i % 5},{(3 * i) % 7},{i % 2}\n" for i in range(12))
+
+CSV_FILES = {
+    "binary.csv": bytes(range(256)) * 4,
+    "latin1.csv": "a,b,y\n1,2,\xe9\n3,4,1\n".encode("latin-1"),
+    "empty.csv": b"",
+    "header_only.csv": b"a,b,y\n",
+    "ragged.csv": b"a,b,y\n1,2,0\n3,4\n",
+    "nan.csv": b"a,b,y\n1,nan,0\n3,4,1\n5,6,0\n7,8,1\n",
+    "inf.csv": b"a,b,y\n1,2,0\n3,-inf,1\n5,6,0\n7,8,1\n",
+    "empty_cell.csv": b"a,b,y\n1,,0\n3,4,1\n",
+    "empty_target.csv": b"a,b,y\n1,2,\n3,4,1\n5,6,0\n",
+    "nan_target.csv": b"a,b,y\n1,2,0\n3,4,NaN\n5,6,0\n",
+    "continuous.csv": b"a,b,y\n1,2,0.5\n3,4,1.25\n5,6,0.75\n",
+    "duplicate.csv": b"a,a,y\n1,2,0\n3,4,1\n",
+    "target_only.csv": b"y\n0\n1\n",
+}
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    (tmp_path / "good.csv").write_text(GOOD_CSV)
+    for name, content in CSV_FILES.items():
+        (tmp_path / name).write_bytes(content)
+    np.save(tmp_path / "plain.npy", np.zeros(3))
+    os.replace(tmp_path / "plain.npy", tmp_path / "plain.npz")  # an .npy named .npz
+    rng = np.random.default_rng(0)
+    Xd = rng.normal(size=(10, 2))
+    np.savez(
+        tmp_path / "nan_X.npz",
+        X=np.where(np.arange(10)[:, None] == 3, np.nan, Xd),
+        y=np.arange(10) % 2,
+    )
+    np.savez(tmp_path / "short_y.npz", X=Xd, y=np.arange(9) % 2)
+    np.savez(tmp_path / "y2d.npz", X=Xd, y=np.zeros((10, 2)))
+    np.savez(tmp_path / "no_rows.npz", X=np.zeros((0, 2)), y=np.zeros(0, int))
+    np.savez(tmp_path / "data.npz", X=Xd, y=np.arange(10) % 2)
+    (tmp_path / "nan.svm").write_text("0 1:nan\n1 1:2\n")
+    (tmp_path / "outdir").mkdir()
+    return tmp_path
+
+
+def _fit(data_name, *extra):
+    return ["fit", data_name, "--target", "y", "--model", "m.npz", "--quiet", *extra]
+
+
+CLI_MISTAKES = [
+    (_fit("binary.csv"), "binary.csv: not a UTF-8 text CSV file"),
+    (_fit("latin1.csv"), "latin1.csv: not a UTF-8 text CSV file"),
+    (_fit("empty.csv"), "empty.csv: empty CSV file"),
+    (_fit("header_only.csv"), "header_only.csv: no data rows"),
+    (_fit("ragged.csv"), "ragged.csv: line 3 has 2 fields"),
+    (_fit("nan.csv"), "nan.csv: column 'b' holds 'nan' (line 2)"),
+    (_fit("inf.csv"), "inf.csv: column 'b' holds '-inf' (line 3)"),
+    (_fit("empty_cell.csv"), "empty_cell.csv: column 'b' has an empty cell (line 2"),
+    (_fit("empty_target.csv"), "target column 'y' has an empty cell (line 2)"),
+    (_fit("nan_target.csv"), "target column 'y' holds 'NaN' (line 3)"),
+    (_fit("continuous.csv"), "non-integer number '0.5'"),
+    (_fit("duplicate.csv"), "column name 'a' appears more than once"),
+    (_fit("target_only.csv"), "no feature columns"),
+    (_fit("good.csv", "--alpha", "nan"), "alpha"),
+    (_fit("good.csv", "--max-iter", "0"), "max_iter"),
+    (_fit("good.csv", "--max-iter", "-5"), "max_iter"),
+    (_fit("good.csv", "--test-size", "nan"), "--test-size"),
+    (_fit("good.csv", "--seed", "-1"), "--seed"),
+    (_fit("good.csv", "--seed", str(2**40)), "--seed"),
+    (["fit", "good.csv", "--target", "y", "--model", "outdir", "--quiet"], "Is a directory"),
+    (["fit", "good.csv", "--target", "y", "--model", "nodir/m.npz"], "No such file"),
+    (["fit", "outdir", "--target", "y", "--model", "m.npz"], "no such data file"),
+    (["fit", "nan_X.npz", "--model", "m.npz"], "nan_X.npz: X has NaN or infinity in row 3"),
+    (["fit", "short_y.npz", "--model", "m.npz"], "'y' must hold one label per row of X"),
+    (["fit", "y2d.npz", "--model", "m.npz"], "'y' must hold one label per row of X"),
+    (["fit", "no_rows.npz", "--model", "m.npz"], "no_rows.npz: no data"),
+    (["fit", "plain.npz", "--model", "m.npz"], "plain.npz: cannot read the npz archive"),
+    (["fit", "nan.svm", "--model", "m.npz"], "nan.svm: X has NaN or infinity in row 0"),
+    (["predict", "plain.npz", "good.csv"], "not a valid softmax_fast model file"),
+    (["predict", "good.csv", "good.csv"], "not a valid softmax_fast model file (not an npz"),
+    (["predict", "data.npz", "good.csv"], "unexpected members: X, y"),
+    (["predict", "outdir", "good.csv"], "no such model file"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), CLI_MISTAKES, ids=lambda v: " ".join(v)[:60])
+def test_cli_user_mistakes_exit_1_with_a_message(workdir, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(workdir)
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    assert code == 1, captured
+    assert captured.err.startswith("softmax-fast: error: ")
+    assert message in captured.err, captured.err
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_cli_predict_to_a_directory_and_on_bad_data(workdir, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)
+    assert cli.main(_fit("good.csv")) == 0
+    for argv, message in (
+        (["predict", "m.npz", "good.csv", "-o", "outdir"], "Is a directory"),
+        (["predict", "m.npz", "nan.csv"], "nan.csv: column 'b' holds 'nan'"),
+        (["predict", "m.npz", "duplicate.csv"], "appears more than once"),
+    ):
+        capsys.readouterr()
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+
+
+def test_cli_small_data_set_fits(workdir, monkeypatch, capsys):
+    # 5 rows, 2 classes: a 20 % split has 1 test row, which cannot hold both classes, so
+    # scikit-learn refused to stratify it (an error about test_size).  The split is now plain.
+    monkeypatch.chdir(workdir)
+    (workdir / "five.csv").write_text("a,b,y\n0,1,0\n1,0,1\n0,2,0\n2,0,1\n0,3,0\n")
+    assert cli.main(_fit("five.csv")) == 0
+    assert "held-out accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        _fit("good.csv", "--alpha", "abc"),
+        _fit("good.csv", "--max-iter", "1.5"),
+        _fit("good.csv", "--solver", "newton"),
+        ["fit", "good.csv"],
+        [],
+    ],
+    ids=["alpha-abc", "max-iter-1.5", "solver", "no-model", "no-command"],
+)
+def test_cli_usage_errors_exit_2(workdir, monkeypatch, capsys, argv):
+    monkeypatch.chdir(workdir)
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: softmax-fast") and "Traceback" not in err
+
+
+def test_cli_refuses_a_non_model_in_a_fresh_interpreter(workdir):
+    # An .npy file named .npz used to escape as a TypeError traceback.
+    result = subprocess.run(
+        [sys.executable, "-m", "softmax_fast.cli", "predict", "plain.npz", "good.csv"],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "not a valid softmax_fast model file" in result.stderr
+    assert "Traceback" not in result.stderr
