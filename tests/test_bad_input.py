@@ -241,7 +241,11 @@ def _cases():
         ("huge", np.where(np.arange(M) == 0, 10**12, y)),
         ("int8-neg", np.where(np.arange(M) == 1, -1, y).astype(np.int8)),
         ("uint8-255", np.where(np.arange(M) == 5, 255, y).astype(np.uint8)),
-        ("uint64-max", np.where(np.arange(M) == 3, np.iinfo(np.uint64).max, y).astype(np.uint64)),
+        # Not np.where(..., uint64 max, y): NumPy 1.26 promotes that to float64 (2**64).
+        (
+            "uint64-max",
+            np.where(np.arange(M) == 3, np.uint64(np.iinfo(np.uint64).max), y.astype(np.uint64)),
+        ),
     ):
         add(f"y-label-{label_id}", Y_FUNCS, ValueError, ("y",), {"y": labels})
 

@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_classifiers_train, parametrize_with_checks
 
 import softmax_fast
-from softmax_fast import SoftmaxRegression, kernels
+from softmax_fast import SoftmaxRegression, kernels, reference
 
 # ----------------------------------------------------------------------------- data
 
@@ -89,13 +89,28 @@ def _expected_failed_checks(estimator):
     return failed
 
 
+_CHECKED_ESTIMATORS = [
+    SoftmaxRegression(),
+    SoftmaxRegression(solver="sgd", tol=1e-4, random_state=0),
+]
+try:
+    _parametrize_checks = parametrize_with_checks(
+        _CHECKED_ESTIMATORS, expected_failed_checks=_expected_failed_checks
+    )
+    _XFAIL_BY_HAND = False
+except TypeError:  # scikit-learn < 1.6 has no expected_failed_checks
+    _parametrize_checks = parametrize_with_checks(_CHECKED_ESTIMATORS)
+    _XFAIL_BY_HAND = True
+
+
 # the checks' data sets are tiny and the sgd instance may stop at max_iter: not what they test
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@parametrize_with_checks(
-    [SoftmaxRegression(), SoftmaxRegression(solver="sgd", tol=1e-4, random_state=0)],
-    expected_failed_checks=_expected_failed_checks,
-)
+@_parametrize_checks
 def test_sklearn_estimator_checks(estimator, check):
+    if _XFAIL_BY_HAND:
+        reason = _expected_failed_checks(estimator).get(getattr(check, "func", check).__name__)
+        if reason is not None:
+            pytest.xfail(reason)
     check(estimator)
 
 
@@ -114,6 +129,21 @@ def test_exported_from_the_package():
     assert "SoftmaxRegression" in softmax_fast.__all__
 
 
+def _sklearn_reached_our_optimum(X, y, alpha, sk_coef, sk_intercept, ours, free=slice(None)):
+    """Both minimize one objective (evaluated by the NumPy reference). Ours must be converged and
+    no higher than scikit-learn's. True when scikit-learn's is as low, so that the minimizers can
+    be compared; older scikit-learn (1.3) stops its lbfgs earlier on ill-conditioned problems
+    (digits: 9e-6 relative above the optimum, max |gradient| 3.5e-6), and then only the
+    predictions are compared. ``free``: the rows optimized (not a fixed reference class)."""
+    our_loss, our_dW, our_db = reference.loss_and_grad(
+        X, y, ours.coef_, ours.intercept_, alpha=alpha
+    )
+    assert max(np.abs(our_dW[free]).max(), np.abs(our_db[free]).max()) <= 1e-6
+    sk_loss = reference.loss_and_grad(X, y, sk_coef, sk_intercept, alpha=alpha)[0]
+    assert our_loss <= sk_loss * (1 + 1e-12)
+    return sk_loss <= our_loss * (1 + 1e-10)
+
+
 # ----------------------------------------------------------------------------- vs scikit-learn
 
 
@@ -124,6 +154,9 @@ def test_lbfgs_matches_sklearn_logistic_regression(problem):
     alpha = 1.0 / (C * X.shape[0])
     sk = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X, y)
     ours = SoftmaxRegression(alpha=alpha, tol=1e-10, max_iter=10_000).fit(X, y)
+    if not _sklearn_reached_our_optimum(X, y, alpha, sk.coef_, sk.intercept_, ours):
+        np.testing.assert_array_equal(ours.predict(X), sk.predict(X))
+        return
     scale = np.abs(sk.coef_).max()
     assert np.abs(ours.coef_ - sk.coef_).max() <= 1e-4 * scale
     # intercepts are identified up to a common shift: compare them centred
@@ -189,10 +222,19 @@ def test_binary_reference_class_is_logistic_regression():
     assert ours.coef_.shape == (2, 6) and ours.intercept_.shape == (2,)
     np.testing.assert_array_equal(ours.coef_[0], 0.0)
     assert ours.intercept_[0] == 0.0
+    y01 = (labels == "pos").astype(np.intp)
+    sk_coef = np.vstack([np.zeros_like(sk.coef_), sk.coef_])
+    sk_intercept = np.concatenate([[0.0], sk.intercept_])
+    alpha = 1.0 / (C * X.shape[0])
+    if not _sklearn_reached_our_optimum(X, y01, alpha, sk_coef, sk_intercept, ours, free=[1]):
+        np.testing.assert_array_equal(ours.predict(X), sk.predict(X))
+        return
     np.testing.assert_allclose(ours.coef_[1], sk.coef_[0], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(ours.intercept_[1], sk.intercept_[0], rtol=1e-4, atol=1e-6)
     # decision_function follows scikit-learn's binary convention: shape (m,), > 0 means classes_[1]
-    np.testing.assert_allclose(ours.decision_function(X), sk.decision_function(X), atol=1e-5)
+    np.testing.assert_allclose(
+        ours.decision_function(X), sk.decision_function(X), rtol=1e-4, atol=1e-5
+    )
     np.testing.assert_array_equal(ours.predict(X), sk.predict(X))
 
 
