@@ -1,8 +1,11 @@
 """Model files (versioned npz, never pickle) and the data readers of the softmax-fast command."""
 
+import io as io_module
 import json
 import os
 import pickle
+import re
+import warnings
 import zipfile
 
 import numpy as np
@@ -201,3 +204,194 @@ def test_csv_columns_are_read_by_name_in_the_given_order(tmp_path):
     assert y is None and names == ["a", "b"]
     with pytest.raises(ValueError, match="no column"):
         io.read_data(path, columns=["a", "zzz"])
+
+
+# ----------------------------------------------------------------------------- hand-crafted files
+
+
+def _write_members(path, members, compression=zipfile.ZIP_STORED):
+    """A zip archive whose members are written as given: arrays as .npy, bytes verbatim."""
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for name, value in members:
+            if isinstance(value, bytes):
+                archive.writestr(name, value)
+            else:
+                with archive.open(name, "w") as f:
+                    np.lib.format.write_array(f, value, allow_pickle=True)
+
+
+def _npy_bytes(array, shape=None):
+    """The .npy encoding of ``array``; with ``shape``, a header that lies about the shape."""
+    buf = io_module.BytesIO()
+    header = np.lib.format.header_data_from_array_1_0(array)
+    if shape is not None:
+        header["shape"] = shape
+    np.lib.format.write_array_header_1_0(buf, header)
+    buf.write(np.ascontiguousarray(array).tobytes())
+    return buf.getvalue()
+
+
+def _members(**changes):
+    arrays = {**_valid_arrays(), **changes}
+    return [(f"{key}.npy", value) for key, value in arrays.items() if value is not None]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"classes": np.arange(3) + 0j}, "classes must be integers, floats, booleans or strings"),
+        ({"classes": np.arange(3).astype("M8[D]")}, "classes must be integers"),
+        ({"classes": np.array([b"a", b"b", b"c"])}, "classes must be integers"),
+        ({"classes": np.zeros(3, dtype=[("a", "i4")])}, "classes must be integers"),
+        ({"classes": np.array([1, 1, 2])}, "classes are not distinct"),
+        ({"classes": np.array([0.0, np.nan, 1.0])}, "classes contain NaN"),
+        ({"coef": np.zeros((3, 2), np.float32)}, "coef must be a 2-D float64 array"),
+        ({"coef": np.zeros((3, 2), np.float16)}, "coef must be a 2-D float64 array"),
+        ({"coef": np.zeros((3, 2), np.int64)}, "coef must be a 2-D float64 array"),
+        ({"coef": np.zeros((3, 2), np.complex128)}, "coef must be a 2-D float64 array"),
+        ({"coef": np.zeros((3, 0))}, "coef has no columns"),
+        ({"intercept": np.zeros(3, np.float32)}, "intercept must be a float64 array"),
+        ({"intercept": np.array([0.0, np.inf, 0.0])}, "non-finite coefficients"),
+        ({"feature_names": np.arange(2)}, "feature_names must be 2 strings"),
+        ({"params": np.array([json.dumps({})])}, "params must be one JSON string"),
+        ({"params": np.array("[1, 2]")}, "params must be a JSON object"),
+        ({"format": np.array(b"softmax_fast.model")}, "format"),
+        ({"format": np.array([io.MODEL_FORMAT])}, "format"),
+        ({"version": np.array(True)}, "bad version field"),
+        ({"version": np.array([1])}, "bad version field"),
+        ({"version": np.array(0)}, "version 0 is not supported"),
+    ],
+    ids=lambda v: str(v)[:50] if isinstance(v, str) else None,
+)
+def test_wrong_kinds_and_shapes_inside_a_valid_archive(tmp_path, change, message):
+    path = tmp_path / "m.npz"
+    _write_members(path, _members(**change))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        io.read_model_arrays(path)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"alpha": "x"}, "params: alpha"),
+        ({"n_threads": 0}, "params: n_threads"),
+        ({"n_threads": "all"}, "params: n_threads"),
+        ({"solver": "newton"}, "params: solver"),
+        ({"fit_intercept": "yes"}, "params: fit_intercept"),
+    ],
+)
+def test_params_that_the_estimator_refuses(tmp_path, params, message):
+    # n_threads is used to predict: a bad one must not surface later as a TypeError.
+    path = tmp_path / "m.npz"
+    _write_members(path, _members(params=np.array(json.dumps(params))))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        io.load_model(path)
+    path.write_bytes(b"")
+    _write_members(path, _members(params=np.array('{"alpha": NaN}')))  # JSON with a NaN
+    with pytest.raises(ValueError, match="params: alpha"):
+        io.load_model(path)
+
+
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        (_members(evil=np.zeros(3)), "unexpected members: evil"),
+        (_members() + [("notes.txt", b"hello")], "member 'notes.txt' is not a .npy array"),
+        (_members() + [("coef.npy", np.ones((3, 2)))], "a member appears twice"),
+        (
+            _members(coef=None) + [("coef.npy", _npy_bytes(np.zeros((3, 2)), (3, 10**11)))],
+            "coef: the header declares 2,400,000,000,000 bytes",
+        ),
+        (
+            _members(coef=None) + [("coef.npy", _npy_bytes(np.zeros((3, 2)), (3, 1)))],
+            "coef: the header declares 24 bytes",
+        ),
+        (
+            _members(coef=None) + [("coef.npy", _npy_bytes(np.zeros((3, 2)))[:60])],
+            "not a valid softmax_fast model file",
+        ),
+    ],
+    ids=["extra", "not-npy", "duplicate", "huge-declared", "short-declared", "cut-header"],
+)
+def test_archive_structure_is_checked_before_reading(tmp_path, members, message):
+    path = tmp_path / "m.npz"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile: "Duplicate name"
+        _write_members(path, members)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        io.read_model_arrays(path)
+
+
+def test_files_that_are_not_npz_archives(tmp_path):
+    cases = {
+        "npy.npz": lambda p: np.save(open(p, "wb"), np.zeros(3)),
+        "pickle.npz": lambda p: p.write_bytes(pickle.dumps({"coef": np.zeros(3)})),
+        "text.npz": lambda p: p.write_text("format,version\nsoftmax_fast.model,1\n"),
+        "empty.npz": lambda p: p.write_bytes(b""),
+    }
+    for name, make in cases.items():
+        path = tmp_path / name
+        make(path)
+        with pytest.raises(ValueError, match=r"not a valid softmax_fast model file \(not an npz"):
+            io.read_model_arrays(path)
+    with pytest.raises(FileNotFoundError, match="no such model file"):
+        io.read_model_arrays(tmp_path)  # a directory
+
+
+def test_a_zip_bomb_is_refused_without_unpacking_it(tmp_path, monkeypatch):
+    # 16 MB of zeros deflate to ~16 KB; with the limit at 1 MB the archive is refused from its
+    # directory entries, before a byte is decompressed.
+    monkeypatch.setattr(io, "MAX_MODEL_BYTES", 2**20)
+    path = tmp_path / "bomb.npz"
+    members = _members(coef=None) + [("coef.npy", np.zeros((2**11, 2**10)))]
+    _write_members(path, members, compression=zipfile.ZIP_DEFLATED)
+    assert path.stat().st_size < 2**17
+    with pytest.raises(ValueError, match=r"unpacks to 16,\d{3},\d{3} bytes, more than the limit"):
+        io.read_model_arrays(path)
+    # the same content within the limit loads: the check is on size, not on compression
+    monkeypatch.setattr(io, "MAX_MODEL_BYTES", 2**25)
+    with pytest.raises(ValueError, match="intercept must be a float64 array of shape \\(2048,\\)"):
+        io.read_model_arrays(path)
+
+
+def test_a_compressed_model_file_loads(tmp_path):
+    path = tmp_path / "m.npz"
+    arrays = {**_valid_arrays(), "coef": np.arange(6.0).reshape(3, 2)}
+    np.savez_compressed(path, **arrays)
+    model, names = io.load_model(path)
+    np.testing.assert_array_equal(model.coef_, arrays["coef"])
+    assert names is None and list(model.classes_) == [0, 1, 2]
+
+
+def test_a_corrupted_compressed_member_is_refused(tmp_path):
+    path = tmp_path / "m.npz"
+    arrays = {**_valid_arrays(), "coef": np.random.default_rng(0).standard_normal((30, 40))}
+    np.savez_compressed(path, **arrays)
+    data = bytearray(path.read_bytes())
+    start = data.index(b"coef.npy") + 200  # inside coef's deflate stream
+    data[start : start + 64] = os.urandom(64)
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="not a valid softmax_fast model file"):
+        io.read_model_arrays(path)
+
+
+@pytest.mark.parametrize("member", ["evil", "coef", "params"])
+def test_pickle_payloads_anywhere_never_run(tmp_path, member):
+    marker = tmp_path / "pwned"
+    payload = np.empty(1, dtype=object)
+    payload[0] = _Exploit(str(marker))
+    path = tmp_path / "evil.npz"
+    _write_members(path, _members(**{member: payload}))
+    with pytest.raises(ValueError, match="not a valid softmax_fast model file"):
+        io.load_model(path)
+    assert not marker.exists()
+
+
+def test_data_npz_with_objects_or_lying_headers(tmp_path):
+    path = tmp_path / "d.npz"
+    _write_members(path, [("X.npy", np.ones((3, 2)).astype(object)), ("y.npy", np.arange(3))])
+    with pytest.raises(ValueError, match="X: object arrays are refused"):
+        io.read_data(path)
+    _write_members(path, [("X.npy", _npy_bytes(np.ones((3, 2)), (3, 10**12)))])
+    with pytest.raises(ValueError, match="cannot read the npz archive .*declares"):
+        io.read_data(path)
