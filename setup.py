@@ -30,7 +30,9 @@ Environment variables read here
 
 import os
 import shutil
+import subprocess
 import sys
+import sysconfig
 import tempfile
 import textwrap
 
@@ -161,6 +163,55 @@ class BuildExtWithOpenMP(build_ext):
             ext.extra_compile_args += sanitize_compile
             ext.extra_link_args += sanitize_link
         super().build_extensions()
+        self._write_build_info(compiler_type, found)
+
+    def _write_build_info(self, compiler_type, openmp_flags):
+        """Record how the extension was built in ``softmax_fast/_build_info.py`` next to it
+        (in the wheel, or in src/ for an in-place/editable build), for ``show_config()``."""
+        info = {
+            "compiler_type": compiler_type,
+            "compiler": compiler_version(self.compiler),
+            "openmp_flags": openmp_flags[0] if openmp_flags else None,
+            "optimization_flags": optimization_flags(compiler_type),
+            "sanitize": os.environ.get("SOFTMAX_FAST_SANITIZE", "") or None,
+            "extra_cflags": os.environ.get("SOFTMAX_FAST_EXTRA_CFLAGS", "") or None,
+            "numpy_build": _module_version("numpy"),
+            "cython": _module_version("Cython"),
+            "platform": sysconfig.get_platform(),
+        }
+        text = '"""Written by setup.py at build time; read by get_config()."""\n\n'
+        text += f"BUILD_INFO = {info!r}\n"
+        # Next to the built extension (what a wheel ships) and in the source package (what an
+        # editable or in-place build imports); the two are the same folder for --inplace.
+        targets = {
+            os.path.dirname(os.path.abspath(self.get_ext_fullpath("softmax_fast._kernels"))),
+            os.path.join(os.path.dirname(os.path.abspath(__file__)), "src", "softmax_fast"),
+        }
+        for folder in targets:
+            if os.path.isdir(folder):
+                with open(os.path.join(folder, "_build_info.py"), "w") as f:
+                    f.write(text)
+
+
+def _module_version(name):
+    module = __import__(name)
+    return getattr(module, "__version__", None)
+
+
+def compiler_version(compiler):
+    """First line of ``<cc> --version`` (gcc/clang), or the compiler class for MSVC."""
+    executable = getattr(compiler, "compiler_so", None) or getattr(compiler, "cc", None)
+    if isinstance(executable, (list, tuple)):
+        executable = executable[0] if executable else None
+    if not executable or compiler.compiler_type == "msvc":
+        return f"{compiler.compiler_type} ({executable or 'unknown executable'})"
+    try:
+        out = subprocess.run(
+            [executable, "--version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+        return out.splitlines()[0].strip() if out.strip() else executable
+    except (OSError, subprocess.SubprocessError):
+        return executable
 
 
 def main():

@@ -1,5 +1,6 @@
 """Build configuration: OpenMP really on (Linux), config reporting, thread-count rules."""
 
+import os
 import subprocess
 import sys
 
@@ -31,6 +32,28 @@ def test_get_config_keys_and_show_config(capsys):
     printed = capsys.readouterr().out
     assert softmax_fast.__version__ in printed
     assert "OpenMP" in printed
+    assert "compiler" in printed and config["build"]["compiler"] in printed
+
+
+def test_build_info_records_the_compiler_and_flags():
+    build = softmax_fast.get_config()["build"]
+    compiler = build["compiler"].lower()
+    assert any(name in compiler for name in ("gcc", "clang", "msvc", "cc")), compiler
+    assert int(build["numpy_build"].split(".")[0]) >= 2  # built against NumPy 2 (ABI for 1.x too)
+    flags = " ".join(build["optimization_flags"])
+    assert "-march" not in flags and "fast-math" not in flags
+
+
+@linux_only
+def test_the_openmp_runtime_in_use_is_reported_and_is_the_vendored_one_in_a_wheel():
+    runtimes = softmax_fast.get_config()["openmp_runtimes"]
+    assert runtimes, "no OpenMP runtime loaded although the extension uses OpenMP"
+    package_parent = os.path.dirname(os.path.dirname(softmax_fast.__file__))
+    if os.path.isdir(os.path.join(package_parent, "softmax_fast.libs")):  # a repaired wheel
+        vendored = [rt for rt in runtimes if rt["vendored"]]
+        assert len(vendored) == 1 and "libgomp" in os.path.basename(vendored[0]["filepath"])
+        # ... and it is the one our threads run on: a team of 2 really starts.
+        assert _kernels.openmp_team_size(2) == 2
 
 
 @linux_only
