@@ -7,7 +7,9 @@ target probabilities (m, K).  float32 data stays float32; other real dtypes beco
 All kernels release the GIL and run on ``n_threads`` OpenMP threads (None: all available cores).
 """
 
-from contextlib import nullcontext
+import itertools
+import threading
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -50,7 +52,10 @@ _MIN_TILE_ROWS, _MAX_TILE_ROWS = 64, 1024
 # set this to False to check the BLAS path on the same inputs.
 _USE_SMALL_GEMM = True
 
-_blas_controller = None
+_blas_lock = threading.Lock()
+_blas_libs = None  # [(get_num_threads, set_num_threads)] of the loaded BLAS libraries
+_blas_users = 0  # calls now on the BLAS tile path (under _blas_lock)
+_blas_saved = []  # [(set_num_threads, thread count before the first of those calls)]
 
 
 def _uses_small_gemm(n, K, dtype):
@@ -63,14 +68,75 @@ def _uses_small_gemm(n, K, dtype):
 
 
 def _blas_threads_for(n_threads, m, tile, n, K, dtype):
-    """Context keeping BLAS to one thread while several OpenMP threads call it on tiles
-    (nothing to do when the micro-kernels, not BLAS, do the tile products)."""
-    global _blas_controller
-    if n_threads == 1 or m <= tile or _uses_small_gemm(n, K, dtype):
+    """Context keeping BLAS to one thread while the kernel calls it on tiles (nothing to do when
+    the micro-kernels, not BLAS, do the tile products).
+
+    Always one BLAS thread, whatever ``n_threads``: several OpenMP threads each running a
+    multi-threaded BLAS would oversubscribe the cores, and OpenBLAS's sgemm/dgemm round
+    differently with 1 and 2 threads (they split the product differently), so a result must
+    not depend on which BLAS thread count happened to be in effect.  With one OpenMP thread the
+    tiles (at most 1024 rows) are too small for BLAS threads to pay off anyway.
+    """
+    del n_threads, m, tile  # kept in the signature: see _one_blas_thread
+    if _uses_small_gemm(n, K, dtype):
         return nullcontext()
-    if _blas_controller is None:
-        _blas_controller = ThreadpoolController()
-    return _blas_controller.limit(limits=1, user_api="blas")
+    return _one_blas_thread()
+
+
+def _openblas_functions(lib):
+    """openblas_get/set_num_threads of a threadpoolctl OpenBLAS controller, called directly."""
+    for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
+        get = getattr(lib.dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
+        set_ = getattr(lib.dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
+        if get is not None and set_ is not None:
+            return get, set_
+    return None
+
+
+def _find_blas_libs():
+    libs = []
+    for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
+        functions = None
+        if lib.internal_api == "openblas" and getattr(lib, "threading_layer", "") == "pthreads":
+            # threadpoolctl >= 3.8 lets only one Python thread (the first to set a limit, usually
+            # the main thread) change the limit of an OpenBLAS with its own pthreads pool and
+            # silently ignores the others; the pool is process-wide, so any thread may set it.
+            functions = _openblas_functions(lib)
+        libs.append(functions or (lib.get_num_threads, lib.set_num_threads))
+    return libs
+
+
+@contextmanager
+def _one_blas_thread():
+    """BLAS limited to one thread for as long as any call is on the BLAS tile path.
+
+    The BLAS thread count is process-wide (OpenBLAS with pthreads: one shared pool).  A plain
+    ``with threadpoolctl.threadpool_limits(1)`` around every call is not enough when calls run
+    in several Python threads at once: the first to finish restores multi-threaded BLAS under
+    the others (whose tile products then round differently from a serial call's), and recent
+    threadpoolctl ignores limits set from any thread but one.  So a counter under a lock: the
+    first call in sets every BLAS library to one thread, the last one out restores the previous
+    counts.  (A limit another thread sets meanwhile is overwritten by that restore.)
+    """
+    global _blas_libs, _blas_users, _blas_saved
+    with _blas_lock:
+        if _blas_users == 0:
+            if _blas_libs is None:
+                _blas_libs = _find_blas_libs()
+            _blas_saved = [(set_, get()) for get, set_ in _blas_libs]
+            for set_, _ in _blas_saved:
+                set_(1)
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                for set_, n in _blas_saved:
+                    if n is not None:
+                        set_(n)
+                _blas_saved = []
 
 
 def _tile_rows(n, K, itemsize):
