@@ -425,7 +425,7 @@ def test_cross_entropy_and_grad_against_reference(data):
     draw = data.draw
     dtype = np.dtype(draw(st.sampled_from(FLOATS), label="dtype"))
     K = draw(ks(), label="K")
-    m = draw(st.one_of(st.integers(1, 8), st.integers(1, min(3000, 200_000 // K))), label="m")
+    m = draw(st.one_of(st.integers(1, 8), st.integers(1, min(2000, 100_000 // K))), label="m")
     Z0, mask = draw(logit_arrays(m, K, dtype))
     rng = np.random.default_rng(draw(SEEDS, label="target seed"))
     hit_masked = mask.any() and draw(st.booleans(), label="targets on -inf logits")
@@ -449,11 +449,10 @@ def test_cross_entropy_and_grad_against_reference(data):
     none_truth = quiet(ref.cross_entropy, D, yk, sample_weight=wl, reduction="none")
     none_bound = wf * (lb + EPS64 * lf) + tiny_of(np.float64)
     # The sum of m terms >= 0 in float64 (chunk sums added in order): (m + 1) u64 relative.
-    # (The reference returns the sum and the mean as Python floats: within u64/2 of the truth.)
     wsum = float(as_f64(wl.sum()))
-    sum_truth = quiet(ref.cross_entropy, D, yk, sample_weight=wl, reduction="sum")
+    sum_truth = none_truth.sum()
     sum_bound = float(np.sum(wf * lb) + (m + 2) * EPS64 * np.sum(wf * lf)) + tiny_of(np.float64)
-    mean_truth = quiet(ref.cross_entropy, D, yk, sample_weight=wl, reduction="mean")
+    mean_truth = sum_truth / wl.sum()
     mean_bound = sum_bound / wsum + (m + 2) * EPS64 * float(as_f64(np.abs(mean_truth)))
     if np.isinf(sum_truth):
         mean_bound = 1.0  # unused: the infinity must be matched exactly
@@ -719,7 +718,7 @@ def assert_fd(analytic, fd, f0, what):
     assert err <= tol, f"{what}: max |analytic - finite difference| = {err:.3e} > {tol:.3e}"
 
 
-@examples(40)
+@examples(60)
 @given(data=st.data())
 def test_cross_entropy_grad_matches_finite_differences(data):
     draw = data.draw
@@ -740,7 +739,7 @@ def test_cross_entropy_grad_matches_finite_differences(data):
     assert_fd(dZ, fd, loss, "dZ")
 
 
-@examples(40)
+@examples(60)
 @given(data=st.data())
 def test_loss_and_grad_matches_finite_differences(data):
     draw = data.draw
