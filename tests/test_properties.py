@@ -460,6 +460,9 @@ def test_cross_entropy_and_grad_against_reference(data):
     got = sf.cross_entropy(Z, y, reduction="none", n_threads=nt, **kw)
     assert isinstance(got, np.ndarray) and got.dtype == np.float64 and got.shape == (m,)
     assert np.all(got >= 0), "negative row loss"
+    # +inf exactly on the rows (of positive weight) with target mass on a -inf logit.
+    expected_inf = (np.asarray(Y > 0) & mask).any(axis=1) & (wf > 0)
+    assert np.array_equal(np.isinf(got), expected_inf), "wrong rows with an infinite loss"
     check_within(got, none_truth, none_bound, "cross_entropy[none]")
     for reduction, truth, bound in (
         ("sum", sum_truth, sum_bound),
