@@ -14,7 +14,7 @@ own losses (float64, moderate logits).
 Example counts
 --------------
 By default each test runs a fixed number of examples with ``derandomize=True`` and no example
-database, so every run (CI included) tries the same inputs, and the file takes ~20 s on two
+database, so every run (CI included) tries the same inputs, and the file takes 10-20 s on two
 cores.  To search harder set ``SOFTMAX_FAST_HYPOTHESIS_EXAMPLES``: each test then runs that many
 examples, drawn at random (a different search every run; a failure prints the example and a
 ``@reproduce_failure`` blob)::
