@@ -97,7 +97,8 @@ def _find_blas_libs():
     libs = []
     for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
         functions = None
-        if lib.internal_api == "openblas" and getattr(lib, "threading_layer", "") == "pthreads":
+        # internal_api is "openblas" (scipy's build may be "scipy_openblas" in some versions)
+        if "openblas" in lib.internal_api and getattr(lib, "threading_layer", "") == "pthreads":
             # threadpoolctl >= 3.8 lets only one Python thread (the first to set a limit, usually
             # the main thread) change the limit of an OpenBLAS with its own pthreads pool and
             # silently ignores the others; the pool is process-wide, so any thread may set it.
