@@ -7,7 +7,9 @@ Design note
 * Threads split the rows into ``n_chunks`` contiguous chunks (``prange`` over chunks, a few a
   thread, scheduled dynamically so that a slowed-down core does not hold the call back).  Every
   chunk owns its scratch buffers and its partial sums, allocated by NumPy before the GIL is
-  released, so the extra memory never depends on m, and results depend only on (m, n_chunks),
+  released (``_alloc``: no malloc in the kernels, so an allocation that fails is NumPy's
+  MemoryError, raised before anything is computed or written), so the extra memory never
+  depends on m, and results depend only on (m, n_chunks),
   not on which thread ran which chunk: repeated calls with the same thread count are
   bit-identical.  Partial sums are added in chunk order after the parallel region.
 * Rows are processed in blocks: shifted logits z - max of a whole block go into a flat scratch
@@ -32,6 +34,7 @@ Design note
 
 import numpy as np
 
+cimport cython
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport parallel, prange
@@ -52,6 +55,9 @@ cdef extern from "_sfmath.h" nogil:
     double sf_exp_d(double x)
     float sf_exp_f(float x)
     int SF_MULTIVERSIONED
+    int SF_ASAN
+    void sf_asan_poison(const void *p, size_t n)
+    void sf_asan_unpoison(const void *p, size_t n)
 
 cdef extern from "_sfgemm.h" nogil:
     int SF_HAVE_SMALL_GEMM
@@ -130,6 +136,78 @@ def vlog_ge1(const double[::1] x, double[::1] out):
         return
     with nogil:
         sf_vlog_ge1_d(&x[0], &out[0], x.shape[0])
+
+
+# ----------------------------------------------------------------------------- work space
+
+# Test hook (tests/test_alloc_failure.py): while > 0, each kernel allocation counts it down and
+# the one that brings it to 0 raises MemoryError, as NumPy does when memory runs out.
+cdef Py_ssize_t _alloc_countdown = 0
+
+
+def _fail_allocation(Py_ssize_t nth):
+    """Test hook: the ``nth`` next kernel work-space allocation raises MemoryError (0: off).
+
+    Returns how many allocations the previous setting still had to go (0: it fired or was off).
+    """
+    global _alloc_countdown
+    previous = _alloc_countdown
+    _alloc_countdown = max(nth, 0)
+    return previous
+
+
+cdef object _alloc(shape, dtype, fill=None):
+    """Every buffer of a kernel comes from here: NumPy, with the GIL held, before any parallel
+    region (there is no malloc in the kernels).  When memory runs out NumPy raises MemoryError,
+    which propagates before anything is computed or written to an output."""
+    global _alloc_countdown
+    if _alloc_countdown > 0:
+        _alloc_countdown -= 1
+        if _alloc_countdown == 0:
+            raise MemoryError("softmax_fast: allocation failure injected by _fail_allocation")
+    if fill is None:
+        return np.empty(shape, dtype=dtype)
+    return np.full(shape, fill, dtype=dtype)
+
+
+@cython.auto_pickle(False)  # no pickling methods (they would need a place in _kernels.pyi)
+cdef class _Workspace:
+    """The per-chunk buffers of one kernel call: (n_chunks, size + pad) arrays, one row a chunk
+    (thread); the padding keeps the rows' used parts on different cache lines (no false sharing
+    between threads).
+
+    In an AddressSanitizer build (``SF_ASAN``) ``poison_padding(True)`` marks every row's padding
+    unaddressable for the length of a parallel region, so that a chunk running past its own part
+    is reported even though it stays inside one allocation; ``poison_padding(False)`` undoes it
+    before the buffers go back to NumPy (which may reuse small ones without malloc).
+    """
+    cdef Py_ssize_t n_chunks
+    cdef list guarded  # (array, used bytes of a row), ASan builds only
+
+    def __cinit__(self, Py_ssize_t n_chunks):
+        self.n_chunks = n_chunks
+        self.guarded = []
+
+    cdef object rows(self, Py_ssize_t size, dtype, bint zero=False):
+        cdef Py_ssize_t pad = 128 // np.dtype(dtype).itemsize
+        buf = _alloc((self.n_chunks, size + pad), dtype, 0 if zero else None)
+        if SF_ASAN:
+            self.guarded.append((buf, size * buf.itemsize))
+        return buf
+
+    cdef void poison_padding(self, bint poison):
+        cdef char *base
+        cdef Py_ssize_t used, stride, c
+        if not SF_ASAN:
+            return
+        for buf, used in self.guarded:
+            base = <char *>cnp.PyArray_DATA(<cnp.ndarray>buf)
+            stride = buf.strides[0]
+            for c in range(self.n_chunks):
+                if poison:
+                    sf_asan_poison(base + c * stride + used, stride - used)
+                else:
+                    sf_asan_unpoison(base + c * stride + used, stride - used)
 
 
 # ----------------------------------------------------------------------------- per-row helpers
@@ -258,14 +336,17 @@ def softmax_rows(const floating[:, ::1] Z, floating[::1] out, int mode, int n_th
     cdef Py_ssize_t block = max(1, BLOCK_VALUES // K)
     cdef Py_ssize_t n_chunks = _n_chunks(m, block, n_threads, 0)
     dtype = np.float64 if floating is double else np.float32
-    cdef floating[:, ::1] scratch = _chunk_buffers(n_chunks, block * K, dtype)
-    cdef floating[:, ::1] row_max = _chunk_buffers(n_chunks, block, dtype)
-    cdef intp_t[::1] bad = np.full(n_chunks, -1, dtype=np.intp)
+    cdef _Workspace work = _Workspace(n_chunks)
+    cdef floating[:, ::1] scratch = work.rows(block * K, dtype)
+    cdef floating[:, ::1] row_max = work.rows(block, dtype)
+    cdef intp_t[::1] bad = _alloc(n_chunks, np.intp, -1)
     cdef Py_ssize_t c
+    work.poison_padding(True)
     for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=n_threads):
         bad[c] = _softmax_chunk(&Z[0, 0], &out[0], &scratch[c, 0], &row_max[c, 0],
                                 _chunk_start(m, n_chunks, c), _chunk_start(m, n_chunks, c + 1),
                                 K, block, mode)
+    work.poison_padding(False)
     return _first_bad(bad)
 
 
@@ -372,22 +453,25 @@ def cross_entropy(const floating[:, ::1] Z, const intp_t[::1] labels, const floa
     cdef Py_ssize_t block = max(1, BLOCK_VALUES // K)
     cdef Py_ssize_t n_chunks = _n_chunks(m, block, n_threads, 0)
     dtype = np.float64 if floating is double else np.float32
-    cdef floating[:, ::1] scratch = _chunk_buffers(n_chunks, block * K, dtype)
-    cdef floating[:, ::1] row_max = _chunk_buffers(n_chunks, block, dtype)
-    cdef double[:, ::1] loss_term = _chunk_buffers(n_chunks, 2 * block, np.float64)
-    cdef double[:, ::1] loss_sums = _chunk_buffers(n_chunks, 1, np.float64, zero=True)
-    cdef intp_t[::1] bad = np.full(n_chunks, -1, dtype=np.intp)
+    cdef _Workspace work = _Workspace(n_chunks)
+    cdef floating[:, ::1] scratch = work.rows(block * K, dtype)
+    cdef floating[:, ::1] row_max = work.rows(block, dtype)
+    cdef double[:, ::1] loss_term = work.rows(2 * block, np.float64)
+    cdef double[:, ::1] loss_sums = work.rows(1, np.float64, zero=True)
+    cdef intp_t[::1] bad = _alloc(n_chunks, np.intp, -1)
     cdef const intp_t *p_labels = &labels[0] if labels is not None else NULL
     cdef const floating *p_Y = &Y[0, 0] if Y is not None else NULL
     cdef const double *p_sw = &sample_weight[0] if sample_weight is not None else NULL
     cdef double *p_row_loss = &row_loss[0] if row_loss is not None else NULL
     cdef floating *p_dZ = &dZ[0, 0] if dZ is not None else NULL
     cdef Py_ssize_t c
+    work.poison_padding(True)
     for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=n_threads):
         bad[c] = _cross_entropy_chunk(
             &Z[0, 0], p_labels, p_Y, p_sw, grad_scale, p_row_loss, p_dZ, &scratch[c, 0],
             &row_max[c, 0], &loss_term[c, 0], &loss_sums[c, 0],
             _chunk_start(m, n_chunks, c), _chunk_start(m, n_chunks, c + 1), K, block)
+    work.poison_padding(False)
     return _first_bad(bad), _ordered_sum(loss_sums)
 
 
@@ -595,18 +679,18 @@ def loss_and_grad(const floating[:, ::1] X, const intp_t[::1] labels, const floa
     cdef Py_ssize_t tile = max(1, min(tile_rows, m))  # a tile never taller than the data
     cdef Py_ssize_t n_chunks = _n_chunks(m, tile, n_threads, K * n)
     dtype = np.float64 if floating is double else np.float32
-    cdef floating[:, ::1] Zt = _chunk_buffers(n_chunks, tile * K, dtype)
-    cdef floating[:, ::1] row_max = _chunk_buffers(n_chunks, tile, dtype)
-    cdef floating[:, ::1] row_coef = _chunk_buffers(n_chunks, tile, dtype)
-    cdef double[:, ::1] per_row = _chunk_buffers(n_chunks, 4 * tile, np.float64)
-    cdef double[:, ::1] db_acc = _chunk_buffers(n_chunks, K * tile, np.float64, zero=True)
-    cdef floating[:, ::1] tile_acc = _chunk_buffers(n_chunks, 0 if floating is double else K * n,
-                                                    dtype)
+    cdef _Workspace work = _Workspace(n_chunks)
+    cdef floating[:, ::1] Zt = work.rows(tile * K, dtype)
+    cdef floating[:, ::1] row_max = work.rows(tile, dtype)
+    cdef floating[:, ::1] row_coef = work.rows(tile, dtype)
+    cdef double[:, ::1] per_row = work.rows(4 * tile, np.float64)
+    cdef double[:, ::1] db_acc = work.rows(K * tile, np.float64, zero=True)
+    cdef floating[:, ::1] tile_acc = work.rows(0 if floating is double else K * n, dtype)
     # One (K, n) row-major gradient per chunk, flat (the padding keeps &dW_parts[c, 0] valid
     # when n == 0).
-    cdef double[:, ::1] dW_parts = _chunk_buffers(n_chunks, K * n, np.float64, zero=True)
-    cdef double[:, ::1] loss_sums = _chunk_buffers(n_chunks, 1, np.float64, zero=True)
-    cdef intp_t[::1] bad = np.full(n_chunks, -1, dtype=np.intp)
+    cdef double[:, ::1] dW_parts = work.rows(K * n, np.float64, zero=True)
+    cdef double[:, ::1] loss_sums = work.rows(1, np.float64, zero=True)
+    cdef intp_t[::1] bad = _alloc(n_chunks, np.intp, -1)
     cdef const intp_t *p_labels = &labels[0] if labels is not None else NULL
     cdef const floating *p_Y = &Y[0, 0] if Y is not None else NULL
     cdef const floating *p_b = &b[0] if b is not None else NULL
@@ -615,6 +699,7 @@ def loss_and_grad(const floating[:, ::1] X, const intp_t[::1] labels, const floa
     cdef const floating *p_Wt = &Wt[0, 0] if Wt is not None else NULL
     cdef TileScratch ws
     cdef Py_ssize_t c
+    work.poison_padding(True)
     for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=n_threads):
         ws.target_dot = &per_row[c, 0]
         ws.target_sum = &per_row[c, tile]
@@ -626,6 +711,7 @@ def loss_and_grad(const floating[:, ::1] X, const intp_t[::1] labels, const floa
             &row_max[c, 0], &row_coef[c, 0], ws, &tile_acc[c, 0], &dW_parts[c, 0],
             &loss_sums[c, 0], _chunk_start(m, n_chunks, c), _chunk_start(m, n_chunks, c + 1),
             n, K, tile)
+    work.poison_padding(False)
     first_bad = _first_bad(bad)
     dW = _ordered_rows_sum(np.asarray(dW_parts)[:, :K * n]).reshape(K, n)
     db = None
@@ -643,23 +729,16 @@ cdef object _small_gemm_wt(const floating[:, ::1] W, bint wanted):
     cdef int max_k = SF_SMALL_GEMM_MAX_K_D if floating is double else SF_SMALL_GEMM_MAX_K_F
     if not (wanted and _CPU_SMALL_GEMM and K <= max_k and n > 0):
         return None
-    Wt = np.zeros((n, ((K + lanes - 1) // lanes) * lanes),
-                  dtype=np.float64 if floating is double else np.float32)
+    Wt = _alloc((n, ((K + lanes - 1) // lanes) * lanes),
+                np.float64 if floating is double else np.float32, 0)
     Wt[:, :K] = np.asarray(W).T
     return Wt
 
 
-cdef object _chunk_buffers(Py_ssize_t n_chunks, Py_ssize_t size, dtype, bint zero=False):
-    """(n_chunks, size + pad) work space, one row a chunk (thread); the padding keeps the rows'
-    used parts on different cache lines (no false sharing between threads)."""
-    cdef Py_ssize_t pad = 128 // np.dtype(dtype).itemsize
-    make = np.zeros if zero else np.empty
-    return make((n_chunks, size + pad), dtype=dtype)
-
-
 cdef object _ordered_rows_sum(object parts):
     """parts[0] + parts[1] + ... in this order (deterministic for a given chunk count)."""
-    total = parts[0].copy()
+    total = _alloc(parts.shape[1:], parts.dtype)
+    total[...] = parts[0]
     for c in range(1, parts.shape[0]):
         total += parts[c]
     return total
@@ -725,18 +804,21 @@ def predict(const floating[:, ::1] X, const floating[:, ::1] W, const floating[:
     cdef Py_ssize_t tile = max(1, min(tile_rows, m))  # a tile never taller than the data
     cdef Py_ssize_t n_chunks = _n_chunks(m, tile, n_threads, 0)
     dtype = np.float64 if floating is double else np.float32
-    cdef floating[:, ::1] Zt = _chunk_buffers(n_chunks, tile * K, dtype)
-    cdef floating[:, ::1] row_max = _chunk_buffers(n_chunks, tile, dtype)
-    cdef double[:, ::1] row_sum = _chunk_buffers(n_chunks, tile, np.float64)
-    cdef intp_t[::1] bad = np.full(n_chunks, -1, dtype=np.intp)
+    cdef _Workspace work = _Workspace(n_chunks)
+    cdef floating[:, ::1] Zt = work.rows(tile * K, dtype)
+    cdef floating[:, ::1] row_max = work.rows(tile, dtype)
+    cdef double[:, ::1] row_sum = work.rows(tile, np.float64)
+    cdef intp_t[::1] bad = _alloc(n_chunks, np.intp, -1)
     cdef const floating *p_b = &b[0] if b is not None else NULL
     cdef floating *p_proba = &proba[0, 0] if proba is not None else NULL
     cdef intp_t *p_labels = &labels[0] if labels is not None else NULL
     cdef floating[:, ::1] Wt = _small_gemm_wt(W, small_gemm)
     cdef const floating *p_Wt = &Wt[0, 0] if Wt is not None else NULL
     cdef Py_ssize_t c
+    work.poison_padding(True)
     for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=n_threads):
         bad[c] = _predict_chunk(&X[0, 0], &W[0, 0], p_Wt, p_b, p_proba, p_labels, &Zt[c, 0],
                                 &row_max[c, 0], &row_sum[c, 0], _chunk_start(m, n_chunks, c),
                                 _chunk_start(m, n_chunks, c + 1), n, K, tile)
+    work.poison_padding(False)
     return _first_bad(bad)

@@ -12,6 +12,10 @@
  *    NaN propagates.  All integer work is done on the bit patterns with 64/32-bit adds and
  *    shifts, which SSE2 has, so the loops vectorize.
  * 2. OpenMP shims: the extension still compiles (serially) when the compiler has no OpenMP.
+ * 3. AddressSanitizer hooks: in a SOFTMAX_FAST_SANITIZE=address build the kernels poison the
+ *    padding after each chunk's part of a scratch buffer for the length of a parallel region, so
+ *    that a chunk overrunning its part is reported although it stays inside one allocation.
+ *    No-ops (and SF_ASAN == 0) in every other build.
  */
 #ifndef SOFTMAX_FAST_SFMATH_H
 #define SOFTMAX_FAST_SFMATH_H
@@ -30,6 +34,28 @@ static inline int sf_openmp_enabled(void) { return 0; }
 static inline int sf_omp_get_max_threads(void) { return 1; }
 static inline int sf_omp_get_thread_num(void) { return 0; }
 static inline int sf_omp_get_num_threads(void) { return 1; }
+#endif
+
+/* ---------------------------------------------------------------- AddressSanitizer */
+
+#if defined(__SANITIZE_ADDRESS__) /* gcc */
+#define SF_ASAN 1
+#elif defined(__has_feature)      /* clang */
+#if __has_feature(address_sanitizer)
+#define SF_ASAN 1
+#endif
+#endif
+#ifndef SF_ASAN
+#define SF_ASAN 0
+#endif
+
+#if SF_ASAN
+#include <sanitizer/asan_interface.h>
+static inline void sf_asan_poison(const void *p, size_t n) { __asan_poison_memory_region(p, n); }
+static inline void sf_asan_unpoison(const void *p, size_t n) { __asan_unpoison_memory_region(p, n); }
+#else
+static inline void sf_asan_poison(const void *p, size_t n) { (void)p; (void)n; }
+static inline void sf_asan_unpoison(const void *p, size_t n) { (void)p; (void)n; }
 #endif
 
 /* ---------------------------------------------------------------- float64 */
