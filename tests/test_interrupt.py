@@ -236,6 +236,7 @@ def _interrupt_after(monkeypatch, calls):
     monkeypatch.setattr(kernels, "loss_and_grad", fake)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("solver", ["lbfgs", "gd", "sgd"])
 @pytest.mark.parametrize("calls", [0, 3])
 def test_interrupted_refit_keeps_previous_model(monkeypatch, rng, solver, calls):
