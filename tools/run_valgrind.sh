@@ -51,8 +51,10 @@ EOF
 # threads, in place, layouts, bad rows, extreme logits, allocation failures), thinned for a run
 # about 50 times slower than native: parametrizations with a 1000-row or 1000-class side and the
 # finite-difference tests are left out, then at most SF_VALGRIND_PER_TEST (default 10)
-# parametrizations of each test function are kept, evenly spread over its grid.  The child
-# processes of test_alloc_failure.py are left out too (valgrind does not follow them).
+# parametrizations of each test function are kept (40 of the tile-path grid, which covers the
+# micro-kernels' K and n branches), a seeded random sample so that every axis of a grid is
+# spread.  The child processes of test_alloc_failure.py are left
+# out too (valgrind does not follow them).
 cd "$work/src"
 if [[ $# -eq 0 ]]; then
     "$py" -m pytest -p no:cacheprovider --collect-only -q \
@@ -60,6 +62,7 @@ if [[ $# -eq 0 ]]; then
         tests/test_alloc_failure.py tests/test_bad_input.py >"$work/collected.txt"
     "$py" - "$work/collected.txt" "${SF_VALGRIND_PER_TEST:-10}" >"$work/selected.txt" <<'EOF2'
 import collections
+import random
 import sys
 
 per_test = int(sys.argv[2])
@@ -73,9 +76,9 @@ for line in open(sys.argv[1]):
     if "larger_than_memory" in node or "omp_num_threads" in node:
         continue
     groups[node.split("[")[0]].append(node)
-for nodes in groups.values():
-    step = max(1, -(-len(nodes) // per_test))
-    for node in nodes[::step]:
+for name, nodes in groups.items():
+    keep = 4 * per_test if "tile_paths" in name else per_test
+    for node in random.Random(0).sample(nodes, min(keep, len(nodes))):
         print(node)
 EOF2
     mapfile -t selected <"$work/selected.txt"
