@@ -63,7 +63,7 @@ def test_installed_metadata():
     urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL"))
     assert {"Homepage", "Source", "Issues", "Changelog"} <= set(urls)
     requires = meta.get_all("Requires-Dist")
-    for dep in ("numpy>=1.26", "scipy>=1.11", "threadpoolctl>=3.1", "scikit-learn>=1.3"):
+    for dep in ("numpy>=1.26", "scipy>=1.11", "threadpoolctl>=3.5", "scikit-learn>=1.3"):
         assert dep in requires
     files = {str(f) for f in importlib.metadata.files("softmax-fast")}
     if "softmax_fast/__init__.py" not in files:

@@ -23,6 +23,11 @@
 #include <stdint.h>
 #include <string.h>
 
+/* MSVC compiles C without the C99 `restrict` keyword (unless /std:c11): use its spelling. */
+#if defined(_MSC_VER) && !defined(__clang__) && !defined(restrict)
+#define restrict __restrict
+#endif
+
 #ifdef _OPENMP
 #include <omp.h>
 static inline int sf_openmp_enabled(void) { return 1; }

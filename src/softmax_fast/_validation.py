@@ -70,6 +70,16 @@ def compute_dtype(a):
     return np.dtype(np.float32) if is_float32 else np.dtype(np.float64)
 
 
+def aligned_contiguous(arr, dtype):
+    """``arr`` as a C-contiguous, aligned array of ``dtype`` (no copy if it is one).
+
+    ``np.ascontiguousarray`` keeps a misaligned view (e.g. at an odd byte offset in a buffer);
+    the kernels dereference typed C pointers, which must be aligned (undefined behaviour
+    otherwise, reported by UBSan).
+    """
+    return np.require(arr, dtype=dtype, requirements=("C", "A"))
+
+
 def as_float_array(a, name, *, ndim, dtype=None):
     """``a`` as a C-contiguous float32/float64 array of ``ndim`` dimensions (no copy if it is one).
 
@@ -82,7 +92,7 @@ def as_float_array(a, name, *, ndim, dtype=None):
             f"{name}: expected a {ndim}-D array, got {arr.ndim}-D with shape {arr.shape}"
         )
     target = compute_dtype(arr) if dtype is None else np.dtype(dtype)
-    return np.ascontiguousarray(arr, dtype=target)
+    return aligned_contiguous(arr, target)
 
 
 def check_finite(a, name):
@@ -136,14 +146,14 @@ def check_targets(y, m, K, dtype, name="y"):
                 raise ValueError(
                     f"{name}: label {arr[i]} in row {i} is outside the class range [0, {K})"
                 )
-        return np.ascontiguousarray(arr, dtype=np.intp), None
+        return aligned_contiguous(arr, np.intp), None
     if arr.ndim == 2:
         _check_real_dtype(arr, name)
         if arr.shape != (m, K):
             raise ValueError(
                 f"{name}: target probabilities must have shape (m, K) = {(m, K)}, got {arr.shape}"
             )
-        Y = np.ascontiguousarray(arr, dtype=dtype)
+        Y = aligned_contiguous(arr, dtype)
         if m:
             bad = ~np.isfinite(Y).all(axis=1)
             if bad.any():
@@ -171,7 +181,7 @@ def check_sample_weight(sample_weight, m, name="sample_weight"):
     _check_real_dtype(arr, name)
     if arr.ndim != 1 or arr.shape[0] != m:
         raise ValueError(f"{name}: expected shape ({m},), got {arr.shape}")
-    w = np.ascontiguousarray(arr, dtype=np.float64)
+    w = aligned_contiguous(arr, np.float64)
     if m:
         bad = ~np.isfinite(w)
         if bad.any():

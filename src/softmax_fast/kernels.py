@@ -189,7 +189,11 @@ def _rowwise(Z, out, n_threads, mode):
         # Write straight into `out` when it is C-contiguous and either is Zc itself (in place:
         # the kernel reads every element before writing it) or does not overlap Zc.
         in_place = out.ctypes.data == Zc.ctypes.data and mode != _LOGSUMEXP
-        if out.flags.c_contiguous and (in_place or not np.may_share_memory(out, Zc)):
+        if (
+            out.flags.c_contiguous
+            and out.flags.aligned
+            and (in_place or not np.may_share_memory(out, Zc))
+        ):
             direct = out
     result = direct if direct is not None else np.empty(shape, dtype=Zc.dtype)
     # np.asarray: a subclass `out` (np.matrix) would stay 2-D under reshape(-1)
