@@ -256,14 +256,17 @@ cdef inline void _shift_rows(const floating *z, floating *dst, floating *row_max
             dst[i * K + k] = z[i * K + k] - mx
 
 
-cdef inline double _target_dot(const floating *y, const floating *shifted, Py_ssize_t K,
+cdef inline double _target_dot(const floating *y, const floating *z, double mx, Py_ssize_t K,
                                double *y_sum) noexcept nogil:
-    """sum_k y_k * shifted_k over classes with y_k > 0 (so 0 * -inf counts as 0); y_sum = sum y."""
+    """sum_k y_k * (z_k - mx) over classes with y_k > 0 (so 0 * -inf counts as 0); y_sum = sum y.
+
+    The shift is taken in float64: float32 logits further apart than the float32 range would
+    overflow z - mx to -inf in float32 (for float64 this is the same arithmetic as the shift)."""
     cdef double acc = 0.0, ys = 0.0
     cdef Py_ssize_t k
     for k in range(K):
         if y[k] > 0:
-            acc = acc + <double>y[k] * shifted[k]
+            acc = acc + <double>y[k] * (<double>z[k] - mx)
             ys = ys + y[k]
     y_sum[0] = ys
     return acc
@@ -360,21 +363,22 @@ cdef Py_ssize_t _first_bad(intp_t[::1] bad):
 
 # ----------------------------------------------------------------------------- cross-entropy
 
-cdef inline void _row_loss_terms(const floating *shifted, const intp_t *labels, const floating *Y,
-                                 double *loss_term, Py_ssize_t r, Py_ssize_t nb,
-                                 Py_ssize_t K) noexcept nogil:
-    """Before exp overwrites the shifted logits of a block, keep what the loss needs.
+cdef inline void _row_loss_terms(const floating *z, const floating *row_max, const intp_t *labels,
+                                 const floating *Y, double *loss_term, Py_ssize_t r,
+                                 Py_ssize_t nb, Py_ssize_t K) noexcept nogil:
+    """What the loss needs of a block's shifted logits, taken from the logits z and row maxima.
 
     loss_term[i] = (labels) shifted_{y_i};  (targets) sum_k y_ik shifted_ik and, in
     loss_term[nb + i], sum_k y_ik, so that l_i = log(s_i) * sum_k y_ik - sum_k y_ik shifted_ik.
+    shifted = z - max is formed in float64 here (see _target_dot).
     """
     cdef Py_ssize_t i
     cdef double y_sum
     for i in range(nb):
         if labels != NULL:
-            loss_term[i] = shifted[i * K + labels[r + i]]
+            loss_term[i] = <double>z[i * K + labels[r + i]] - <double>row_max[i]
         else:
-            loss_term[i] = _target_dot(Y + (r + i) * K, shifted + i * K, K, &y_sum)
+            loss_term[i] = _target_dot(Y + (r + i) * K, z + i * K, row_max[i], K, &y_sum)
             loss_term[nb + i] = y_sum
 
 
@@ -421,7 +425,7 @@ cdef Py_ssize_t _cross_entropy_chunk(
     while b0 < r1:
         nb = min(block, r1 - b0)
         _shift_rows(Z + b0 * K, scratch, row_max, nb, K)
-        _row_loss_terms(scratch, labels, Y, loss_term, b0, nb, K)
+        _row_loss_terms(Z + b0 * K, row_max, labels, Y, loss_term, b0, nb, K)
         _vexp(scratch, nb * K)
         for i in range(nb):
             row = b0 + i
@@ -544,9 +548,9 @@ cdef inline void _tile_grad_product(const floating *Gt, const floating *X, float
         sgemm("N", "N", &bm, &bn, &bk, &one, <float *>X, &ldx, <float *>Gt, &ldg, &beta, acc, &lda)
 
 
-cdef inline void _tile_shift(floating *Zt, floating *mx, Py_ssize_t nt,
-                             Py_ssize_t K) noexcept nogil:
-    """mx[i] = max_k Zt[k, i];  Zt[k, i] -= mx[i].  NaN is skipped by the max (caught later)."""
+cdef inline void _tile_max(const floating *Zt, floating *mx, Py_ssize_t nt,
+                           Py_ssize_t K) noexcept nogil:
+    """mx[i] = max_k Zt[k, i].  NaN is skipped by the max (caught later)."""
     cdef Py_ssize_t i, k
     cdef floating v
     for i in range(nt):
@@ -555,9 +559,22 @@ cdef inline void _tile_shift(floating *Zt, floating *mx, Py_ssize_t nt,
         for i in range(nt):
             v = Zt[k * nt + i]
             mx[i] = v if v > mx[i] else mx[i]
+
+
+cdef inline void _tile_subtract(floating *Zt, const floating *mx, Py_ssize_t nt,
+                                Py_ssize_t K) noexcept nogil:
+    """Zt[k, i] -= mx[i]."""
+    cdef Py_ssize_t i, k
     for k in range(K):
         for i in range(nt):
             Zt[k * nt + i] = Zt[k * nt + i] - mx[i]
+
+
+cdef inline void _tile_shift(floating *Zt, floating *mx, Py_ssize_t nt,
+                             Py_ssize_t K) noexcept nogil:
+    """mx[i] = max_k Zt[k, i];  Zt[k, i] -= mx[i]."""
+    _tile_max(Zt, mx, nt, K)
+    _tile_subtract(Zt, mx, nt, K)
 
 
 cdef inline void _tile_sums(const floating *Et, double *s, Py_ssize_t nt,
@@ -611,11 +628,12 @@ cdef Py_ssize_t _loss_grad_chunk(
     while t0 < r1:
         nt = min(tile, r1 - t0)
         _tile_logits(X + t0 * n, W, Wt, b, Zt, nt, n, K)
-        _tile_shift(Zt, row_max, nt, K)
-        # What the loss needs of the shifted logits, before exp overwrites them.
+        _tile_max(Zt, row_max, nt, K)
+        # What the loss needs of the shifted logits z - max, formed in float64 before the
+        # shift (float32 logits further apart than the float32 range would overflow it).
         if labels != NULL:
             for i in range(nt):
-                ws.target_dot[i] = Zt[labels[t0 + i] * nt + i]
+                ws.target_dot[i] = <double>Zt[labels[t0 + i] * nt + i] - <double>row_max[i]
                 ws.target_sum[i] = 1.0
         else:
             for i in range(nt):
@@ -624,8 +642,10 @@ cdef Py_ssize_t _loss_grad_chunk(
             for k in range(K):
                 for i in range(nt):
                     y_ik = Y[(t0 + i) * K + k]
-                    ws.target_dot[i] = ws.target_dot[i] + y_ik * Zt[k * nt + i]
+                    ws.target_dot[i] = ws.target_dot[i] + y_ik * (
+                        <double>Zt[k * nt + i] - <double>row_max[i])
                     ws.target_sum[i] = ws.target_sum[i] + y_ik
+        _tile_subtract(Zt, row_max, nt, K)
         _vexp(Zt, nt * K)
         _tile_sums(Zt, ws.row_sum, nt, K)
         bad = _tile_first_bad(ws.row_sum, nt)
