@@ -292,6 +292,12 @@ cdef Py_ssize_t _n_chunks(Py_ssize_t m, Py_ssize_t rows_per_step, int n_threads,
     return max(1, min(wanted, (m + rows_per_step - 1) // rows_per_step))
 
 
+cdef inline int _team_size(int n_threads, Py_ssize_t n_chunks) noexcept nogil:
+    """Threads to start for n_chunks chunks: never more threads than chunks (an idle thread still
+    costs a wake-up, milliseconds on a busy machine).  Results depend on the chunks only."""
+    return <int>n_chunks if n_chunks < n_threads else n_threads
+
+
 # ----------------------------------------------------------------------------- softmax family
 
 cdef Py_ssize_t _softmax_chunk(const floating *Z, floating *out, floating *scratch,
@@ -345,7 +351,8 @@ def softmax_rows(const floating[:, ::1] Z, floating[::1] out, int mode, int n_th
     cdef intp_t[::1] bad = _alloc(n_chunks, np.intp, -1)
     cdef Py_ssize_t c
     work.poison_padding(True)
-    for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=n_threads):
+    cdef int team = _team_size(n_threads, n_chunks)
+    for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
         bad[c] = _softmax_chunk(&Z[0, 0], &out[0], &scratch[c, 0], &row_max[c, 0],
                                 _chunk_start(m, n_chunks, c), _chunk_start(m, n_chunks, c + 1),
                                 K, block, mode)
@@ -470,7 +477,8 @@ def cross_entropy(const floating[:, ::1] Z, const intp_t[::1] labels, const floa
     cdef floating *p_dZ = &dZ[0, 0] if dZ is not None else NULL
     cdef Py_ssize_t c
     work.poison_padding(True)
-    for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=n_threads):
+    cdef int team = _team_size(n_threads, n_chunks)
+    for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
         bad[c] = _cross_entropy_chunk(
             &Z[0, 0], p_labels, p_Y, p_sw, grad_scale, p_row_loss, p_dZ, &scratch[c, 0],
             &row_max[c, 0], &loss_term[c, 0], &loss_sums[c, 0],
@@ -720,7 +728,8 @@ def loss_and_grad(const floating[:, ::1] X, const intp_t[::1] labels, const floa
     cdef TileScratch ws
     cdef Py_ssize_t c
     work.poison_padding(True)
-    for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=n_threads):
+    cdef int team = _team_size(n_threads, n_chunks)
+    for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
         ws.target_dot = &per_row[c, 0]
         ws.target_sum = &per_row[c, tile]
         ws.row_sum = &per_row[c, 2 * tile]
@@ -836,7 +845,8 @@ def predict(const floating[:, ::1] X, const floating[:, ::1] W, const floating[:
     cdef const floating *p_Wt = &Wt[0, 0] if Wt is not None else NULL
     cdef Py_ssize_t c
     work.poison_padding(True)
-    for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=n_threads):
+    cdef int team = _team_size(n_threads, n_chunks)
+    for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
         bad[c] = _predict_chunk(&X[0, 0], &W[0, 0], p_Wt, p_b, p_proba, p_labels, &Zt[c, 0],
                                 &row_max[c, 0], &row_sum[c, 0], _chunk_start(m, n_chunks, c),
                                 _chunk_start(m, n_chunks, c + 1), n, K, tile)
