@@ -67,7 +67,7 @@ def _uses_small_gemm(n, K, dtype):
     )
 
 
-def _blas_threads_for(n_threads, m, tile, n, K, dtype):
+def _blas_threads_for(n, K, dtype):
     """Context keeping BLAS to one thread while the kernel calls it on tiles (nothing to do when
     the micro-kernels, not BLAS, do the tile products).
 
@@ -77,7 +77,6 @@ def _blas_threads_for(n_threads, m, tile, n, K, dtype):
     not depend on which BLAS thread count happened to be in effect.  With one OpenMP thread the
     tiles (at most 1024 rows) are too small for BLAS threads to pay off anyway.
     """
-    del n_threads, m, tile  # kept in the signature: see _one_blas_thread
     if _uses_small_gemm(n, K, dtype):
         return nullcontext()
     return _one_blas_thread()
@@ -392,7 +391,7 @@ def loss_and_grad(X, y, W, b=None, *, alpha=0.0, sample_weight=None, n_threads=N
     nt = threads_for_rows(effective_n_threads(n_threads), m)
     tile = _tile_rows(Xc.shape[1], Wc.shape[0], Xc.itemsize)
     n, K = Wc.shape[1], Wc.shape[0]
-    with _blas_threads_for(nt, m, tile, n, K, Xc.dtype):
+    with _blas_threads_for(n, K, Xc.dtype):
         bad, total, dW, db = _kernels.loss_and_grad(
             Xc, labels, Y, Wc, bc, w, 1.0 / w_total, tile, nt, _USE_SMALL_GEMM
         )
@@ -402,7 +401,7 @@ def loss_and_grad(X, y, W, b=None, *, alpha=0.0, sample_weight=None, n_threads=N
         # rows of weight 0 with an infinite loss gave 0 * inf = NaN: the sum without them
         keep = w > 0
         args = (Xc[keep], None if labels is None else labels[keep], None if Y is None else Y[keep])
-        with _blas_threads_for(nt, m, tile, n, K, Xc.dtype):
+        with _blas_threads_for(n, K, Xc.dtype):
             _, total, _, _ = _kernels.loss_and_grad(
                 *args, Wc, bc, w[keep], 1.0 / w_total, tile, nt, _USE_SMALL_GEMM
             )
@@ -421,7 +420,7 @@ def _linear_predict(X, W, b, n_threads, want_proba):
     tile = _tile_rows(Xc.shape[1], K, Xc.itemsize)
     proba = np.empty((m, K), dtype=Xc.dtype) if want_proba else None
     labels = None if want_proba else np.empty(m, dtype=np.intp)
-    with _blas_threads_for(nt, m, tile, Xc.shape[1], K, Xc.dtype):
+    with _blas_threads_for(Xc.shape[1], K, Xc.dtype):
         bad = _kernels.predict(Xc, Wc, bc, proba, labels, tile, nt, _USE_SMALL_GEMM)
     if bad >= 0:
         _raise_bad_linear_row(Xc, Wc, bc, bad)
