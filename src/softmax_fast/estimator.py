@@ -17,6 +17,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from . import _solvers, kernels
+from ._validation import scaled_weights
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -429,8 +430,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         """
         if sw is None or not np.any(sw > 0):
             return sw
-        _, e = np.frexp(np.max(sw))
-        return np.ldexp(sw, -int(e))
+        return scaled_weights(sw)[0]
 
     def _objective(self, X, y_idx, sw, reference):
         return _SoftmaxObjective(
