@@ -58,7 +58,7 @@ def openmp_flag_candidates(compiler_type, platform=sys.platform, environ=os.envi
     """Candidate ``(compile_args, link_args)`` pairs for OpenMP with this compiler, best first.
 
     Pure function of its arguments so that the macOS and Windows branches are tested on Linux
-    (``tests/test_build.py``).
+    (``tests/test_packaging.py``).
     """
     if compiler_type == "msvc":
         # MSVC's OpenMP 2.0 runtime (vcomp140.dll) is enough for Cython's prange.

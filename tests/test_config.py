@@ -23,6 +23,12 @@ def test_openmp_really_runs_two_threads():
     assert _kernels.openmp_team_size(1) == 1
 
 
+@pytest.mark.parametrize("n_threads", [0, -1, 1025, 10**5])
+def test_openmp_team_size_refuses_thread_counts_outside_the_cap(n_threads):
+    with pytest.raises(ValueError, match="n_threads"):
+        _kernels.openmp_team_size(n_threads)
+
+
 def test_get_config_keys_and_show_config(capsys):
     config = softmax_fast.get_config()
     assert config["version"] == softmax_fast.__version__

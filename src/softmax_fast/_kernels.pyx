@@ -98,9 +98,12 @@ def openmp_max_threads():
 
 
 def openmp_team_size(int n_threads):
-    """Number of threads an OpenMP parallel region asked for ``n_threads`` really runs with."""
-    cdef int[::1] seen = np.zeros(max(n_threads, 1), dtype=np.intc)
-    cdef int t
+    """Number of threads an OpenMP parallel region asked for ``n_threads`` really runs with
+    (a diagnostic for the tests; ``n_threads`` in [1, 1024], the kernels' own cap)."""
+    if not 1 <= n_threads <= 1024:
+        raise ValueError(f"n_threads: must be in [1, 1024], got {n_threads}")
+    cdef int[::1] seen = np.zeros(n_threads, dtype=np.intc)
+    cdef int t = 0
     with nogil, parallel(num_threads=n_threads):
         t = sf_omp_get_thread_num()
         seen[t] = sf_omp_get_num_threads()

@@ -38,7 +38,8 @@ void SFG(xwt_rows)(const SFG_T *X, Py_ssize_t n, const SFG_T *Wt, SFG_T *Zt, Py_
             }
         }
     }
-    SFG_T out[4 * SFG_LANES];
+    /* zeroed only to tell gcc that out[k] for k < K <= NV * LANES is always stored */
+    SFG_T out[4 * SFG_LANES] = {0};
     for (int r = 0; r < R; r++) {
         for (int v = 0; v < NV; v++) SFG_STORE(out + v * SFG_LANES, acc[r][v]);
         for (Py_ssize_t k = 0; k < K; k++) Zt[k * ldz + r] = out[k];
