@@ -574,13 +574,21 @@ def test_estimator_non_finite_x_everywhere(value):
     snap.assert_unchanged()
 
 
-def test_estimator_overflowing_logits_name_x():
+@pytest.mark.filterwarnings("error")  # an error naming X, not a RuntimeWarning and inf/NaN
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_estimator_overflowing_logits_name_x(n_classes):
     X, y = _problem()
+    keep = y < n_classes
+    X, y = X[keep], y[keep]
     model = SoftmaxRegression(n_threads=1).fit(X, y)
-    huge = np.full((2, X.shape[1]), 1e308)
-    for method in ("predict", "predict_proba", "predict_log_proba"):
-        with pytest.raises(ValueError, match=r"^X: .*row 0"):
-            getattr(model, method)(huge * np.sign(model.coef_[0]))
+    methods = ("predict", "predict_proba", "predict_log_proba", "decision_function")
+    for dtype in (np.float64, np.float32):
+        bad = np.full((2, X.shape[1]), np.finfo(dtype).max, dtype=dtype)
+        bad[0] = 1.0  # row 0 is fine: the first bad row is named
+        bad *= np.sign(model.coef_[0]).astype(dtype)
+        for method in methods:
+            with pytest.raises(ValueError, match=r"^X: .*row 1"):
+                getattr(model, method)(bad)
 
 
 @pytest.mark.parametrize(

@@ -644,8 +644,16 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         return _validate_data(self, X, reset=False, dtype=_DTYPES, order="C")
 
     def _logits(self, X):
+        """``X @ coef_.T + intercept_`` in X's dtype; a ValueError naming X and the first row
+        whose logits overflow (as the predict kernels report it), never inf or NaN logits."""
         W = self.coef_.astype(X.dtype, copy=False)
-        return X @ W.T + self.intercept_.astype(X.dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # reported just below
+            Z = X @ W.T + self.intercept_.astype(X.dtype, copy=False)
+        finite_rows = np.isfinite(Z).all(axis=1)
+        if not finite_rows.all():
+            row = int(np.argmin(finite_rows))
+            kernels._raise_bad_linear_row(X, self.coef_, self.intercept_, row)
+        return Z
 
     def decision_function(self, X):
         """Logits ``X @ coef_.T + intercept_``.
@@ -659,6 +667,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, K), or (n_samples,) when K = 2
             For two classes (scikit-learn's convention) the logit of ``classes_[1]`` minus that of
             ``classes_[0]``: positive means ``classes_[1]``.
+
+        Raises
+        ------
+        ValueError
+            When a row's logits overflow the dtype (naming the row).
         """
         Z = self._logits(self._check_X(X))
         return Z[:, 1] - Z[:, 0] if Z.shape[1] == 2 else Z
@@ -681,11 +694,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, K), X's dtype.
         """
         Z = self._logits(self._check_X(X))
-        try:
-            return kernels.log_softmax(Z, n_threads=self.n_threads)
-        except ValueError as exc:  # logits overflowed: say so about X, which the caller passed
-            detail = str(exc).removeprefix("Z: ")
-            raise ValueError(f"X: the logits X @ coef_.T + intercept_: {detail}") from None
+        return kernels.log_softmax(Z, n_threads=self.n_threads)
 
     def predict(self, X):
         """Most probable class of each row.
