@@ -15,34 +15,12 @@
 # SF_KEEP_WORKDIR=1 keeps the temporary directory.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-# The real interpreter, not a pyenv/conda shim script.
-py=$("${PYTHON:-python3}" -c 'import sys; print(sys.executable)')
 cc=${CC:-gcc}
-work=$(mktemp -d "${TMPDIR:-/tmp}/sf-sanitize.XXXXXX")
-if [[ "${SF_KEEP_WORKDIR:-0}" == 1 ]]; then
-    echo "work directory: $work"
-else
-    trap 'rm -rf "$work"' EXIT
-fi
+# shellcheck source=tools/private_build.sh
+source "$(dirname "$0")/private_build.sh"
 
-# 1. Copy the checkout: tracked and untracked-but-not-ignored files (no build outputs).
-mkdir -p "$work/src"
-if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    git -C "$root" ls-files -co --exclude-standard -z | (cd "$root" && tar --null -T - -cf -) |
-        tar -xf - -C "$work/src"
-else
-    tar -C "$root" --exclude=build --exclude='*.so' --exclude='*.egg-info' \
-        --exclude=src/softmax_fast/_kernels.c -cf - . | tar -xf - -C "$work/src"
-fi
-
-# 2. Build it with the sanitizers into a private site directory.
-start=$SECONDS
-echo "== building the sanitized extension ($cc, $py)"
-CC=$cc SOFTMAX_FAST_SANITIZE=address,undefined \
-    "$py" -m pip install --quiet --no-build-isolation --no-deps --no-compile \
-    --target "$work/site" "$work/src"
-echo "== built in $((SECONDS - start)) s"
+# 1-2. Copy the checkout and build it with the sanitizers into a private site directory.
+sf_private_build sf-sanitize CC="$cc" SOFTMAX_FAST_SANITIZE=address,undefined
 
 # 3. The sanitizer runtimes.  CPython is not instrumented, so ASan must be preloaded (it has to
 # come first in the library list); libubsan is loaded with it (gcc links it separately).
@@ -74,20 +52,12 @@ fi
 #   fine with it, but it makes the run several times slower for no extra coverage here.
 export ASAN_OPTIONS="$leaks:abort_on_error=1:halt_on_error=1:allocator_may_return_null=1:strict_string_checks=1:detect_stack_use_after_return=0:check_initialization_order=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:abort_on_error=1"
-export PYTHONPATH="$work/site${PYTHONPATH:+:$PYTHONPATH}"
-export PATH="$work/site/bin:$PATH"
 # Python's own allocator hands out memory from 256 KiB arenas that ASan sees as one block;
 # with the system malloc every Python object gets ASan's red zones.
 export PYTHONMALLOC=malloc
 
 # 4. Check that the tests will import the sanitized build.
-LD_PRELOAD="$runtimes" "$py" - "$work/site" <<'EOF'
-import sys
-import softmax_fast._kernels as k
-if not k.__file__.startswith(sys.argv[1]):
-    sys.exit(f"run_sanitizers.sh: imported {k.__file__}, not the sanitized build")
-print("== testing", k.__file__)
-EOF
+sf_check_import LD_PRELOAD="$runtimes"
 
 # 5. The tests.  Left out:
 #  * tests/test_build.py compiles the package again (without OpenMP, without sanitizers): it

@@ -12,40 +12,11 @@
 # SF_KEEP_WORKDIR=1 keeps the temporary directory.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-# valgrind must start the real interpreter: a pyenv shim is a shell script.
-py=$("${PYTHON:-python3}" -c 'import sys; print(sys.executable)')
 command -v valgrind >/dev/null || { echo "run_valgrind.sh: valgrind is not installed" >&2; exit 2; }
-work=$(mktemp -d "${TMPDIR:-/tmp}/sf-valgrind.XXXXXX")
-if [[ "${SF_KEEP_WORKDIR:-0}" == 1 ]]; then
-    echo "work directory: $work"
-else
-    trap 'rm -rf "$work"' EXIT
-fi
-
-mkdir -p "$work/src"
-if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    git -C "$root" ls-files -co --exclude-standard -z | (cd "$root" && tar --null -T - -cf -) |
-        tar -xf - -C "$work/src"
-else
-    tar -C "$root" --exclude=build --exclude='*.so' --exclude='*.egg-info' \
-        --exclude=src/softmax_fast/_kernels.c -cf - . | tar -xf - -C "$work/src"
-fi
-
-start=$SECONDS
-echo "== building the extension ($py)"
-SOFTMAX_FAST_EXTRA_CFLAGS="-g" \
-    "$py" -m pip install --quiet --no-build-isolation --no-deps --no-compile \
-    --target "$work/site" "$work/src"
-echo "== built in $((SECONDS - start)) s"
-export PYTHONPATH="$work/site${PYTHONPATH:+:$PYTHONPATH}"
-"$py" - "$work/site" <<'EOF'
-import sys
-import softmax_fast._kernels as k
-if not k.__file__.startswith(sys.argv[1]):
-    sys.exit(f"run_valgrind.sh: imported {k.__file__}, not the fresh build")
-print("== testing", k.__file__)
-EOF
+# shellcheck source=tools/private_build.sh
+source "$(dirname "$0")/private_build.sh"
+sf_private_build sf-valgrind SOFTMAX_FAST_EXTRA_CFLAGS=-g
+sf_check_import
 
 # Default selection: the kernel tests (every kernel in both dtypes, both tile paths, one and two
 # threads, in place, layouts, bad rows, extreme logits, allocation failures), thinned for a run
