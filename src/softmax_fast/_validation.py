@@ -139,13 +139,13 @@ def check_targets(y, m, K, dtype, name="y"):
             )
         if arr.shape[0] != m:
             raise ValueError(f"{name}: has {arr.shape[0]} labels but there are {m} rows")
-        if m:
-            outside = (arr < 0) | (arr >= K)
-            if outside.any():
-                i = _first_row(outside)
-                raise ValueError(
-                    f"{name}: label {arr[i]} in row {i} is outside the class range [0, {K})"
-                )
+        # min/max first: no temporary of m booleans unless a label is out of range (the extra
+        # memory of a kernel call must not grow with m; tests/test_memory.py)
+        if m and (arr.min() < 0 or arr.max() >= K):
+            i = _first_row((arr < 0) | (arr >= K))
+            raise ValueError(
+                f"{name}: label {arr[i]} in row {i} is outside the class range [0, {K})"
+            )
         return aligned_contiguous(arr, np.intp), None
     if arr.ndim == 2:
         _check_real_dtype(arr, name)
