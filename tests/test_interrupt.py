@@ -14,7 +14,10 @@ the main thread between bytecodes, so the interrupt waits for the kernel call un
 (the kernels run without the GIL and cannot be stopped half way).  The solvers call the kernel once
 per objective evaluation, so the latency is at most one ``loss_and_grad`` call plus one solver step.
 On this test's data (20,000 x 60 float64, 10 classes) one call takes about 5-60 ms on a busy 2-core
-machine (the child reports the longest it saw), far below a second.  With a single call on data of
+machine (the child reports the longest it saw), far below a second.  Once the fit is under way
+each call is padded to at least 2 ms, so that no scenario can end before the SIGINT arrives on a
+fast machine; the parent reports the child's stderr whenever the child did not answer as
+expected.  With a single call on data of
 several GB a call -- and so the latency -- can take seconds: interrupting then needs a smaller
 ``batch_size`` (sgd) or smaller data.
 """
@@ -58,16 +61,26 @@ y_other = rng.integers(0, 4, 300) * 10
 
 kernel = kernels.loss_and_grad
 armed = False
+started = False
 longest = 0.0
+# Once STARTED is printed, every kernel call lasts at least this long (a Python busy-wait after
+# the call, where the interrupt can land too, as in any solver code).  On a fast machine the
+# interrupted fit could otherwise end before the SIGINT arrives (an sgd epoch of 1,250 batches
+# takes about 0.2 s on an idle core): this bounds the calls made in the parent's wait, whatever
+# the machine's speed, far below the 1,250+ calls each scenario needs to end.
+MIN_CALL_SECONDS = 0.002
 
 def watched_loss_and_grad(*args, **kwargs):
-    global armed, longest
+    global armed, started, longest
     if armed:
         armed = False
+        started = True
         print("STARTED", flush=True)
     t0 = time.perf_counter()
     result = kernel(*args, **kwargs)
     longest = max(longest, time.perf_counter() - t0)
+    while started and time.perf_counter() - t0 < MIN_CALL_SECONDS:
+        pass
     return result
 
 kernels.loss_and_grad = watched_loss_and_grad
@@ -122,7 +135,7 @@ for item in sys.argv[1:]:
     if scenario == "partial_fit_later":
         clf.partial_fit(X[:1000], y[:1000], classes=np.arange(K))
     before = fitted_state(clf)
-    armed = True
+    armed, started = True, False
     try:
         if scenario.startswith("partial_fit"):
             while True:
@@ -152,20 +165,36 @@ def _run_child(scenarios, wait=0.2):
     watchdog = threading.Timer(120, proc.kill)
     watchdog.start()
     results = []
+
+    def child_failed(scenario, what):
+        # The child died or said something unexpected: fail with its own account of why.
+        proc.kill()
+        _, err = proc.communicate()
+        return AssertionError(f"{scenario}: {what}; the child's stderr:\n{err}")
+
     try:
         for scenario in scenarios:
             line = proc.stdout.readline()
-            assert line == "STARTED\n", f"{scenario}: child said {line!r}; {proc.stderr.read()}"
+            if line != "STARTED\n":
+                raise child_failed(scenario, f"the child said {line!r} instead of STARTED")
             time.sleep(wait)
             sent = time.monotonic()
             os.kill(proc.pid, signal.SIGINT)
-            proc.stdin.write(f"{sent!r}\n")  # the child computes the latency on the same clock
-            proc.stdin.flush()
+            try:
+                proc.stdin.write(f"{sent!r}\n")  # the child computes the latency on one clock
+                proc.stdin.flush()
+            except BrokenPipeError:
+                raise child_failed(scenario, "the child was gone when interrupted") from None
             line = proc.stdout.readline()
-            assert line.startswith("RESULT "), f"{scenario}: {line!r}; {proc.stderr.read()}"
+            if not line.startswith("RESULT "):
+                raise child_failed(scenario, f"the child said {line!r} instead of RESULT")
             results.append(json.loads(line[len("RESULT ") :]))
+            if results[-1].get("finished"):
+                # the SIGINT then lands in the next scenario's set-up: stop here
+                raise child_failed(scenario, "the fit ended before the interrupt")
         proc.stdin.close()
-        assert proc.wait() == 0, proc.stderr.read()
+        if proc.wait() != 0:
+            raise child_failed("(exit)", f"the child exited with {proc.returncode}")
     finally:
         watchdog.cancel()
         proc.kill()
