@@ -15,7 +15,7 @@ the main thread between bytecodes, so the interrupt waits for the kernel call un
 per objective evaluation, so the latency is at most one ``loss_and_grad`` call plus one solver step.
 On this test's data (20,000 x 60 float64, 10 classes) one call takes about 5-60 ms on a busy 2-core
 machine (the child reports the longest it saw), far below a second.  Once the fit is under way
-each call is padded to at least 2 ms, so that no scenario can end before the SIGINT arrives on a
+each call is padded to at least 5 ms, so that no scenario can end before the SIGINT arrives on a
 fast machine; the parent reports the child's stderr whenever the child did not answer as
 expected.  With a single call on data of
 several GB a call -- and so the latency -- can take seconds: interrupting then needs a smaller
@@ -68,7 +68,7 @@ longest = 0.0
 # interrupted fit could otherwise end before the SIGINT arrives (an sgd epoch of 1,250 batches
 # takes about 0.2 s on an idle core): this bounds the calls made in the parent's wait, whatever
 # the machine's speed, far below the 1,250+ calls each scenario needs to end.
-MIN_CALL_SECONDS = 0.002
+MIN_CALL_SECONDS = 0.005
 
 def watched_loss_and_grad(*args, **kwargs):
     global armed, started, longest
