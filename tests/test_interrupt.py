@@ -14,12 +14,13 @@ the main thread between bytecodes, so the interrupt waits for the kernel call un
 (the kernels run without the GIL and cannot be stopped half way).  The solvers call the kernel once
 per objective evaluation, so the latency is at most one ``loss_and_grad`` call plus one solver step.
 On this test's data (20,000 x 60 float64, 10 classes) one call takes about 5-60 ms on a busy 2-core
-machine (the child reports the longest it saw), far below a second.  Once the fit is under way
-each call is padded to at least 5 ms, so that no scenario can end before the SIGINT arrives on a
-fast machine; the parent reports the child's stderr whenever the child did not answer as
-expected.  With a single call on data of
-several GB a call -- and so the latency -- can take seconds: interrupting then needs a smaller
+machine (the child reports the longest it saw), far below a second.  With a single call on data
+of several GB a call -- and so the latency -- can take seconds: interrupting then needs a smaller
 ``batch_size`` (sgd) or smaller data.
+
+Once the fit is under way each call is padded to at least 5 ms, so that no scenario can end before
+the SIGINT arrives on a fast machine; the parent reports the child's stderr whenever the child
+did not answer as expected.
 """
 
 import json
@@ -169,8 +170,8 @@ def _run_child(scenarios, wait=0.2):
     def child_failed(scenario, what):
         # The child died or said something unexpected: fail with its own account of why.
         proc.kill()
-        _, err = proc.communicate()
-        return AssertionError(f"{scenario}: {what}; the child's stderr:\n{err}")
+        proc.wait()
+        return AssertionError(f"{scenario}: {what}; the child's stderr:\n{proc.stderr.read()}")
 
     try:
         for scenario in scenarios:
