@@ -1,19 +1,14 @@
 """Optimizers for :class:`softmax_fast.SoftmaxRegression`.
 
-Every solver works on a flat float64 parameter vector ``theta`` and an *objective*: any object with
-
-* ``objective(theta) -> (value, grad)``: the full objective J(theta) and its gradient (float64,
-  same shape as ``theta``);
-* ``objective.n_samples``: the number of rows the objective sums over;
-* ``objective.batch(theta, rows) -> (value, grad)``: an unbiased estimate of ``(J, grad J)`` from
-  the rows ``rows`` (an integer index array), used by the stochastic solver.
-
-The solvers never see X: the objective owns the data and the kernels.  Each returns a
-:class:`SolverResult`.
+Every solver works on a flat float64 parameter vector ``theta`` and an :class:`Objective` (the
+protocol below; :class:`softmax_fast._objective.SoftmaxObjective` implements it for in-memory
+data).  The solvers never see X: the objective owns the data and the kernels.  Each returns a
+:class:`SolverResult` and reports every iteration (epoch for sgd) to an optional ``progress``
+callable as a :class:`SolverStep`.
 """
 
-import sys
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
 
 import numpy as np
 from scipy.optimize import minimize
@@ -25,6 +20,56 @@ _SGD_N_ITER_NO_CHANGE = 5
 _AVERAGING_POWER = 3
 # the step decays like (samples seen / decay_samples) ** -_DECAY_POWER
 _DECAY_POWER = 0.5
+
+
+class Objective(Protocol):
+    """What a solver needs of an objective J(theta).
+
+    Attributes
+    ----------
+    n_samples : int
+        Rows the objective sums over (the stochastic solver's epoch length).
+    """
+
+    n_samples: int
+
+    def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """``(J(theta), grad J(theta))``, float and float64 array of theta's shape."""
+        ...
+
+    def batch_value_and_grad(
+        self, theta: np.ndarray, sample_rows: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        """Unbiased estimates of ``(J, grad J)`` from the rows ``sample_rows`` (sorted int
+        indices into the objective's samples)."""
+        ...
+
+
+class SolverStep(NamedTuple):
+    """One report of a solver's progress, after an iteration (or an sgd epoch).
+
+    Attributes
+    ----------
+    iteration : int
+        1-based iteration (epoch) number.
+    max_iter : int
+        The solver's iteration (epoch) limit.
+    objective : float
+        J at the current iterate (sgd: at the averaged iterate).
+    grad_max : float
+        ``max |grad J|`` there.
+    unit : str
+        ``"iteration"`` or ``"epoch"``.
+    """
+
+    iteration: int
+    max_iter: int
+    objective: float
+    grad_max: float
+    unit: str = "iteration"
+
+
+Progress = Callable[[SolverStep], None]
 
 
 class SolverResult(NamedTuple):
@@ -51,10 +96,22 @@ class SolverResult(NamedTuple):
     samples_seen: int = 0
 
 
-def _report(verbose, label, value, grad):
-    if verbose:
-        gnorm = float(np.max(np.abs(grad))) if grad.size else 0.0
-        print(f"{label}: objective = {value:.10g}, max|grad| = {gnorm:.3e}", file=sys.stdout)
+def _grad_max(grad):
+    return float(np.max(np.abs(grad))) if grad.size else 0.0
+
+
+def _report(progress, iteration, max_iter, value, grad, unit="iteration"):
+    if progress is not None:
+        progress(SolverStep(iteration, max_iter, float(value), _grad_max(grad), unit))
+
+
+def print_progress(step: SolverStep) -> None:
+    """The ``verbose`` report: one line per iteration (epoch) on standard output."""
+    if step.unit == "epoch":
+        label = f"Epoch {step.iteration}/{step.max_iter}"
+    else:
+        label = f"Iteration {step.iteration}"
+    print(f"{label}: objective = {step.objective:.10g}, max|grad| = {step.grad_max:.3e}")
 
 
 def _check_finite_step(value, theta):
@@ -65,13 +122,20 @@ def _check_finite_step(value, theta):
         )
 
 
-def lbfgs(objective, theta0, *, max_iter, tol, ftol, verbose=0):
+def lbfgs(
+    objective: Objective,
+    theta0: np.ndarray,
+    *,
+    max_iter: int,
+    tol: float,
+    ftol: float,
+    progress: Progress | None = None,
+) -> SolverResult:
     """Minimize with SciPy's L-BFGS-B on the fused loss and gradient.
 
     Parameters
     ----------
-    objective : callable
-        ``objective(theta) -> (value, grad)``.
+    objective : Objective
     theta0 : ndarray of shape (n_params,)
         Starting point (float64).
     max_iter : int
@@ -80,8 +144,8 @@ def lbfgs(objective, theta0, *, max_iter, tol, ftol, verbose=0):
         ``gtol``: stop when the largest gradient component is below ``tol``.
     ftol : float
         Stop when the relative decrease of the objective is below ``ftol``.
-    verbose : int
-        Print the objective and gradient max-norm after each iteration when > 0.
+    progress : callable or None
+        Called with a :class:`SolverStep` after each iteration.
 
     Returns
     -------
@@ -90,7 +154,7 @@ def lbfgs(objective, theta0, *, max_iter, tol, ftol, verbose=0):
     last = {}
 
     def fun(theta):
-        value, grad = objective(theta)
+        value, grad = objective.value_and_grad(theta)
         last["theta"], last["value"], last["grad"] = theta.copy(), value, grad
         return value, grad
 
@@ -98,13 +162,13 @@ def lbfgs(objective, theta0, *, max_iter, tol, ftol, verbose=0):
 
     def callback(intermediate_result):
         loss_curve.append(float(intermediate_result.fun))
-        if verbose:
+        if progress is not None:
             x = intermediate_result.x
             if "theta" in last and np.array_equal(last["theta"], x):
                 value, grad = last["value"], last["grad"]
             else:
-                value, grad = objective(x)
-            _report(verbose, f"Iteration {len(loss_curve)}", value, grad)
+                value, grad = objective.value_and_grad(x)
+            _report(progress, len(loss_curve), max_iter, value, grad)
 
     res = minimize(
         fun,
@@ -120,7 +184,15 @@ def lbfgs(objective, theta0, *, max_iter, tol, ftol, verbose=0):
     return SolverResult(np.asarray(res.x, dtype=np.float64), int(res.nit), loss_curve, converged)
 
 
-def gradient_descent(objective, theta0, *, learning_rate, max_iter, tol, verbose=0):
+def gradient_descent(
+    objective: Objective,
+    theta0: np.ndarray,
+    *,
+    learning_rate: float,
+    max_iter: int,
+    tol: float,
+    progress: Progress | None = None,
+) -> SolverResult:
     """Full-batch gradient descent with a fixed step: ``theta <- theta - learning_rate * grad J``.
 
     ``grad J`` already contains the penalty term ``alpha * W``.  Stops when the largest gradient
@@ -135,7 +207,7 @@ def gradient_descent(objective, theta0, *, learning_rate, max_iter, tol, verbose
     converged = False
     n_iter = 0
     for it in range(max_iter + 1):
-        value, grad = objective(theta)
+        value, grad = objective.value_and_grad(theta)
         _check_finite_step(value, theta)
         # below 2 / L a fixed step never increases a smooth convex objective: a large increase
         # means the step is unstable (stop before the coefficients overflow)
@@ -143,7 +215,7 @@ def gradient_descent(objective, theta0, *, learning_rate, max_iter, tol, verbose
             _check_finite_step(np.inf, theta)
         loss_curve.append(value)
         if it:
-            _report(verbose, f"Iteration {it}", value, grad)
+            _report(progress, it, max_iter, value, grad)
         if grad.size == 0 or np.max(np.abs(grad)) < tol:
             converged = True
             break
@@ -154,28 +226,28 @@ def gradient_descent(objective, theta0, *, learning_rate, max_iter, tol, verbose
     return SolverResult(theta, n_iter, loss_curve, converged)
 
 
-def sgd_step_size(learning_rate, samples_seen, decay_samples):
+def sgd_step_size(learning_rate: float, samples_seen: int, decay_samples: float) -> float:
     """The decaying step ``learning_rate / (1 + samples_seen / decay_samples) ** 0.5``."""
     return learning_rate / (1.0 + samples_seen / decay_samples) ** _DECAY_POWER
 
 
 def sgd_epoch(
-    objective,
-    theta,
+    objective: Objective,
+    theta: np.ndarray,
     *,
-    learning_rate,
-    batch_size,
-    rng,
-    samples_seen,
-    decay_samples,
-    average=None,
-):
+    learning_rate: float,
+    batch_size: int,
+    rng: np.random.Generator,
+    samples_seen: int,
+    decay_samples: float,
+    average: list | None = None,
+) -> tuple[float, int]:
     """One shuffled pass of mini-batch SGD over the objective's rows, updating ``theta`` in place.
 
     Parameters
     ----------
-    objective : object
-        Provides ``n_samples`` and ``batch(theta, rows) -> (value, grad)``.
+    objective : Objective
+        Its ``n_samples`` and ``batch_value_and_grad``.
     theta : ndarray of shape (n_params,)
         Current parameters (float64), updated in place.
     learning_rate : float
@@ -203,13 +275,14 @@ def sgd_epoch(
     order = rng.permutation(m)
     total = 0.0
     for start in range(0, m, batch_size):
-        rows = np.sort(order[start : start + batch_size])  # sorted: X rows read in memory order
-        value, grad = objective.batch(theta, rows)
+        # sorted: X rows read in memory order
+        sample_rows = np.sort(order[start : start + batch_size])
+        value, grad = objective.batch_value_and_grad(theta, sample_rows)
         _check_finite_step(value, theta)
         step = sgd_step_size(learning_rate, samples_seen, decay_samples)
         theta -= step * grad
-        samples_seen += rows.size
-        total += value * rows.size
+        samples_seen += sample_rows.size
+        total += value * sample_rows.size
         if average is not None:
             # polynomial-decay averaging (Shamir & Zhang, 2013): iterate t has weight ~ t^3,
             # so the early, far-off iterates are forgotten
@@ -221,16 +294,16 @@ def sgd_epoch(
 
 
 def sgd(
-    objective,
-    theta0,
+    objective: Objective,
+    theta0: np.ndarray,
     *,
-    learning_rate,
-    batch_size,
-    max_iter,
-    tol,
-    rng,
-    verbose=0,
-):
+    learning_rate: float,
+    batch_size: int,
+    max_iter: int,
+    tol: float,
+    rng: np.random.Generator,
+    progress: Progress | None = None,
+) -> SolverResult:
     """Averaged shuffled mini-batch SGD with a step decaying once per epoch's worth of rows.
 
     The step after ``s`` rows is ``learning_rate / sqrt(1 + s / n_samples)``.  The result is the
@@ -266,9 +339,9 @@ def sgd(
             average=average,
         )
         n_epochs = epoch
-        value, grad = objective(average[0])
+        value, grad = objective.value_and_grad(average[0])
         loss_curve.append(value)
-        _report(verbose, f"Epoch {epoch}/{max_iter}", value, grad)
+        _report(progress, epoch, max_iter, value, grad, unit="epoch")
         if value > best - tol:
             no_change += 1
         else:

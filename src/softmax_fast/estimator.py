@@ -57,6 +57,21 @@ def _validate_data(estimator, X, y="no_validation", *, reset, **check_params):
     return estimator._validate_data(X, y, reset=reset, **check_params)  # pragma: no cover
 
 
+def _progress_reporter(verbose, callback):
+    """The solvers' progress callable: the verbose lines and/or the user's callback (or None)."""
+    if not verbose and callback is None:
+        return None
+    if callback is None:
+        return _solvers.print_progress
+
+    def report(step):
+        if verbose:
+            _solvers.print_progress(step)
+        callback(step)
+
+    return report
+
+
 class _SoftmaxObjective:
     """J(theta) = sum_i w_i CE(softmax(W x_i + b), y_i) / sum_i w_i + (alpha / 2) ||W||^2.
 
@@ -131,12 +146,12 @@ class _SoftmaxObjective:
         )
         return loss, dW, db
 
-    def __call__(self, theta):
+    def value_and_grad(self, theta):
         """The full objective and its gradient, shape (n_params,), from one fused pass."""
         loss, dW, db = self._kernel(theta, self.X, self.y, self.sample_weight, self.alpha)
         return float(loss), self._pack_grad(dW, db)
 
-    def batch(self, theta, rows):
+    def batch_value_and_grad(self, theta, rows):
         """Unbiased estimates of J and grad J from the rows ``rows``.
 
         The kernel returns the weighted mean over the batch; scaling it by
@@ -467,8 +482,31 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             stacklevel=3,
         )
 
+    @classmethod
+    def _from_model_arrays(cls, *, coef, intercept, classes, params):
+        """A fitted estimator from stored arrays (a model file's), checked like a fit's.
+
+        ``params`` (a dict) may hold keys this version does not know; they are ignored.
+        Raises ``TypeError``/``ValueError`` when the parameters or arrays are inconsistent.
+        """
+        model = cls()
+        valid = model.get_params()
+        model.set_params(**{k: v for k, v in params.items() if k in valid})
+        model._check_params()
+        coef = np.asarray(coef, dtype=np.float64)
+        intercept = np.asarray(intercept, dtype=np.float64)
+        classes = np.asarray(classes)
+        if coef.ndim != 2 or intercept.shape != (coef.shape[0],) or classes.shape != intercept.shape:
+            raise ValueError(
+                f"coef, intercept and classes: inconsistent shapes {coef.shape}, "
+                f"{intercept.shape}, {classes.shape}"
+            )
+        model.coef_, model.intercept_, model.classes_ = coef, intercept, classes
+        model.n_features_in_ = coef.shape[1]
+        return model
+
     # ----------------------------------------------------------------------------- training
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, callback=None):
         """Fit the model to (X, y).
 
         Parameters
@@ -479,6 +517,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             Class labels (ints, strings, ...), at least two distinct.
         sample_weight : array_like of shape (n_samples,), optional
             Non-negative row weights (multiplied by ``class_weight``).
+        callback : callable, optional
+            Called after every iteration (sgd: epoch) with a ``SolverStep`` named tuple
+            ``(iteration, max_iter, objective, grad_max, unit)``; for progress bars and logging.
 
         Returns
         -------
@@ -490,12 +531,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         had before the call.
         """
         with _all_or_nothing(self):
-            converged = self._fit(X, y, sample_weight)
+            converged = self._fit(X, y, sample_weight, callback)
         if not converged:
             self._warn_not_converged("epochs" if self.solver == "sgd" else "iterations")
         return self
 
-    def _fit(self, X, y, sample_weight):
+    def _fit(self, X, y, sample_weight, callback=None):
         self._check_params()
         X, y = _validate_data(self, X, y, reset=True, dtype=_DTYPES, order="C")
         check_classification_targets(y)
@@ -521,13 +562,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 intercept = intercept - intercept[reference]
             theta0 = objective.pack(coef, intercept)
 
-        verbose = int(self.verbose)
+        progress = _progress_reporter(int(self.verbose), callback)
         if self.solver == "lbfgs":
             # scikit-learn's setting: ftol of 64 float64 epsilons (also for float32 X: the kernels
             # accumulate the loss in float64, so it is that precise)
             ftol = 64 * float(np.finfo(np.float64).eps)
             result = _solvers.lbfgs(
-                objective, theta0, max_iter=self.max_iter, tol=self.tol, ftol=ftol, verbose=verbose
+                objective, theta0, max_iter=self.max_iter, tol=self.tol, ftol=ftol, progress=progress
             )
         elif self.solver == "gd":
             result = _solvers.gradient_descent(
@@ -536,7 +577,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 learning_rate=float(self.learning_rate),
                 max_iter=self.max_iter,
                 tol=self.tol,
-                verbose=verbose,
+                progress=progress,
             )
         else:
             result = _solvers.sgd(
@@ -547,7 +588,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 max_iter=self.max_iter,
                 tol=self.tol,
                 rng=self._rng(),
-                verbose=verbose,
+                progress=progress,
             )
         self._store(objective, result.theta)
         self.n_iter_ = result.n_iter
