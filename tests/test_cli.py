@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from softmax_fast import cli
+from softmax_fast import _bench, _demo, cli
 
 pytest.importorskip("sklearn")
 
@@ -203,7 +203,7 @@ def test_demo_quick(capsys):
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):  # CI time: see the demo's footnote
-        rows = cli.demo(quick=True)
+        rows = _demo.demo(quick=True)
     out = capsys.readouterr().out
     assert "test accuracy" in out and "most frequent confusions" in out
     digits_accuracy = float(out.split("test accuracy ")[1].split()[0])
@@ -225,7 +225,7 @@ def test_plot_without_matplotlib_is_a_clear_error(tmp_path, capsys, monkeypatch)
 
 
 def test_bench_quick_lists_every_case(capsys):
-    results = cli.bench(quick=True)
+    results = _bench.bench(quick=True)
     cases = {case for case, _, _ in results}
     assert len(cases) == 3
     assert {name for _, name, _ in results} >= {"softmax_fast", "reference"}

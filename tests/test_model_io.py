@@ -11,7 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from softmax_fast import _model_io as io
+from softmax_fast.io import data_files, model_file
 
 
 class FittedStandIn:
@@ -32,8 +32,8 @@ class FittedStandIn:
 def test_model_arrays_round_trip(tmp_path, classes):
     model = FittedStandIn(classes)
     path = tmp_path / "m.npz"
-    io.save_model(model, path)
-    content = io.read_model_arrays(path)
+    model_file.save_model(model, path)
+    content = model_file.read_model_arrays(path)
     np.testing.assert_array_equal(content["coef"], model.coef_)
     np.testing.assert_array_equal(content["intercept"], model.intercept_)
     np.testing.assert_array_equal(content["classes"], model.classes_)
@@ -45,7 +45,7 @@ def test_model_arrays_round_trip(tmp_path, classes):
 def test_object_labels_that_are_not_strings_are_refused(tmp_path):
     model = FittedStandIn(np.array([1, "a"], dtype=object))
     with pytest.raises(ValueError, match="class labels"):
-        io.save_model(model, tmp_path / "m.npz")
+        model_file.save_model(model, tmp_path / "m.npz")
 
 
 def _write(path, **arrays):
@@ -55,8 +55,8 @@ def _write(path, **arrays):
 
 def _valid_arrays():
     return {
-        "format": np.array(io.MODEL_FORMAT),
-        "version": np.array(io.MODEL_VERSION),
+        "format": np.array(model_file.MODEL_FORMAT),
+        "version": np.array(model_file.MODEL_VERSION),
         "coef": np.zeros((3, 2)),
         "intercept": np.zeros(3),
         "classes": np.arange(3),
@@ -81,7 +81,7 @@ def test_inconsistent_model_files_are_refused(tmp_path, change, message):
     path = tmp_path / "m.npz"
     _write(path, **{**_valid_arrays(), **change})
     with pytest.raises(ValueError, match=message):
-        io.read_model_arrays(path)
+        model_file.read_model_arrays(path)
 
 
 def test_missing_arrays_truncated_and_garbage_files(tmp_path):
@@ -89,17 +89,17 @@ def test_missing_arrays_truncated_and_garbage_files(tmp_path):
     del arrays["coef"]
     _write(tmp_path / "missing.npz", **arrays)
     with pytest.raises(ValueError, match="missing coef"):
-        io.read_model_arrays(tmp_path / "missing.npz")
+        model_file.read_model_arrays(tmp_path / "missing.npz")
     _write(tmp_path / "good.npz", **_valid_arrays())
     data = (tmp_path / "good.npz").read_bytes()
     (tmp_path / "truncated.npz").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="not a valid softmax_fast model file"):
-        io.read_model_arrays(tmp_path / "truncated.npz")
+        model_file.read_model_arrays(tmp_path / "truncated.npz")
     (tmp_path / "garbage.npz").write_bytes(os.urandom(300))
     with pytest.raises(ValueError, match="not a valid softmax_fast model file"):
-        io.read_model_arrays(tmp_path / "garbage.npz")
+        model_file.read_model_arrays(tmp_path / "garbage.npz")
     with pytest.raises(FileNotFoundError, match="no such model file"):
-        io.read_model_arrays(tmp_path / "absent.npz")
+        model_file.read_model_arrays(tmp_path / "absent.npz")
 
 
 class _Exploit:
@@ -127,7 +127,7 @@ def test_a_pickle_payload_in_a_model_file_never_runs(tmp_path):
             np.lib.format.write_array(f, payload, allow_pickle=True)
     assert pickle.dumps(payload)  # the payload is a real pickle
     with pytest.raises(ValueError, match="not a valid softmax_fast model file"):
-        io.read_model_arrays(path)
+        model_file.read_model_arrays(path)
     assert not marker.exists()
 
 
@@ -137,14 +137,14 @@ def test_a_pickle_payload_in_a_model_file_never_runs(tmp_path):
 def test_csv_with_header_numeric_and_string_targets(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("x1,label,x2\n1.5,cat,2\n-3,dog,4e-1\n\n0,cat,7\n")
-    X, y, names = io.read_data(path, target="label")
+    X, y, names = data_files.read_data(path, target="label")
     np.testing.assert_array_equal(X, [[1.5, 2.0], [-3.0, 0.4], [0.0, 7.0]])
     np.testing.assert_array_equal(y, ["cat", "dog", "cat"])
     assert names == ["x1", "x2"]
     path.write_text("x1,y\n1,0\n2,1\n")
-    X, y, _ = io.read_data(path, target="y")
+    X, y, _ = data_files.read_data(path, target="y")
     assert y.dtype.kind == "i" and list(y) == [0, 1]
-    X, y, names = io.read_data(path)
+    X, y, names = data_files.read_data(path)
     assert y is None and names == ["x1", "y"] and X.shape == (2, 2)
 
 
@@ -162,48 +162,48 @@ def test_bad_csv_files(tmp_path, text, target, message):
     path = tmp_path / "d.csv"
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
-        io.read_data(path, target=target)
+        data_files.read_data(path, target=target)
 
 
 def test_npz_data(tmp_path):
     path = tmp_path / "d.npz"
     np.savez(path, X=np.ones((3, 2)), y=np.array([0, 1, 0]))
-    X, y, names = io.read_data(path)
+    X, y, names = data_files.read_data(path)
     assert X.shape == (3, 2) and list(y) == [0, 1, 0] and names is None
     np.savez(path, features=np.ones((3, 2)))
     with pytest.raises(ValueError, match="no array 'X'"):
-        io.read_data(path)
+        data_files.read_data(path)
 
 
 def test_svmlight_data(tmp_path):
     pytest.importorskip("sklearn")
     path = tmp_path / "d.svm"
     path.write_text("1 1:0.5 3:2\n0 2:1.5\n2 1:-1\n")
-    X, y, _ = io.read_data(path)
+    X, y, _ = data_files.read_data(path)
     np.testing.assert_array_equal(X, [[0.5, 0, 2], [0, 1.5, 0], [-1, 0, 0]])
     assert list(y) == [1, 0, 2] and y.dtype.kind == "i"
     path.write_text("this is not svmlight\n")
     with pytest.raises(ValueError, match="not a valid svmlight"):
-        io.read_data(path)
+        data_files.read_data(path)
 
 
 def test_unknown_suffix_and_missing_file(tmp_path):
     path = tmp_path / "d.xlsx"
     path.write_text("x")
     with pytest.raises(ValueError, match="unknown data format"):
-        io.read_data(path)
+        data_files.read_data(path)
     with pytest.raises(FileNotFoundError):
-        io.read_data(tmp_path / "absent.csv")
+        data_files.read_data(tmp_path / "absent.csv")
 
 
 def test_csv_columns_are_read_by_name_in_the_given_order(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("label,b,a\ncat,2,1\ndog,4,3\n")
-    X, y, names = io.read_data(path, columns=["a", "b"])
+    X, y, names = data_files.read_data(path, columns=["a", "b"])
     np.testing.assert_array_equal(X, [[1, 2], [3, 4]])
     assert y is None and names == ["a", "b"]
     with pytest.raises(ValueError, match="no column"):
-        io.read_data(path, columns=["a", "zzz"])
+        data_files.read_data(path, columns=["a", "zzz"])
 
 
 # ----------------------------------------------------------------------------- hand-crafted files
@@ -256,7 +256,7 @@ def _members(**changes):
         ({"params": np.array([json.dumps({})])}, "params must be one JSON string"),
         ({"params": np.array("[1, 2]")}, "params must be a JSON object"),
         ({"format": np.array(b"softmax_fast.model")}, "format"),
-        ({"format": np.array([io.MODEL_FORMAT])}, "format"),
+        ({"format": np.array([model_file.MODEL_FORMAT])}, "format"),
         ({"version": np.array(True)}, "bad version field"),
         ({"version": np.array([1])}, "bad version field"),
         ({"version": np.array(0)}, "version 0 is not supported"),
@@ -267,7 +267,7 @@ def test_wrong_kinds_and_shapes_inside_a_valid_archive(tmp_path, change, message
     path = tmp_path / "m.npz"
     _write_members(path, _members(**change))
     with pytest.raises(ValueError, match=re.escape(message)):
-        io.read_model_arrays(path)
+        model_file.read_model_arrays(path)
 
 
 @pytest.mark.parametrize(
@@ -285,11 +285,11 @@ def test_params_that_the_estimator_refuses(tmp_path, params, message):
     path = tmp_path / "m.npz"
     _write_members(path, _members(params=np.array(json.dumps(params))))
     with pytest.raises(ValueError, match=re.escape(message)):
-        io.load_model(path)
+        model_file.load_model(path)
     path.write_bytes(b"")
     _write_members(path, _members(params=np.array('{"alpha": NaN}')))  # JSON with a NaN
     with pytest.raises(ValueError, match="params: alpha"):
-        io.load_model(path)
+        model_file.load_model(path)
 
 
 @pytest.mark.parametrize(
@@ -319,7 +319,7 @@ def test_archive_structure_is_checked_before_reading(tmp_path, members, message)
         warnings.simplefilter("ignore", UserWarning)  # zipfile: "Duplicate name"
         _write_members(path, members)
     with pytest.raises(ValueError, match=re.escape(message)):
-        io.read_model_arrays(path)
+        model_file.read_model_arrays(path)
 
 
 def test_files_that_are_not_npz_archives(tmp_path):
@@ -333,32 +333,32 @@ def test_files_that_are_not_npz_archives(tmp_path):
         path = tmp_path / name
         make(path)
         with pytest.raises(ValueError, match=r"not a valid softmax_fast model file \(not an npz"):
-            io.read_model_arrays(path)
+            model_file.read_model_arrays(path)
     with pytest.raises(FileNotFoundError, match="no such model file"):
-        io.read_model_arrays(tmp_path)  # a directory
+        model_file.read_model_arrays(tmp_path)  # a directory
 
 
 def test_a_zip_bomb_is_refused_without_unpacking_it(tmp_path, monkeypatch):
     # 16 MB of zeros deflate to ~16 KB; with the limit at 1 MB the archive is refused from its
     # directory entries, before a byte is decompressed.
-    monkeypatch.setattr(io, "MAX_MODEL_BYTES", 2**20)
+    monkeypatch.setattr(model_file, "MAX_MODEL_BYTES", 2**20)
     path = tmp_path / "bomb.npz"
     members = _members(coef=None) + [("coef.npy", np.zeros((2**11, 2**10)))]
     _write_members(path, members, compression=zipfile.ZIP_DEFLATED)
     assert path.stat().st_size < 2**17
     with pytest.raises(ValueError, match=r"unpacks to 16,\d{3},\d{3} bytes, more than the limit"):
-        io.read_model_arrays(path)
+        model_file.read_model_arrays(path)
     # the same content within the limit loads: the check is on size, not on compression
-    monkeypatch.setattr(io, "MAX_MODEL_BYTES", 2**25)
+    monkeypatch.setattr(model_file, "MAX_MODEL_BYTES", 2**25)
     with pytest.raises(ValueError, match="intercept must be a float64 array of shape \\(2048,\\)"):
-        io.read_model_arrays(path)
+        model_file.read_model_arrays(path)
 
 
 def test_a_compressed_model_file_loads(tmp_path):
     path = tmp_path / "m.npz"
     arrays = {**_valid_arrays(), "coef": np.arange(6.0).reshape(3, 2)}
     np.savez_compressed(path, **arrays)
-    model, names = io.load_model(path)
+    model, names = model_file.load_model(path)
     np.testing.assert_array_equal(model.coef_, arrays["coef"])
     assert names is None and list(model.classes_) == [0, 1, 2]
 
@@ -372,7 +372,7 @@ def test_a_corrupted_compressed_member_is_refused(tmp_path):
     data[start : start + 64] = os.urandom(64)
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="not a valid softmax_fast model file"):
-        io.read_model_arrays(path)
+        model_file.read_model_arrays(path)
 
 
 @pytest.mark.parametrize("member", ["evil", "coef", "params"])
@@ -383,7 +383,7 @@ def test_pickle_payloads_anywhere_never_run(tmp_path, member):
     path = tmp_path / "evil.npz"
     _write_members(path, _members(**{member: payload}))
     with pytest.raises(ValueError, match="not a valid softmax_fast model file"):
-        io.load_model(path)
+        model_file.load_model(path)
     assert not marker.exists()
 
 
@@ -391,7 +391,7 @@ def test_data_npz_with_objects_or_lying_headers(tmp_path):
     path = tmp_path / "d.npz"
     _write_members(path, [("X.npy", np.ones((3, 2)).astype(object)), ("y.npy", np.arange(3))])
     with pytest.raises(ValueError, match="X: object arrays are refused"):
-        io.read_data(path)
+        data_files.read_data(path)
     _write_members(path, [("X.npy", _npy_bytes(np.ones((3, 2)), (3, 10**12)))])
     with pytest.raises(ValueError, match="cannot read the npz archive .*declares"):
-        io.read_data(path)
+        data_files.read_data(path)

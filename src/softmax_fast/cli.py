@@ -10,7 +10,7 @@
     softmax-fast info
 
 DATA is CSV with a header row, .npz with arrays X and y, or svmlight/libsvm text.  Model files
-are versioned .npz archives read without pickle (see softmax_fast._model_io).  Mistakes in the
+are versioned .npz archives read without pickle (see softmax_fast.io.model_file).  Mistakes in the
 command line or the data are reported on stderr with exit status 1, without a traceback.
 """
 
@@ -31,166 +31,13 @@ def _say(args, *parts):
         print(*parts, flush=True)
 
 
-# ----------------------------------------------------------------------------- demo
-
-
-def _synthetic_problem(m, n, K, seed=0):
-    """A well-posed K-class problem: Gaussian features, labels drawn from a true softmax model."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((m, n))
-    W_true = rng.standard_normal((K, n)) * (2.0 / np.sqrt(n))
-    logits = X @ W_true.T
-    P = np.exp(logits - logits.max(axis=1, keepdims=True))
-    P /= P.sum(axis=1, keepdims=True)
-    y = (P.cumsum(axis=1) > rng.random((m, 1))).argmax(axis=1)
-    return X, y
-
-
-def _fit_reference_lbfgs(X, y, K, alpha, max_iter):
-    """The same objective and solver as SoftmaxRegression(solver="lbfgs"), on NumPy's reference."""
-    from scipy.optimize import minimize
-
-    from . import reference
-
-    n = X.shape[1]
-
-    def fun(theta):
-        W, b = theta[: K * n].reshape(K, n), theta[K * n :]
-        loss, dW, db = reference.loss_and_grad(X, y, W, b, alpha=alpha)
-        return loss, np.concatenate([dW.ravel(), db])
-
-    res = minimize(
-        fun, np.zeros(K * (n + 1)), jac=True, method="L-BFGS-B", options={"maxiter": max_iter}
-    )
-    return res.x[: K * n].reshape(K, n), res.x[K * n :], res
-
-
-def _confusion_summary(y_true, y_pred):
-    """The most frequent confusions, as 'true -> predicted: count' strings."""
-    pairs = {}
-    for t, p in zip(y_true, y_pred, strict=True):
-        if t != p:
-            pairs[(t, p)] = pairs.get((t, p), 0) + 1
-    worst = sorted(pairs.items(), key=lambda kv: -kv[1])[:3]
-    return ", ".join(f"{t} -> {p}: {c}" for (t, p), c in worst) or "none"
-
-
-def demo(quick=False, plot=None, out=None):
-    """Digits first, then speed on a large synthetic problem; returns the timing rows."""
-    out = sys.stdout if out is None else out
-    from sklearn.datasets import load_digits
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
-    from .estimator import SoftmaxRegression
-
-    def say(*parts):
-        print(*parts, file=out, flush=True)
-
-    digits = load_digits()
-    X_train, X_test, y_train, y_test = train_test_split(
-        digits.data, digits.target, test_size=0.25, random_state=0, stratify=digits.target
-    )
-    scaler = StandardScaler().fit(X_train)
-    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
-    start = time.perf_counter()
-    digits_model = SoftmaxRegression(alpha=1e-3, max_iter=500).fit(X_train, y_train)
-    seconds = time.perf_counter() - start
-    predicted = digits_model.predict(X_test)
-    say("Handwritten digits (scikit-learn's bundled copy: 1,797 8x8 images, 10 classes)")
-    say(
-        f"  train accuracy {digits_model.score(X_train, y_train):.4f}   "
-        f"test accuracy {np.mean(predicted == y_test):.4f}   "
-        f"{digits_model.n_iter_} iterations in {seconds:.2f} s"
-    )
-    say(f"  most frequent confusions (true -> predicted): {_confusion_summary(y_test, predicted)}")
-
-    m, n, K = (20_000, 50, 10) if quick else (200_000, 100, 10)
-    alpha, max_iter = 1e-4, 100
-    X, y = _synthetic_problem(m, n, K)
-    say(
-        f"\nSynthetic problem: {m:,} x {n}, K = {K}, alpha = {alpha} "
-        f"(the same objective everywhere; L-BFGS, at most {max_iter} iterations)"
-    )
-    rows, curves = [], {}
-
-    start = time.perf_counter()
-    fast = SoftmaxRegression(alpha=alpha, max_iter=max_iter, tol=1e-6).fit(X, y)
-    rows.append(
-        (
-            "softmax_fast SoftmaxRegression",
-            time.perf_counter() - start,
-            fast.n_iter_,
-            fast.score(X, y),
-        )
-    )
-    curves[f"synthetic {m:,} x {n}"] = list(fast.loss_curve_)
-
-    start = time.perf_counter()
-    W, b, res = _fit_reference_lbfgs(X, y, K, alpha, max_iter)
-    rows.append(
-        (
-            "NumPy reference + L-BFGS",
-            time.perf_counter() - start,
-            res.nit,
-            float(np.mean(np.argmax(X @ W.T + b, axis=1) == y)),
-        )
-    )
-
-    # scikit-learn minimizes sum of losses / (C m) ... + 1/2 ||W||^2: alpha = 1 / (C m).
-    start = time.perf_counter()
-    sk = LogisticRegression(C=1.0 / (alpha * m), max_iter=max_iter, tol=1e-6).fit(X, y)
-    rows.append(
-        (
-            "scikit-learn LogisticRegression",
-            time.perf_counter() - start,
-            int(np.max(sk.n_iter_)),
-            sk.score(X, y),
-        )
-    )
-
-    base = rows[0][1]
-    say(f"  {'':34} {'time (s)':>9} {'iterations':>10} {'accuracy':>9} {'vs softmax_fast':>16}")
-    for name, seconds, iters, acc in rows:
-        say(f"  {name:34} {seconds:9.2f} {iters:10d} {acc:9.4f} {seconds / base:15.1f}x")
-    say(
-        "  (wall-clock, threads as configured. NumPy and SciPy each ship an OpenBLAS whose\n"
-        "   thread pools can slow each other down on small machines, which inflates the\n"
-        "   reference's time; OPENBLAS_NUM_THREADS=1 shows it without that)"
-    )
-    if plot:
-        curves["digits"] = list(digits_model.loss_curve_)  # both: SoftmaxRegression, lbfgs
-        _plot_curves(curves, plot)
-        say(f"\nloss curves written to {plot}")
-    return rows
-
-
 def _require_matplotlib():
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib  # noqa: F401
     except ImportError:
         raise UserError(
             "--plot needs matplotlib: pip install 'softmax-fast[plot]' (or matplotlib)"
         ) from None
-    return plt
-
-
-def _plot_curves(curves, path):
-    plt = _require_matplotlib()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, curve in curves.items():
-        ax.plot(np.arange(1, len(curve) + 1), curve, label=name)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("objective of SoftmaxRegression (lbfgs)")
-    ax.set_yscale("log")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 # ----------------------------------------------------------------------------- fit / predict
@@ -213,8 +60,9 @@ def _split(X, y, test_size, seed):
 
 
 def cmd_fit(args):
-    from ._model_io import read_data, save_model
     from .estimator import SoftmaxRegression
+    from .io.data_files import read_data
+    from .io.model_file import save_model
 
     X, y, names = read_data(args.data, target=args.target)
     if y is None:
@@ -245,7 +93,8 @@ def cmd_fit(args):
 
 
 def cmd_predict(args):
-    from ._model_io import load_model, read_data
+    from .io.data_files import read_data
+    from .io.model_file import load_model
 
     model, names = load_model(args.model)
     # CSV: read the model's feature columns by name, in its order; others (a label) are ignored.
@@ -272,112 +121,6 @@ def cmd_predict(args):
     if args.output:
         _say(args, f"{len(rows):,} predictions written to {args.output}")
     return 0
-
-
-# ----------------------------------------------------------------------------- bench
-
-
-def _time(fn, repeats):
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def bench(quick=False, plot=None, out=None):
-    """softmax_fast's kernels against the NumPy reference and the installed peers."""
-    out = sys.stdout if out is None else out
-    import softmax_fast as sf
-
-    from . import reference
-
-    rng = np.random.default_rng(0)
-    m_z, m_x = (100_000, 20_000) if quick else (1_000_000, 200_000)
-    repeats = 3 if quick else 5
-    Z = rng.standard_normal((m_z, 10))
-    yz = rng.integers(0, 10, m_z)
-    X = rng.standard_normal((m_x, 100))
-    W = rng.standard_normal((10, 100)) * 0.1
-    b = np.zeros(10)
-    y = rng.integers(0, 10, m_x)
-    cases = {
-        f"softmax {m_z:,}x10": {
-            "softmax_fast": lambda: sf.softmax(Z),
-            "reference": lambda: reference.softmax(Z),
-        },
-        f"cross_entropy_grad {m_z:,}x10": {
-            "softmax_fast": lambda: sf.cross_entropy_grad(Z, yz),
-            "reference": lambda: reference.cross_entropy_grad(Z, yz),
-        },
-        f"loss_and_grad {m_x:,}x100 K=10": {
-            "softmax_fast": lambda: sf.loss_and_grad(X, y, W, b),
-            "reference": lambda: reference.loss_and_grad(X, y, W, b),
-        },
-    }
-    _add_peers(cases, Z, yz, X, y, W, b, m_z, m_x)
-    results = []
-    print(f"{'case':34} {'implementation':22} {'time (ms)':>10} {'softmax_fast is':>16}", file=out)
-    for case, impls in cases.items():
-        times = {name: _time(fn, repeats) for name, fn in impls.items()}
-        for name, t in times.items():
-            ratio = t / times["softmax_fast"]
-            label = "" if name == "softmax_fast" else f"{ratio:.1f}x faster"
-            print(f"{case:34} {name:22} {t * 1e3:10.2f} {label:>16}", file=out, flush=True)
-            results.append((case, name, t))
-    if plot:
-        _plot_bench(results, plot)
-        print(f"\nchart written to {plot}", file=out)
-    return results
-
-
-def _add_peers(cases, Z, yz, X, y, W, b, m_z, m_x):
-    """Peers that are installed join the cases they implement (skipped silently otherwise)."""
-    try:
-        import scipy.special
-
-        cases[f"softmax {m_z:,}x10"]["scipy.special"] = lambda: scipy.special.softmax(Z, axis=1)
-    except ImportError:  # pragma: no cover - scipy is a dependency
-        pass
-    try:
-        from sklearn._loss.loss import HalfMultinomialLoss
-
-        loss = HalfMultinomialLoss(n_classes=10)
-        yf = yz.astype(np.float64)
-        cases[f"cross_entropy_grad {m_z:,}x10"]["scikit-learn loss"] = lambda: loss.loss_gradient(
-            y_true=yf, raw_prediction=Z
-        )
-    except ImportError:
-        pass
-    try:
-        import torch
-
-        tX, ty = torch.from_numpy(X), torch.from_numpy(y)
-
-        def torch_step():
-            tW = torch.tensor(W, requires_grad=True)
-            tb = torch.tensor(b, requires_grad=True)
-            torch.nn.functional.cross_entropy(tX @ tW.T + tb, ty).backward()
-
-        cases[f"loss_and_grad {m_x:,}x100 K=10"]["PyTorch CPU"] = torch_step
-    except ImportError:
-        pass
-
-
-def _plot_bench(results, path):
-    plt = _require_matplotlib()
-    cases = list(dict.fromkeys(case for case, _, _ in results))
-    fig, axes = plt.subplots(1, len(cases), figsize=(4 * len(cases), 3.5))
-    for ax, case in zip(np.atleast_1d(axes), cases, strict=True):
-        entries = [(name, t * 1e3) for c, name, t in results if c == case]
-        ax.barh([name for name, _ in entries], [t for _, t in entries])
-        ax.set_title(case, fontsize=9)
-        ax.set_xlabel("ms (lower is better)")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 # ----------------------------------------------------------------------------- main
@@ -422,6 +165,8 @@ def main(argv=None):
         elif args.command == "demo":
             if args.plot:
                 _require_matplotlib()
+            from ._demo import demo
+
             demo(quick=args.quick, plot=args.plot)
         elif args.command == "fit":
             return cmd_fit(args)
@@ -430,6 +175,8 @@ def main(argv=None):
         else:
             if args.plot:
                 _require_matplotlib()
+            from ._bench import bench
+
             bench(quick=args.quick, plot=args.plot)
         return 0
     except (UserError, ValueError, OSError) as exc:  # OSError: missing, unreadable, a directory

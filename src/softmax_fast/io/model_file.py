@@ -1,0 +1,239 @@
+"""Model files: a fitted ``SoftmaxRegression`` as a versioned ``.npz`` archive, never pickle.
+
+Model files are NumPy ``.npz`` archives read with ``allow_pickle=False``, so loading one can
+never execute code.  Before any array is read, every member's ``.npy`` header is checked: an
+archive that is not a zip, holds members other than the arrays below, object (pickle) arrays, a
+header declaring more (or less) data than the member holds, or more than ``MAX_MODEL_BYTES``
+uncompressed (a zip bomb) is refused.  Format (version 1):
+
+=================  ========================================================================
+array              content
+=================  ========================================================================
+``format``         the string ``"softmax_fast.model"``
+``version``        integer format version (1); newer versions are refused, not guessed at
+``coef``           (K, n) float64 coefficients
+``intercept``      (K,) float64 intercepts
+``classes``        (K,) class labels: integers, floats, booleans or strings (no objects)
+``params``         JSON text of the estimator's ``get_params()`` (JSON-serializable values)
+``feature_names``  (n,) strings, or absent when the model was fitted without names
+=================  ========================================================================
+
+Every array is checked on loading: shapes consistent with ``coef``, n >= 1 and K >= 2, finite
+float64 coefficients, distinct classes, and ``params`` valid for ``SoftmaxRegression``.  Any
+problem is a ``ValueError`` reading ``PATH: not a valid softmax_fast model file (why)``.
+"""
+
+import json
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._npz import NpzError, read_npz_checked
+
+MODEL_FORMAT = "softmax_fast.model"
+MODEL_VERSION = 1
+# The most bytes a model file may unpack to.  1 GiB is 134 million float64 coefficients; a
+# zip member of a few megabytes can declare (and decompress to) far more: a zip bomb.
+MAX_MODEL_BYTES = 2**30
+_REQUIRED = frozenset({"format", "version", "coef", "intercept", "classes", "params"})
+_MEMBERS = _REQUIRED | {"feature_names"}
+
+__all__ = [
+    "MAX_MODEL_BYTES",
+    "MODEL_FORMAT",
+    "MODEL_VERSION",
+    "load_model",
+    "read_model_arrays",
+    "save_model",
+]
+
+
+def _storable_labels(classes, path):
+    classes = np.asarray(classes)
+    if classes.dtype.kind in "biufU":
+        return classes
+    if classes.dtype.kind == "O" and all(isinstance(c, str) for c in classes):
+        return classes.astype(str)
+    raise ValueError(
+        f"{path}: cannot store class labels of dtype {classes.dtype} without pickle; "
+        f"use integer or string labels"
+    )
+
+
+def save_model(
+    estimator: Any,
+    path: str | PathLike,
+    feature_names: list[str] | np.ndarray | None = None,
+) -> None:
+    """Write a fitted estimator's coefficients, intercepts, classes and parameters to ``path``.
+
+    Parameters
+    ----------
+    estimator : SoftmaxRegression
+        A fitted estimator (anything with ``coef_``, ``intercept_``, ``classes_`` and
+        ``get_params()``).  Parameters that JSON cannot hold (e.g. a ``RandomState``) are left
+        out: they are not needed to predict.
+    path : str or path-like
+        The file to write (conventionally ``.npz``).
+    feature_names : sequence of str, optional
+        The data file's column names; default: the estimator's ``feature_names_in_`` when it
+        has them.
+
+    Raises
+    ------
+    ValueError
+        When the class labels cannot be stored without pickle (objects other than strings).
+    """
+    params = {}
+    for key, value in estimator.get_params().items():
+        try:
+            json.dumps(value)
+        except TypeError:
+            continue
+        params[key] = value
+    arrays = {
+        "format": np.array(MODEL_FORMAT),
+        "version": np.array(MODEL_VERSION),
+        "coef": np.asarray(estimator.coef_, dtype=np.float64),
+        "intercept": np.asarray(estimator.intercept_, dtype=np.float64),
+        "classes": _storable_labels(estimator.classes_, path),
+        "params": np.array(json.dumps(params)),
+    }
+    names = feature_names
+    if names is None:
+        names = getattr(estimator, "feature_names_in_", None)
+    if names is not None:
+        arrays["feature_names"] = np.asarray(names, dtype=str)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _corrupt(path, why):
+    return ValueError(f"{path}: not a valid softmax_fast model file ({why})")
+
+
+def read_model_arrays(path: str | PathLike) -> dict[str, Any]:
+    """Read and check a model file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save_model`.
+
+    Returns
+    -------
+    dict
+        ``coef``, ``intercept``, ``classes`` and ``feature_names`` (None when absent) as
+        arrays, ``params`` as the decoded dict, ``version`` as an int.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` is not a file.
+    ValueError
+        When the file is not a valid model file, or of a newer format version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    try:
+        arrays = read_npz_checked(path, allowed=_MEMBERS, max_bytes=MAX_MODEL_BYTES)
+    except NpzError as exc:
+        raise _corrupt(path, str(exc)) from None
+    missing = _REQUIRED - set(arrays)
+    if missing:
+        raise _corrupt(path, f"missing {', '.join(sorted(missing))}")
+    fmt = arrays["format"]
+    if fmt.shape != () or fmt.dtype.kind != "U" or str(fmt) != MODEL_FORMAT:
+        raise _corrupt(path, f"format is {str(fmt)[:100]!r}")
+    version = arrays["version"]
+    if version.shape != () or version.dtype.kind not in "iu":
+        raise _corrupt(path, "bad version field")
+    version = int(version)
+    if version > MODEL_VERSION or version < 1:
+        raise ValueError(
+            f"{path}: model file version {version} is not supported by this softmax_fast "
+            f"(it reads version {MODEL_VERSION}); upgrade softmax_fast or re-save the model"
+        )
+    coef, intercept, classes = arrays["coef"], arrays["intercept"], arrays["classes"]
+    if coef.ndim != 2 or coef.dtype != np.float64:
+        raise _corrupt(path, f"coef must be a 2-D float64 array, got {coef.dtype} {coef.shape}")
+    K, n = coef.shape
+    if n < 1:
+        raise _corrupt(path, "coef has no columns (features)")
+    if intercept.shape != (K,) or intercept.dtype != np.float64:
+        raise _corrupt(path, f"intercept must be a float64 array of shape ({K},)")
+    if classes.shape != (K,) or K < 2:
+        raise _corrupt(path, f"classes must have shape ({K},) with K >= 2")
+    if classes.dtype.kind not in "biufU":
+        raise _corrupt(
+            path, f"classes must be integers, floats, booleans or strings, got {classes.dtype}"
+        )
+    if classes.dtype.kind == "f" and not np.all(np.isfinite(classes)):
+        raise _corrupt(path, "classes contain NaN or infinity")
+    if np.unique(classes).size != K:
+        raise _corrupt(path, "classes are not distinct")
+    if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
+        raise _corrupt(path, "non-finite coefficients")
+    params = arrays["params"]
+    if params.shape != () or params.dtype.kind != "U":
+        raise _corrupt(path, "params must be one JSON string")
+    try:
+        params = json.loads(str(params))
+    except json.JSONDecodeError as exc:
+        raise _corrupt(path, f"params are not JSON: {exc}") from None
+    if not isinstance(params, dict):
+        raise _corrupt(path, "params must be a JSON object")
+    names = arrays.get("feature_names")
+    if names is not None and (names.shape != (n,) or names.dtype.kind != "U"):
+        raise _corrupt(path, f"feature_names must be {n} strings")
+    return {
+        "version": version,
+        "coef": coef,
+        "intercept": intercept,
+        "classes": classes,
+        "params": params,
+        "feature_names": names,
+    }
+
+
+def load_model(path: str | PathLike) -> tuple[Any, list[str] | None]:
+    """Load a model file written by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file.
+
+    Returns
+    -------
+    model : SoftmaxRegression
+        The fitted estimator.
+    feature_names : list of str or None
+        The stored column names.  They are returned beside the model rather than set as
+        ``feature_names_in_``, so that predicting on a plain array does not warn about missing
+        names.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` is not a file.
+    ValueError
+        When the file is not a valid model file (including parameters the estimator refuses).
+    """
+    from ..estimator import SoftmaxRegression
+
+    content = read_model_arrays(path)
+    try:
+        model = SoftmaxRegression._from_model_arrays(
+            coef=content["coef"],
+            intercept=content["intercept"],
+            classes=content["classes"],
+            params=content["params"],
+        )
+    except (TypeError, ValueError) as exc:  # e.g. n_threads (used to predict) of a wrong type
+        raise _corrupt(path, f"params: {exc}") from None
+    names = content["feature_names"]
+    return model, None if names is None else [str(name) for name in names]
