@@ -10,3 +10,21 @@ import pytest
 def rng(request):
     """A numpy Generator seeded from the test id: deterministic, different for every test."""
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+@pytest.fixture(autouse=True)
+def _threads_for_any_work(monkeypatch):
+    """Every kernel call of the suite runs on as many threads as it has rows for, however small
+    its work, so that small test inputs exercise the multi-threaded code paths; the work-based
+    team sizing itself is tested with the real threshold (``real_thread_policy``)."""
+    from softmax_fast import _threads
+
+    monkeypatch.setattr(_threads, "MIN_WORK_PER_THREAD", 1)
+
+
+@pytest.fixture
+def real_thread_policy(monkeypatch):
+    """The shipped work threshold of the thread policy (undoes ``_threads_for_any_work``)."""
+    from softmax_fast import _threads
+
+    monkeypatch.setattr(_threads, "MIN_WORK_PER_THREAD", _threads.SHIPPED_MIN_WORK_PER_THREAD)

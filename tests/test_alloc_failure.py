@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 
 import softmax_fast as sf
-from softmax_fast import _kernels, reference
-from softmax_fast import kernels as kernels_module
+from softmax_fast import _design, _kernels, reference
 
 _N_THREADS = 2  # several chunks: the parallel path
 
@@ -157,7 +156,7 @@ def _cases():
 def test_each_failed_allocation_is_a_memoryerror(
     call, least, ref, small_gemm, dtype, rng, monkeypatch
 ):
-    monkeypatch.setattr(kernels_module, "_USE_SMALL_GEMM", small_gemm)
+    monkeypatch.setattr(_design, "_USE_SMALL_GEMM", small_gemm)
     inputs = _inputs(dtype, rng)
     original = {k: v.copy() for k, v in inputs.items()}
     expected = call(inputs)

@@ -10,7 +10,7 @@ larger tiles).  Its thread count is process-wide.  A ``threadpoolctl`` limit tak
 around each call was therefore not enough under concurrency: the first call to finish restored
 two BLAS threads under calls still running, calls with n_threads=1 (no limit) ran on whatever
 another call had set, and threadpoolctl >= 3.8 ignores limits set from any Python thread but the
-first one that set one.  ``kernels._one_blas_thread`` now holds BLAS at one thread from the first
+first one that set one.  ``_threads.one_blas_thread`` now holds BLAS at one thread from the first
 call in to the last one out, setting OpenBLAS directly.
 """
 
@@ -21,7 +21,7 @@ import pytest
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 import softmax_fast as sf
-from softmax_fast import SoftmaxRegression, kernels
+from softmax_fast import SoftmaxRegression, _design
 
 N_PY_THREADS = 8
 
@@ -78,7 +78,7 @@ def test_concurrent_calls_with_different_thread_counts_equal_serial_calls(dtype)
     threadpoolctl limit, calls in the worker threads ran on two BLAS threads (their limit was
     ignored) and their float32 results differed from serial ones in the last bit."""
     X, W, b, y, _ = _problem(0, dtype, K=40)
-    assert not kernels._uses_small_gemm(40, 40, np.dtype(dtype))
+    assert not _design.uses_small_gemm(40, 40, np.dtype(dtype))
     jobs = [1, 2] * 16
     with threadpool_limits(limits=2, user_api="blas"):
         expected = {nt: sf.loss_and_grad(X, y, W, b, n_threads=nt) for nt in (1, 2)}
@@ -205,8 +205,8 @@ def blas_spy(monkeypatch):
     libs = ThreadpoolController().select(user_api="blas").lib_controllers
     if not libs:
         pytest.skip("threadpoolctl finds no BLAS library")
-    spy = _BlasSpy(kernels._kernels, libs)
-    monkeypatch.setattr(kernels, "_kernels", spy)
+    spy = _BlasSpy(_design._native_dense, libs)
+    monkeypatch.setattr(_design, "_native_dense", spy)
     return spy
 
 
@@ -251,7 +251,7 @@ def test_blas_limit_holds_across_concurrent_calls(blas_spy):
 
 def test_micro_kernel_path_leaves_blas_alone(blas_spy):
     X, W, b, y, _ = _problem(4, np.float64, K=10)
-    if not kernels._uses_small_gemm(40, 10, np.dtype(np.float64)):
+    if not _design.uses_small_gemm(40, 10, np.dtype(np.float64)):
         pytest.skip("no AVX2+FMA micro-kernels on this CPU")
     with threadpool_limits(limits=2, user_api="blas"):
         sf.loss_and_grad(X, y, W, b, n_threads=2)

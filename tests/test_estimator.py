@@ -20,6 +20,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import softmax_fast
 from softmax_fast import SoftmaxRegression, kernels, reference
+from softmax_fast._design import DenseDesign
 
 # ----------------------------------------------------------------------------- data
 
@@ -356,13 +357,13 @@ def test_float32_is_never_copied_to_float64(monkeypatch):
     X, y = _softmax_problem(20_000, 40, 5, seed=12)
     X32 = np.ascontiguousarray(X, dtype=np.float32)
     seen = []
-    real = kernels.loss_and_grad
+    real = DenseDesign.loss_grad
 
-    def spy(Xk, yk, W, b=None, **kw):
-        seen.append((np.shares_memory(Xk, X32), Xk.dtype, W.dtype))
-        return real(Xk, yk, W, b, **kw)
+    def spy(design, W, *args):
+        seen.append((np.shares_memory(design.X, X32), design.X.dtype, W.dtype))
+        return real(design, W, *args)
 
-    monkeypatch.setattr(kernels, "loss_and_grad", spy)
+    monkeypatch.setattr(DenseDesign, "loss_grad", spy)
     tracemalloc.start()
     try:
         m32 = SoftmaxRegression(alpha=1e-4).fit(X32, y)
@@ -371,7 +372,7 @@ def test_float32_is_never_copied_to_float64(monkeypatch):
         tracemalloc.stop()
     assert seen and all(s == (True, np.float32, np.float32) for s in seen)
     assert peak < 0.5 * X32.nbytes  # a float64 copy alone would be 2 * X32.nbytes
-    monkeypatch.setattr(kernels, "loss_and_grad", real)
+    monkeypatch.setattr(DenseDesign, "loss_grad", real)
     m64 = SoftmaxRegression(alpha=1e-4).fit(X, y)
     assert abs(m32.score(X32, y) - m64.score(X, y)) <= 1e-3
     assert m32.predict_proba(X32[:5]).dtype == np.float32
@@ -381,11 +382,11 @@ def test_float32_is_never_copied_to_float64(monkeypatch):
 def test_c_contiguous_float64_is_not_copied(monkeypatch):
     X, y = _softmax_problem(500, 4, 3, seed=13)
     same = []
-    real = kernels.loss_and_grad
+    real = DenseDesign.loss_grad
     monkeypatch.setattr(
-        kernels,
-        "loss_and_grad",
-        lambda Xk, *a, **kw: (same.append(Xk is X), real(Xk, *a, **kw))[1],
+        DenseDesign,
+        "loss_grad",
+        lambda design, *a: (same.append(design.X is X), real(design, *a))[1],
     )
     SoftmaxRegression().fit(X, y)
     assert same and all(same)

@@ -34,7 +34,8 @@ import time
 import numpy as np
 import pytest
 
-from softmax_fast import SoftmaxRegression, kernels
+from softmax_fast import SoftmaxRegression
+from softmax_fast._design import DenseDesign
 
 # The child: runs the scenarios given on its command line one after the other; for each prints
 # STARTED once the interrupted call is inside the kernels, then RESULT <json> after the interrupt.
@@ -43,7 +44,8 @@ import copy, json, signal, sys, time, traceback, warnings
 import numpy as np
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
-from softmax_fast import SoftmaxRegression, kernels
+from softmax_fast import SoftmaxRegression
+from softmax_fast._design import DenseDesign
 
 signal.signal(signal.SIGINT, signal.default_int_handler)
 warnings.simplefilter("ignore")  # ConvergenceWarning of the short preparatory fits
@@ -60,7 +62,7 @@ X, y = data(20_000)
 X_other = rng.standard_normal((300, 7))  # other features and other classes
 y_other = rng.integers(0, 4, 300) * 10
 
-kernel = kernels.loss_and_grad
+kernel = DenseDesign.loss_grad  # every objective evaluation of a fit goes through it
 armed = False
 started = False
 longest = 0.0
@@ -84,7 +86,7 @@ def watched_loss_and_grad(*args, **kwargs):
         pass
     return result
 
-kernels.loss_and_grad = watched_loss_and_grad
+DenseDesign.loss_grad = watched_loss_and_grad
 
 def fitted_state(clf):
     return {k: copy.deepcopy(v) for k, v in vars(clf).items()
@@ -254,7 +256,7 @@ class _Interrupt(KeyboardInterrupt):
 
 
 def _interrupt_after(monkeypatch, calls):
-    kernel = kernels.loss_and_grad
+    kernel = DenseDesign.loss_grad
     count = [0]
 
     def fake(*args, **kwargs):
@@ -263,7 +265,7 @@ def _interrupt_after(monkeypatch, calls):
             raise _Interrupt
         return kernel(*args, **kwargs)
 
-    monkeypatch.setattr(kernels, "loss_and_grad", fake)
+    monkeypatch.setattr(DenseDesign, "loss_grad", fake)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

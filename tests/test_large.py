@@ -25,7 +25,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import softmax_fast as sf
-from softmax_fast import kernels, reference
+from softmax_fast import _design, reference
 
 pytestmark = pytest.mark.slow
 
@@ -124,7 +124,7 @@ def test_loss_and_grad_beyond_2_31_elements(big, K):
     finally:  # the fixture's data again for the next case (/ 4 is exact)
         X[TAIL:] /= 4
         y[TAIL:] = y_tail
-    assert kernels._uses_small_gemm(N_FEATURES, K, np.dtype(np.float32)) == (K == 10)
+    assert _design.uses_small_gemm(N_FEATURES, K, np.dtype(np.float32)) == (K == 10)
     assert dW.dtype == np.float32 and db.dtype == np.float32
     assert loss == pytest.approx(ref_loss, rel=1e-5)
     np.testing.assert_allclose(dW, ref_dW, rtol=0, atol=1e-5 * np.max(np.abs(ref_dW)))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import softmax_fast as sf
-from softmax_fast import kernels, reference
+from softmax_fast import _design, reference
 
 K_VALUES = [1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 16, 17, 24, 32, 33]
 N_VALUES = [1, 3, 8, 13, 100]
@@ -15,7 +15,7 @@ N_VALUES = [1, 3, 8, 13, 100]
 
 @pytest.fixture(params=[True, False], ids=["micro-kernels", "blas"])
 def tile_path(request, monkeypatch):
-    monkeypatch.setattr(kernels, "_USE_SMALL_GEMM", request.param)
+    monkeypatch.setattr(_design, "_USE_SMALL_GEMM", request.param)
     return request.param
 
 
@@ -52,6 +52,6 @@ def test_micro_kernels_really_run_where_the_cpu_has_avx2():
     """On an AVX2+FMA machine the default path must be the micro-kernels (not silently BLAS)."""
     if not sf.get_config()["small_gemm"]:
         pytest.skip("CPU or compiler without AVX2+FMA micro-kernels")
-    assert kernels._uses_small_gemm(100, 10, np.dtype(np.float64))
-    assert not kernels._uses_small_gemm(100, 17, np.dtype(np.float64))
-    assert kernels._uses_small_gemm(100, 32, np.dtype(np.float32))
+    assert _design.uses_small_gemm(100, 10, np.dtype(np.float64))
+    assert not _design.uses_small_gemm(100, 17, np.dtype(np.float64))
+    assert _design.uses_small_gemm(100, 32, np.dtype(np.float32))

@@ -4,7 +4,7 @@ import os
 import sys
 
 from . import _kernels
-from ._validation import available_cpus, effective_n_threads
+from ._threads import available_cpus, effective_n_threads
 from ._version import __version__
 
 

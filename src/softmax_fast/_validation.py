@@ -6,18 +6,10 @@ arrays are copied only when the kernels need another dtype or layout.
 """
 
 import numbers
-import os
 
 import numpy as np
 
-from . import _kernels
-
 _REAL_KINDS = "iuf"
-
-
-# The most threads a kernel call asks OpenMP for.  Far more than any machine has cores; a much
-# larger request (10**5) makes libgomp abort or crash the interpreter while creating threads.
-MAX_THREADS = 1024
 
 
 def _describe_dtype(dtype):
@@ -230,31 +222,3 @@ def check_out(out, shape, dtype, name="out"):
         raise ValueError(f"{name}: has shape {out.shape}, the result has shape {tuple(shape)}")
     if not out.flags.writeable:
         raise ValueError(f"{name}: is read-only")
-
-
-def available_cpus():
-    """CPUs this process may run on (affinity-aware where the OS tells)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
-def effective_n_threads(n_threads, name="n_threads"):
-    """None -> all available cores, capped by OMP_NUM_THREADS / threadpoolctl; int -> itself."""
-    if n_threads is None:
-        return max(1, min(_kernels.openmp_max_threads(), available_cpus()))
-    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
-        raise TypeError(f"{name}: expected None or a positive int, got {type(n_threads).__name__}")
-    if n_threads < 1:
-        raise ValueError(f"{name}: must be None or a positive int, got {n_threads}")
-    return min(int(n_threads), MAX_THREADS)
-
-
-def threads_for_rows(n_threads, m):
-    """Threads worth starting for ``m`` rows: never more than the rows.
-
-    The kernels split the rows into at most ``min(n_threads * c, m)`` chunks (c >= 1), so with
-    ``n_threads >= m`` the chunks, hence the results, are the same for every such thread count;
-    the threads beyond ``m`` would only be created to sit idle.
-    """
-    return max(1, min(n_threads, m))

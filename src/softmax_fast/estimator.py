@@ -1,9 +1,12 @@
 """SoftmaxRegression: a scikit-learn classifier trained on the fused kernels.
 
-This module owns the scikit-learn API, label encoding and the packing of the coefficients into the
-flat float64 vector the solvers (:mod:`softmax_fast._solvers`) optimize.  The data path: validate X
-once (float32 stays float32, C order, no copy when already so) -> encode labels to indices ->
-:class:`_SoftmaxObjective` -> solver -> one fused ``loss_and_grad`` call per evaluation.
+This module owns the scikit-learn API: parameter checks, label encoding, sample and class
+weights, the choice of solver and the fitted attributes.  The data path of ``fit``: validate X, y
+and the weights once (float32 stays float32, C order, no copy when already so) -> encode labels
+to indices -> scale the weights -> resolve ``n_threads`` -> a
+:class:`~softmax_fast._design.DenseDesign` -> :class:`~softmax_fast._objective.SoftmaxObjective`
+-> a solver of :mod:`softmax_fast._solvers` (BLAS held at one thread) -> one fused kernel call
+per evaluation, float64 sums back.
 """
 
 import contextlib
@@ -17,6 +20,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from . import _solvers, kernels
+from ._design import DenseDesign, raise_bad_linear_row
+from ._objective import SoftmaxObjective
+from ._threads import effective_n_threads, one_blas_thread
 from ._validation import scaled_weights
 
 try:  # scikit-learn >= 1.6
@@ -70,109 +76,6 @@ def _progress_reporter(verbose, callback):
         callback(step)
 
     return report
-
-
-class _SoftmaxObjective:
-    """J(theta) = sum_i w_i CE(softmax(W x_i + b), y_i) / sum_i w_i + (alpha / 2) ||W||^2.
-
-    ``theta`` packs the optimized rows of W (row-major) followed by their intercepts (when
-    ``fit_intercept``).  With a reference class r, row r of W and b_r are fixed at 0 and left out of
-    ``theta``, so it holds K - 1 rows.  X is never copied: W and b are cast to X's dtype instead.
-
-    Parameters
-    ----------
-    X : ndarray of shape (m, n), float32 or float64, C-contiguous
-    y : ndarray of shape (m,), intp
-        Class indices in [0, K).
-    sample_weight : ndarray of shape (m,) or None
-    n_classes : int
-    alpha : float
-    fit_intercept : bool
-    reference : int or None
-        Index of the reference class.
-    n_threads : int or None
-    """
-
-    def __init__(self, X, y, sample_weight, n_classes, alpha, fit_intercept, reference, n_threads):
-        self.X, self.y, self.sample_weight = X, y, sample_weight
-        self.n_samples, self.n_features = X.shape
-        self.n_classes = n_classes
-        self.alpha = alpha
-        self.fit_intercept = fit_intercept
-        self.reference = reference
-        self.n_threads = n_threads
-        # the rows of W that theta holds
-        self.rows = np.array([k for k in range(n_classes) if k != reference], dtype=np.intp)
-        self.n_params = self.rows.size * (self.n_features + int(fit_intercept))
-        self.weight_total = (
-            float(self.n_samples) if sample_weight is None else float(np.sum(sample_weight))
-        )
-
-    # ----------------------------------------------------------------------------- packing
-    def pack(self, coef, intercept):
-        """(K, n) coef and (K,) intercept -> theta (float64)."""
-        parts = [np.asarray(coef, dtype=np.float64)[self.rows].ravel()]
-        if self.fit_intercept:
-            parts.append(np.asarray(intercept, dtype=np.float64)[self.rows])
-        return np.concatenate(parts)
-
-    def unpack(self, theta, dtype=np.float64):
-        """theta -> (K, n) coef and (K,) intercept of ``dtype`` (zeros where fixed)."""
-        k, n = self.rows.size, self.n_features
-        coef = np.zeros((self.n_classes, n), dtype=dtype)
-        coef[self.rows] = theta[: k * n].reshape(k, n)
-        intercept = np.zeros(self.n_classes, dtype=dtype)
-        if self.fit_intercept:
-            intercept[self.rows] = theta[k * n :]
-        return coef, intercept
-
-    def _pack_grad(self, dW, db):
-        parts = [dW[self.rows].astype(np.float64).ravel()]
-        if self.fit_intercept:
-            parts.append(db[self.rows].astype(np.float64))
-        return np.concatenate(parts)
-
-    # ----------------------------------------------------------------------------- evaluation
-    def _kernel(self, theta, X, y, sample_weight, alpha):
-        W, b = self.unpack(theta, dtype=X.dtype)
-        loss, dW, db = kernels.loss_and_grad(
-            X,
-            y,
-            W,
-            b if self.fit_intercept else None,
-            alpha=alpha,
-            sample_weight=sample_weight,
-            n_threads=self.n_threads,
-        )
-        return loss, dW, db
-
-    def value_and_grad(self, theta):
-        """The full objective and its gradient, shape (n_params,), from one fused pass."""
-        loss, dW, db = self._kernel(theta, self.X, self.y, self.sample_weight, self.alpha)
-        return float(loss), self._pack_grad(dW, db)
-
-    def batch_value_and_grad(self, theta, rows):
-        """Unbiased estimates of J and grad J from the rows ``rows``.
-
-        The kernel returns the weighted mean over the batch; scaling it by
-        ``(m / |B|) * (sum_B w / sum w)`` makes its expectation over uniformly drawn batches the
-        full data term.  The penalty is added exactly.
-        """
-        sw = None if self.sample_weight is None else self.sample_weight[rows]
-        k, n = self.rows.size, self.n_features
-        W = theta[: k * n]
-        penalty_grad = np.zeros_like(theta)
-        penalty_grad[: k * n] = self.alpha * W
-        penalty = 0.5 * self.alpha * float(W @ W)
-        if sw is None:
-            scale = 1.0
-        else:
-            batch_total = float(np.sum(sw))
-            if batch_total <= 0:  # only zero-weight rows: no data term in this batch
-                return penalty, penalty_grad
-            scale = self.n_samples * batch_total / (rows.size * self.weight_total)
-        loss, dW, db = self._kernel(theta, self.X[rows], self.y[rows], sw, 0.0)
-        return scale * float(loss) + penalty, scale * self._pack_grad(dW, db) + penalty_grad
 
 
 class SoftmaxRegression(ClassifierMixin, BaseEstimator):
@@ -448,15 +351,16 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         return scaled_weights(sw)[0]
 
     def _objective(self, X, y_idx, sw, reference):
-        return _SoftmaxObjective(
-            X,
+        """The fit's objective on validated X, labels and scaled weights (n_threads resolved
+        here, once)."""
+        return SoftmaxObjective(
+            DenseDesign(X, effective_n_threads(self.n_threads)),
             y_idx,
             sw,
             self.classes_.size,
             float(self.alpha),
             bool(self.fit_intercept),
             reference,
-            self.n_threads,
         )
 
     def _rng(self):
@@ -496,7 +400,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         coef = np.asarray(coef, dtype=np.float64)
         intercept = np.asarray(intercept, dtype=np.float64)
         classes = np.asarray(classes)
-        if coef.ndim != 2 or intercept.shape != (coef.shape[0],) or classes.shape != intercept.shape:
+        if (
+            coef.ndim != 2
+            or intercept.shape != (coef.shape[0],)
+            or classes.shape != intercept.shape
+        ):
             raise ValueError(
                 f"coef, intercept and classes: inconsistent shapes {coef.shape}, "
                 f"{intercept.shape}, {classes.shape}"
@@ -563,39 +471,49 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             theta0 = objective.pack(coef, intercept)
 
         progress = _progress_reporter(int(self.verbose), callback)
-        if self.solver == "lbfgs":
-            # scikit-learn's setting: ftol of 64 float64 epsilons (also for float32 X: the kernels
-            # accumulate the loss in float64, so it is that precise)
-            ftol = 64 * float(np.finfo(np.float64).eps)
-            result = _solvers.lbfgs(
-                objective, theta0, max_iter=self.max_iter, tol=self.tol, ftol=ftol, progress=progress
-            )
-        elif self.solver == "gd":
-            result = _solvers.gradient_descent(
-                objective,
-                theta0,
-                learning_rate=float(self.learning_rate),
-                max_iter=self.max_iter,
-                tol=self.tol,
-                progress=progress,
-            )
-        else:
-            result = _solvers.sgd(
-                objective,
-                theta0,
-                learning_rate=float(self.learning_rate),
-                batch_size=self.batch_size,
-                max_iter=self.max_iter,
-                tol=self.tol,
-                rng=self._rng(),
-                progress=progress,
-            )
+        # The solver's own BLAS calls are vector operations on theta: one BLAS thread for the
+        # whole fit, so that idle BLAS threads never spin against the kernels' OpenMP threads.
+        with one_blas_thread():
+            result = self._run_solver(objective, theta0, progress)
         self._store(objective, result.theta)
         self.n_iter_ = result.n_iter
         self.loss_curve_ = list(result.loss_curve)
         self._samples_seen = result.samples_seen
         self._partial_rng = None
         return result.converged
+
+    def _run_solver(self, objective, theta0, progress):
+        if self.solver == "lbfgs":
+            # scikit-learn's setting: ftol of 64 float64 epsilons (also for float32 X: the kernels
+            # accumulate the loss and the gradient in float64, so it is that precise)
+            ftol = 64 * float(np.finfo(np.float64).eps)
+            return _solvers.lbfgs(
+                objective,
+                theta0,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                ftol=ftol,
+                progress=progress,
+            )
+        if self.solver == "gd":
+            return _solvers.gradient_descent(
+                objective,
+                theta0,
+                learning_rate=float(self.learning_rate),
+                max_iter=self.max_iter,
+                tol=self.tol,
+                progress=progress,
+            )
+        return _solvers.sgd(
+            objective,
+            theta0,
+            learning_rate=float(self.learning_rate),
+            batch_size=self.batch_size,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            rng=self._rng(),
+            progress=progress,
+        )
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch of multinomial mini-batch SGD over (X, y), continuing the previous state.
@@ -664,15 +582,16 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if getattr(self, "_partial_rng", None) is None:
             self._partial_rng = self._rng()
 
-        mean_loss, self._samples_seen = _solvers.sgd_epoch(
-            objective,
-            theta,
-            learning_rate=float(self.learning_rate),
-            batch_size=self.batch_size,
-            rng=self._partial_rng,
-            samples_seen=getattr(self, "_samples_seen", 0),
-            decay_samples=float(_PARTIAL_FIT_DECAY_BATCHES * self.batch_size),
-        )
+        with one_blas_thread():
+            mean_loss, self._samples_seen = _solvers.sgd_epoch(
+                objective,
+                theta,
+                learning_rate=float(self.learning_rate),
+                batch_size=self.batch_size,
+                rng=self._partial_rng,
+                samples_seen=getattr(self, "_samples_seen", 0),
+                decay_samples=float(_PARTIAL_FIT_DECAY_BATCHES * self.batch_size),
+            )
         self._store(objective, theta)
         self.n_iter_ = getattr(self, "n_iter_", 0) + 1
         self.loss_curve_ = list(getattr(self, "loss_curve_", [])) + [mean_loss]
@@ -684,6 +603,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         return _validate_data(self, X, reset=False, dtype=_DTYPES, order="C")
 
+    def _design(self, X):
+        """The predict kernels' design of X (validated by ``_check_X``)."""
+        return DenseDesign(X, effective_n_threads(self.n_threads))
+
+    def _coefficients(self, dtype):
+        """``(coef_, intercept_)`` in the data's dtype (no copy for float64)."""
+        return self.coef_.astype(dtype, copy=False), self.intercept_.astype(dtype, copy=False)
+
     def _logits(self, X):
         """``X @ coef_.T + intercept_`` in X's dtype; a ValueError naming X and the first row
         whose logits overflow (as the predict kernels report it), never inf or NaN logits."""
@@ -693,7 +620,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         finite_rows = np.isfinite(Z).all(axis=1)
         if not finite_rows.all():
             row = int(np.argmin(finite_rows))
-            kernels._raise_bad_linear_row(X, self.coef_, self.intercept_, row)
+            raise_bad_linear_row(X, self.coef_, self.intercept_, row)
         return Z
 
     def decision_function(self, X):
@@ -725,7 +652,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, K), X's dtype; columns follow ``classes_``.
         """
         X = self._check_X(X)
-        return kernels.predict_proba(X, self.coef_, self.intercept_, n_threads=self.n_threads)
+        return self._design(X).predict_proba(*self._coefficients(X.dtype))
 
     def predict_log_proba(self, X):
         """Log-probabilities from the log-softmax kernel (never ``log(predict_proba)``).
@@ -746,7 +673,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             Labels from ``classes_``.
         """
         X = self._check_X(X)
-        idx = kernels.predict(X, self.coef_, self.intercept_, n_threads=self.n_threads)
+        idx = self._design(X).predict(*self._coefficients(X.dtype))
         return self.classes_[idx]
 
     # ----------------------------------------------------------------------------- tags

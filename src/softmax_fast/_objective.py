@@ -1,0 +1,149 @@
+r"""The softmax-regression objective as the solvers see it.
+
+.. math::
+
+    J(\theta) = \frac{\sum_i w_i \, \mathrm{CE}(\mathrm{softmax}(W x_i + b), y_i)}{\sum_i w_i}
+                + \frac{\alpha}{2} \lVert W \rVert_F^2
+
+``theta`` packs the free class rows of W (row-major) followed by their intercepts (when
+``fit_intercept``).  With a reference class r, row r of W and b_r are fixed at 0 and left out of
+``theta``: the K - 1 form.  This module is the only home of the L2 penalty (:func:`l2_penalty`);
+the data term comes from a design (:mod:`softmax_fast._design`), so the objective works on any
+input format that has one.  Everything is float64 on this side: the design returns float64 sums
+also for float32 data, and only W and b are cast to the data's dtype for the kernels.
+"""
+
+import numpy as np
+
+from ._design import DenseDesign
+
+__all__ = ["SoftmaxObjective", "l2_penalty"]
+
+
+def l2_penalty(W: np.ndarray, alpha: float) -> tuple[float, np.ndarray]:
+    """``((alpha / 2) ||W||^2, alpha W)`` in float64, for W of any shape."""
+    W64 = np.asarray(W, dtype=np.float64)
+    if not alpha:
+        return 0.0, np.zeros_like(W64)
+    flat = W64.ravel()
+    return 0.5 * alpha * float(np.dot(flat, flat)), alpha * W64
+
+
+class SoftmaxObjective:
+    """J(theta) and its gradient on a design, for the solvers of :mod:`softmax_fast._solvers`.
+
+    Parameters
+    ----------
+    design : DenseDesign
+        The validated data (trusted: nothing is re-checked per evaluation).
+    labels : ndarray of shape (m,), intp
+        Class indices in [0, n_classes).
+    sample_weight : ndarray of shape (m,), float64, or None
+        Non-negative weights, already scaled (their maximum in [0.5, 1)); None: all ones.
+    n_classes : int
+    alpha : float
+        L2 penalty on W (not on the intercepts), >= 0.
+    fit_intercept : bool
+    reference : int or None
+        Index of the reference class (its row of W and intercept fixed at 0), or None for the
+        symmetric form with K free rows.
+
+    Attributes
+    ----------
+    class_rows : ndarray of shape (K_free,), intp
+        The rows of W (classes) that theta holds.
+    n_samples, n_features, n_params : int
+    weight_total : float
+        ``sum_i w_i`` (m without weights).
+    """
+
+    def __init__(
+        self,
+        design: DenseDesign,
+        labels: np.ndarray,
+        sample_weight: np.ndarray | None,
+        n_classes: int,
+        alpha: float,
+        fit_intercept: bool,
+        reference: int | None,
+    ):
+        self.design = design
+        self.labels = labels
+        self.sample_weight = sample_weight
+        self.n_samples, self.n_features = design.n_samples, design.n_features
+        self.n_classes = int(n_classes)
+        self.alpha = float(alpha)
+        self.fit_intercept = bool(fit_intercept)
+        self.reference = reference
+        self.class_rows = np.array(
+            [k for k in range(self.n_classes) if k != reference], dtype=np.intp
+        )
+        self.n_params = self.class_rows.size * (self.n_features + int(self.fit_intercept))
+        self.weight_total = (
+            float(self.n_samples) if sample_weight is None else float(np.sum(sample_weight))
+        )
+
+    # ----------------------------------------------------------------------------- packing
+    def pack(self, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+        """(K, n) coef and (K,) intercept -> theta (float64)."""
+        parts = [np.asarray(coef, dtype=np.float64)[self.class_rows].ravel()]
+        if self.fit_intercept:
+            parts.append(np.asarray(intercept, dtype=np.float64)[self.class_rows])
+        return np.concatenate(parts)
+
+    def unpack(self, theta: np.ndarray, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+        """theta -> (K, n) coef and (K,) intercept of ``dtype`` (zeros where fixed)."""
+        k, n = self.class_rows.size, self.n_features
+        coef = np.zeros((self.n_classes, n), dtype=dtype)
+        coef[self.class_rows] = theta[: k * n].reshape(k, n)
+        intercept = np.zeros(self.n_classes, dtype=dtype)
+        if self.fit_intercept:
+            intercept[self.class_rows] = theta[k * n :]
+        return coef, intercept
+
+    def _pack_grad(self, dW, db):
+        parts = [dW[self.class_rows].ravel()]
+        if self.fit_intercept:
+            parts.append(db[self.class_rows])
+        return np.concatenate(parts)
+
+    def penalty(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """The L2 term of J and its gradient, shape (n_params,) (zero on the intercepts)."""
+        k_n = self.class_rows.size * self.n_features
+        value, grad_W = l2_penalty(theta[:k_n], self.alpha)
+        grad = np.zeros_like(theta)
+        grad[:k_n] = grad_W
+        return value, grad
+
+    # ----------------------------------------------------------------------------- evaluation
+    def _data_term(self, design, labels, sample_weight, theta, grad_scale):
+        W, b = self.unpack(theta, dtype=design.dtype)
+        total, dW, db = design.loss_grad(
+            W, b if self.fit_intercept else None, labels, None, sample_weight, grad_scale
+        )
+        return total, self._pack_grad(dW, db)
+
+    def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """J(theta) and its gradient, shape (n_params,) float64, from one fused pass."""
+        total, grad = self._data_term(
+            self.design, self.labels, self.sample_weight, theta, 1.0 / self.weight_total
+        )
+        penalty, penalty_grad = self.penalty(theta)
+        return total / self.weight_total + penalty, grad + penalty_grad
+
+    def batch_value_and_grad(
+        self, theta: np.ndarray, sample_rows: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        """Unbiased estimates of J and grad J from the rows ``sample_rows`` (sorted indices).
+
+        The data term of J is ``sum_i w_i l_i / sum_i w_i``; over a batch B of uniformly drawn
+        rows, ``(m / |B|) sum_{i in B} w_i l_i / sum_i w_i`` has that expectation (and so has its
+        gradient).  The penalty is added exactly.
+        """
+        scale = self.n_samples / (sample_rows.size * self.weight_total)
+        sw = None if self.sample_weight is None else self.sample_weight[sample_rows]
+        total, grad = self._data_term(
+            self.design.take_rows(sample_rows), self.labels[sample_rows], sw, theta, scale
+        )
+        penalty, penalty_grad = self.penalty(theta)
+        return scale * total + penalty, grad + penalty_grad
