@@ -1,4 +1,4 @@
-"""The bad-input battery (issue 6): every public function, the estimator and the command.
+"""The bad-input battery (issue 6): every public function and the estimator.
 
 test_bad_input.py holds the contract's error table (wrong ndim and shapes, bool/complex/object/
 string arrays, labels out of range, bad targets and weights, K = 0, m = 0, NaN/inf logits).
@@ -11,12 +11,12 @@ This file adds what that table does not reach:
   features, huge n_threads, subclass and overlapping ``out``) whose results must equal an
   independent reference, with no unannounced NaN;
 * the nastiest cases again in a subprocess, so that a crash shows as a failed test;
-* SoftmaxRegression's parameters and data, and the ``softmax-fast`` command's user mistakes.
+* SoftmaxRegression's parameters and data (the ``softmax-fast`` command's user mistakes are in
+  test_cli.py).
 
 Every case checks that the caller's arrays are unchanged afterwards, on the error path too.
 """
 
-import os
 import re
 import subprocess
 import sys
@@ -29,7 +29,7 @@ from kernel_test_helpers import Snapshot
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import softmax_fast as sf
-from softmax_fast import SoftmaxRegression, cli, reference
+from softmax_fast import SoftmaxRegression, reference
 
 pytestmark = pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
 
@@ -690,157 +690,3 @@ def test_estimator_not_fitted_and_wrong_feature_count():
     with pytest.raises(ValueError, match="X has 2 features"):
         model.score(X[:, :2], y)
     np.testing.assert_array_equal(model.coef_, coef)
-
-
-# ============================================================================================
-# The softmax-fast command
-# ============================================================================================
-
-GOOD_CSV = "a,b,y\n" + "".join(f"{i % 5},{(3 * i) % 7},{i % 2}\n" for i in range(12))
-
-CSV_FILES = {
-    "binary.csv": bytes(range(256)) * 4,
-    "latin1.csv": "a,b,y\n1,2,\xe9\n3,4,1\n".encode("latin-1"),
-    "empty.csv": b"",
-    "header_only.csv": b"a,b,y\n",
-    "ragged.csv": b"a,b,y\n1,2,0\n3,4\n",
-    "nan.csv": b"a,b,y\n1,nan,0\n3,4,1\n5,6,0\n7,8,1\n",
-    "inf.csv": b"a,b,y\n1,2,0\n3,-inf,1\n5,6,0\n7,8,1\n",
-    "empty_cell.csv": b"a,b,y\n1,,0\n3,4,1\n",
-    "empty_target.csv": b"a,b,y\n1,2,\n3,4,1\n5,6,0\n",
-    "nan_target.csv": b"a,b,y\n1,2,0\n3,4,NaN\n5,6,0\n",
-    "continuous.csv": b"a,b,y\n1,2,0.5\n3,4,1.25\n5,6,0.75\n",
-    "duplicate.csv": b"a,a,y\n1,2,0\n3,4,1\n",
-    "target_only.csv": b"y\n0\n1\n",
-}
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    (tmp_path / "good.csv").write_text(GOOD_CSV)
-    for name, content in CSV_FILES.items():
-        (tmp_path / name).write_bytes(content)
-    np.save(tmp_path / "plain.npy", np.zeros(3))
-    os.replace(tmp_path / "plain.npy", tmp_path / "plain.npz")  # an .npy named .npz
-    rng = np.random.default_rng(0)
-    Xd = rng.normal(size=(10, 2))
-    np.savez(
-        tmp_path / "nan_X.npz",
-        X=np.where(np.arange(10)[:, None] == 3, np.nan, Xd),
-        y=np.arange(10) % 2,
-    )
-    np.savez(tmp_path / "short_y.npz", X=Xd, y=np.arange(9) % 2)
-    np.savez(tmp_path / "y2d.npz", X=Xd, y=np.zeros((10, 2)))
-    np.savez(tmp_path / "no_rows.npz", X=np.zeros((0, 2)), y=np.zeros(0, int))
-    np.savez(tmp_path / "data.npz", X=Xd, y=np.arange(10) % 2)
-    (tmp_path / "nan.svm").write_text("0 1:nan\n1 1:2\n")
-    (tmp_path / "outdir").mkdir()
-    return tmp_path
-
-
-def _fit(data_name, *extra):
-    return ["fit", data_name, "--target", "y", "--model", "m.npz", "--quiet", *extra]
-
-
-CLI_MISTAKES = [
-    (_fit("binary.csv"), "binary.csv: not a UTF-8 text CSV file"),
-    (_fit("latin1.csv"), "latin1.csv: not a UTF-8 text CSV file"),
-    (_fit("empty.csv"), "empty.csv: empty CSV file"),
-    (_fit("header_only.csv"), "header_only.csv: no data rows"),
-    (_fit("ragged.csv"), "ragged.csv: line 3 has 2 fields"),
-    (_fit("nan.csv"), "nan.csv: column 'b' holds 'nan' (line 2)"),
-    (_fit("inf.csv"), "inf.csv: column 'b' holds '-inf' (line 3)"),
-    (_fit("empty_cell.csv"), "empty_cell.csv: column 'b' has an empty cell (line 2"),
-    (_fit("empty_target.csv"), "target column 'y' has an empty cell (line 2)"),
-    (_fit("nan_target.csv"), "target column 'y' holds 'NaN' (line 3)"),
-    (_fit("continuous.csv"), "non-integer number '0.5'"),
-    (_fit("duplicate.csv"), "column name 'a' appears more than once"),
-    (_fit("target_only.csv"), "no feature columns"),
-    (_fit("good.csv", "--alpha", "nan"), "alpha"),
-    (_fit("good.csv", "--max-iter", "0"), "max_iter"),
-    (_fit("good.csv", "--max-iter", "-5"), "max_iter"),
-    (_fit("good.csv", "--test-size", "nan"), "--test-size"),
-    (_fit("good.csv", "--seed", "-1"), "--seed"),
-    (_fit("good.csv", "--seed", str(2**40)), "--seed"),
-    (["fit", "good.csv", "--target", "y", "--model", "outdir", "--quiet"], "Is a directory"),
-    (["fit", "good.csv", "--target", "y", "--model", "nodir/m.npz"], "No such file"),
-    (["fit", "outdir", "--target", "y", "--model", "m.npz"], "no such data file"),
-    (["fit", "nan_X.npz", "--model", "m.npz"], "nan_X.npz: X has NaN or infinity in row 3"),
-    (["fit", "short_y.npz", "--model", "m.npz"], "'y' must hold one label per row of X"),
-    (["fit", "y2d.npz", "--model", "m.npz"], "'y' must hold one label per row of X"),
-    (["fit", "no_rows.npz", "--model", "m.npz"], "no_rows.npz: no data"),
-    (["fit", "plain.npz", "--model", "m.npz"], "plain.npz: cannot read the npz archive"),
-    (["fit", "nan.svm", "--model", "m.npz"], "nan.svm: X has NaN or infinity in row 0"),
-    (["predict", "plain.npz", "good.csv"], "not a valid softmax_fast model file"),
-    (["predict", "good.csv", "good.csv"], "not a valid softmax_fast model file (not an npz"),
-    (["predict", "data.npz", "good.csv"], "unexpected members: X, y"),
-    (["predict", "outdir", "good.csv"], "no such model file"),
-]
-
-
-@pytest.mark.parametrize(("argv", "message"), CLI_MISTAKES, ids=lambda v: " ".join(v)[:60])
-def test_cli_user_mistakes_exit_1_with_a_message(workdir, monkeypatch, capsys, argv, message):
-    monkeypatch.chdir(workdir)
-    code = cli.main(argv)
-    captured = capsys.readouterr()
-    assert code == 1, captured
-    assert captured.err.startswith("softmax-fast: error: ")
-    assert message in captured.err, captured.err
-    assert "Traceback" not in captured.err + captured.out
-
-
-def test_cli_predict_to_a_directory_and_on_bad_data(workdir, monkeypatch, capsys):
-    monkeypatch.chdir(workdir)
-    assert cli.main(_fit("good.csv")) == 0
-    for argv, message in (
-        (["predict", "m.npz", "good.csv", "-o", "outdir"], "Is a directory"),
-        (["predict", "m.npz", "nan.csv"], "nan.csv: column 'b' holds 'nan'"),
-        (["predict", "m.npz", "duplicate.csv"], "appears more than once"),
-    ):
-        capsys.readouterr()
-        assert cli.main(argv) == 1
-        err = capsys.readouterr().err
-        assert message in err and "Traceback" not in err, err
-
-
-def test_cli_small_data_set_fits(workdir, monkeypatch, capsys):
-    # 5 rows, 2 classes: a 20 % split has 1 test row, which cannot hold both classes, so
-    # scikit-learn refused to stratify it (an error about test_size).  The split is now plain.
-    monkeypatch.chdir(workdir)
-    (workdir / "five.csv").write_text("a,b,y\n0,1,0\n1,0,1\n0,2,0\n2,0,1\n0,3,0\n")
-    assert cli.main(_fit("five.csv")) == 0
-    assert "held-out accuracy" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        _fit("good.csv", "--alpha", "abc"),
-        _fit("good.csv", "--max-iter", "1.5"),
-        _fit("good.csv", "--solver", "newton"),
-        ["fit", "good.csv"],
-        [],
-    ],
-    ids=["alpha-abc", "max-iter-1.5", "solver", "no-model", "no-command"],
-)
-def test_cli_usage_errors_exit_2(workdir, monkeypatch, capsys, argv):
-    monkeypatch.chdir(workdir)
-    with pytest.raises(SystemExit) as info:
-        cli.main(argv)
-    assert info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("usage: softmax-fast") and "Traceback" not in err
-
-
-def test_cli_refuses_a_non_model_in_a_fresh_interpreter(workdir):
-    # An .npy file named .npz used to escape as a TypeError traceback.
-    result = subprocess.run(
-        [sys.executable, "-m", "softmax_fast.cli", "predict", "plain.npz", "good.csv"],
-        capture_output=True,
-        text=True,
-        cwd=workdir,
-        timeout=120,
-    )
-    assert result.returncode == 1
-    assert "not a valid softmax_fast model file" in result.stderr
-    assert "Traceback" not in result.stderr

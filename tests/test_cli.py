@@ -1,9 +1,13 @@
-"""The softmax-fast command: fit/predict round trips, bad input, demo, bench, info."""
+"""The softmax-fast command as a user meets it: fit/predict round trips, the wine scenario
+(progress, convergence advice, --standardize), --help, user mistakes, demo, bench, info."""
 
 import csv
+import os
+import re
 import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -67,7 +71,6 @@ def test_fit_then_predict_round_trip_on_csv(tmp_path, capsys):
     )
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_fit_then_predict_round_trip_on_svmlight_and_npz(tmp_path, capsys):
     from sklearn.datasets import dump_svmlight_file
 
@@ -102,62 +105,6 @@ def test_fit_then_predict_round_trip_on_svmlight_and_npz(tmp_path, capsys):
     assert "held-out accuracy" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(
-    "make_args, message",
-    [
-        (
-            lambda d, m: ["fit", str(d / "absent.csv"), "--target", "y", "--model", m],
-            "no such data file",
-        ),
-        (
-            lambda d, m: ["fit", str(d / "train.csv"), "--target", "nope", "--model", m],
-            "no column named 'nope'",
-        ),
-        (
-            lambda d, m: ["fit", str(d / "text.csv"), "--target", "y", "--model", m],
-            "is not numeric",
-        ),
-        (lambda d, m: ["fit", str(d / "one.csv"), "--target", "y", "--model", m], "single class"),
-        (lambda d, m: ["fit", str(d / "train.csv"), "--model", m], "--target"),
-        (
-            lambda d, m: [
-                "fit",
-                str(d / "train.csv"),
-                "--target",
-                "y",
-                "--model",
-                m,
-                "--alpha",
-                "-1",
-            ],
-            "alpha",
-        ),
-        (
-            lambda d, m: ["predict", str(d / "garbage.npz"), str(d / "train.csv")],
-            "not a valid softmax_fast model file",
-        ),
-        (
-            lambda d, m: ["predict", str(d / "absent.npz"), str(d / "train.csv")],
-            "no such model file",
-        ),
-        (
-            lambda d, m: ["fit", str(d / "train.xlsx"), "--target", "y", "--model", m],
-            "unknown data format",
-        ),
-    ],
-)
-def test_user_mistakes_exit_1_with_a_message_and_no_traceback(tmp_path, capsys, make_args, message):
-    (tmp_path / "train.csv").write_text("a,b,y\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n9,1,0\n2,2,1\n")
-    (tmp_path / "text.csv").write_text("a,b,y\n1,red,0\n3,4,1\n")
-    (tmp_path / "one.csv").write_text("a,b,y\n1,2,0\n3,4,0\n")
-    (tmp_path / "garbage.npz").write_bytes(b"not a zip file at all")
-    (tmp_path / "train.xlsx").write_text("x")
-    code = cli.main(make_args(tmp_path, str(tmp_path / "m.npz")))
-    err = capsys.readouterr().err
-    assert code == 1
-    assert message in err and "Traceback" not in err
-
-
 def test_wrong_number_of_features_at_predict(tmp_path, capsys):
     rng = np.random.default_rng(2)
     X, y = _separable(rng)
@@ -167,6 +114,467 @@ def test_wrong_number_of_features_at_predict(tmp_path, capsys):
     assert cli.main(["fit", str(tmp_path / "train.npz"), "--model", model, "--quiet"]) == 0
     assert cli.main(["predict", model, str(tmp_path / "narrow.npz")]) == 1
     assert "3 feature columns, the model was fitted on 4" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the wine scenario
+
+ADVICE = re.compile(
+    r"softmax-fast: warning: not converged in 200 iterations "
+    r"\(max\|grad\| = \d\.\de[-+]\d\d > tol 1e-06\); try --standardize, or --max-iter 1000"
+)
+SUMMARY = re.compile(
+    r"fit \(lbfgs\): \d+ iterations in \d+\.\d\d s, objective \S+, max\|grad\| \S+ "
+    r"\((converged|not converged)\)"
+)
+
+
+def _python_noise(text):
+    """Signs of Python leaking through: warning source lines, tracebacks, warning classes."""
+    return re.search(r"Traceback|Warning:|\.py:\d+|^\s+model\.fit", text, re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def wine(tmp_path_factory):
+    """scikit-learn's wine data as a newcomer writes it: a CSV with a string label column."""
+    from sklearn.datasets import load_wine
+
+    data = load_wine()
+    path = tmp_path_factory.mktemp("wine") / "wine.csv"
+    labels = data.target_names[data.target]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([*data.feature_names, "label"])
+        for row, label in zip(data.data.tolist(), labels, strict=True):
+            writer.writerow([*map(repr, row), label])
+    return path, data.data, labels
+
+
+def _fit_wine(wine, model, *extra):
+    return ["fit", str(wine[0]), "--target", "label", "--model", str(model), *extra]
+
+
+def _as_terminal(monkeypatch):
+    """stderr claims to be a terminal, as in an interactive shell: the progress bar is on.
+
+    Called in the test body: capsys installs a new stream between fixture set-up and the test.
+    """
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+
+
+def _pieces(text):
+    """The non-blank lines of a terminal stream, splitting at carriage returns too."""
+    return [p.strip() for p in re.split(r"[\r\n]", text) if p.strip()]
+
+
+def test_wine_without_standardize_one_line_of_advice(wine, tmp_path, capsys):
+    with warnings.catch_warnings(record=True) as leaked:
+        warnings.simplefilter("always")
+        assert cli.main(_fit_wine(wine, tmp_path / "m.npz")) == 0
+    assert leaked == []
+    out, err = capsys.readouterr()
+    assert ADVICE.fullmatch(err.strip()), err
+    assert not _python_noise(out + err)
+    assert "Iteration" not in out  # no per-iteration lines without -v
+    assert out.splitlines()[-1].endswith(f"(not converged); model written to {tmp_path / 'm.npz'}")
+
+
+def test_wine_without_standardize_in_a_fresh_interpreter(wine, tmp_path):
+    # A fresh interpreter shows Python warnings by default: none may get through.
+    result = subprocess.run(
+        [sys.executable, "-m", "softmax_fast.cli", *_fit_wine(wine, tmp_path / "m.npz")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert ADVICE.fullmatch(result.stderr.strip()), result.stderr
+    assert not _python_noise(result.stdout + result.stderr)
+
+
+def test_wine_with_standardize_converges_and_round_trips(wine, tmp_path, capsys):
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from softmax_fast import SoftmaxRegression
+    from softmax_fast.io.model_file import load_model
+
+    path, X, labels = wine
+    model = tmp_path / "m.npz"
+    argv = _fit_wine(wine, model, "--standardize", "--test-size", "0")
+    assert cli.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert err == "", err
+    assert "standardized" in out and "not converged" not in out
+    expected = make_pipeline(StandardScaler(), SoftmaxRegression()).fit(X, labels)
+    pred, proba = tmp_path / "pred.csv", tmp_path / "proba.csv"
+    assert cli.main(["predict", str(model), str(path), "-o", str(pred), "--quiet"]) == 0
+    assert cli.main(["predict", str(model), str(path), "--proba", "-o", str(proba)]) == 0
+    header, rows = _read_csv(pred)
+    predicted = np.array([r[0] for r in rows])
+    np.testing.assert_array_equal(predicted, expected.predict(X))
+    assert np.mean(predicted == labels) > 0.99
+    _, rows = _read_csv(proba)
+    np.testing.assert_allclose(np.array(rows, dtype=float), expected.predict_proba(X), atol=1e-9)
+    # Python users get the same model: a Pipeline of the stored scaler and the model.
+    loaded, names = load_model(model)
+    assert isinstance(loaded, Pipeline) and names[0] == "alcohol"
+    np.testing.assert_array_equal(loaded.predict(X), expected.predict(X))
+    np.testing.assert_allclose(loaded[0].mean_, expected[0].mean_, rtol=1e-15)
+    np.testing.assert_allclose(loaded[0].scale_, expected[0].scale_, rtol=1e-15)
+
+
+def test_progress_bar_on_a_terminal_ends_in_a_summary_line(wine, tmp_path, capsys, monkeypatch):
+    _as_terminal(monkeypatch)
+    assert cli.main(_fit_wine(wine, tmp_path / "m.npz", "--standardize")) == 0
+    out, err = capsys.readouterr()
+    pieces = _pieces(err)
+    assert any(re.match(r"fit \(lbfgs\): +\d+%\|.*\| \d+/200 ", p) for p in pieces), err
+    assert SUMMARY.fullmatch(pieces[-1]) and pieces[-1].endswith("(converged)"), pieces[-1]
+    assert "Iteration" not in out and "%|" not in out
+    # not converged: the summary line, then the advice
+    assert cli.main(_fit_wine(wine, tmp_path / "m.npz")) == 0
+    pieces = _pieces(capsys.readouterr().err)
+    assert pieces[-2].endswith("(not converged)") and SUMMARY.fullmatch(pieces[-2])
+    assert ADVICE.fullmatch(pieces[-1])
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(wine, tmp_path, capsys):
+    assert cli.main(_fit_wine(wine, tmp_path / "m.npz", "--standardize")) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_progress_bar_on_a_real_pseudo_terminal(wine, tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    argv = _fit_wine(wine, tmp_path / "m.npz", "--solver", "gd", "--standardize")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "softmax_fast.cli", *argv], stdout=subprocess.PIPE, stderr=slave
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO once the child has closed the terminal (Linux)
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    out = proc.stdout.read().decode()
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0
+    pieces = _pieces(b"".join(chunks).decode())
+    assert any(re.match(r"fit \(gd\): +\d+%\|.*\| \d+/200 \[", p) for p in pieces), pieces
+    assert re.fullmatch(r"fit \(gd\): 200 iterations in .* \(not converged\)", pieces[-2])
+    assert pieces[-1].startswith("softmax-fast: warning: not converged in 200 iterations")
+    assert pieces[-1].endswith("try --max-iter 1000")  # --standardize is already on
+    assert out.startswith("fitting on 142 rows") and "held-out accuracy" in out
+
+
+def test_verbose_prints_the_iteration_lines_instead_of_a_bar(wine, tmp_path, capsys, monkeypatch):
+    _as_terminal(monkeypatch)
+    assert cli.main(_fit_wine(wine, tmp_path / "m.npz", "-v")) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    iterations = [line for line in lines if line.startswith("Iteration ")]
+    assert len(iterations) == 200
+    assert re.fullmatch(r"Iteration 1: objective = \S+, max\|grad\| = \S+", iterations[0])
+    assert "%|" not in err and not SUMMARY.search(err)
+    assert ADVICE.fullmatch(err.strip())
+
+
+def test_quiet_prints_only_the_result_line(wine, tmp_path, capsys, monkeypatch):
+    _as_terminal(monkeypatch)
+    assert cli.main(_fit_wine(wine, tmp_path / "m.npz", "--quiet")) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert len(out.splitlines()) == 1 and "held-out accuracy" in out and "not converged" in out
+
+
+def test_verbose_and_quiet_together_are_a_usage_error(wine, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(_fit_wine(wine, tmp_path / "m.npz", "-v", "--quiet"))
+    assert info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_sgd_advice_counts_epochs(wine, tmp_path, capsys):
+    argv = _fit_wine(wine, tmp_path / "m.npz", "--solver", "sgd", "--max-iter", "2")
+    assert cli.main([*argv, "--standardize"]) == 0
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "softmax-fast: warning: not converged in 2 epochs (the objective still improved by more "
+        "than tol 1e-06 per epoch); try --max-iter 10"
+    )
+
+
+def test_standardize_with_a_constant_column(tmp_path, capsys):
+    from softmax_fast.io.model_file import read_model_arrays
+
+    rng = np.random.default_rng(4)
+    X, y = _separable(rng)
+    X[:, 1] = 7.0  # zero variance
+    data, model = tmp_path / "d.csv", tmp_path / "m.npz"
+    _write_csv(data, X, y)
+    argv = ["fit", str(data), "--target", "label", "--model", str(model), "--standardize"]
+    assert cli.main(argv) == 0
+    assert "held-out accuracy" in capsys.readouterr().out
+    content = read_model_arrays(model)
+    assert content["scaler_scale"][1] == 1.0 and content["scaler_mean"][1] == 7.0
+    assert np.all(np.isfinite(content["coef"]))
+    assert cli.main(["predict", str(model), str(data), "--proba"]) == 0
+    proba = np.array([r.split(",") for r in capsys.readouterr().out.split()[1:]], dtype=float)
+    assert np.all(np.isfinite(proba)) and np.mean(proba.argmax(axis=1) == y) > 0.95
+
+
+def test_ctrl_c_during_fit_is_one_line_and_status_130(wine, tmp_path, capsys, monkeypatch):
+    from softmax_fast import SoftmaxRegression
+
+    def interrupted(self, X, y, sample_weight=None, *, callback=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SoftmaxRegression, "fit", interrupted)
+    _as_terminal(monkeypatch)
+    assert cli.main(_fit_wine(wine, tmp_path / "m.npz")) == 130
+    assert _pieces(capsys.readouterr().err)[-1] == "softmax-fast: interrupted"
+    assert not (tmp_path / "m.npz").exists()
+
+
+# ----------------------------------------------------------------------------- --help
+
+
+@pytest.mark.parametrize(
+    "command, expected",
+    [
+        ([], ["Softmax regression", "fit", "predict", "examples:"]),
+        (["fit"], ["Fit a softmax regression", "--standardize", "income beside age", "FILE.npz"]),
+        (["predict"], ["Predict with a model file", "--proba", "FILE.csv", "MODEL"]),
+        (["demo"], ["handwritten digits", "--quick", "FILE.png"]),
+        (["bench"], ["NumPy reference", "--quick"]),
+        (["info"], ["Show the build and runtime configuration"]),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) and v and "-" not in v[0] else None,
+)
+def test_help_is_plain_text(capsys, command, expected):
+    with pytest.raises(SystemExit) as info:
+        cli.main([*command, "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for markup in ("``", ":func:", ":class:", ":mod:", ":meth:", ".. math::", ".. "):
+        assert markup not in text, markup
+    for piece in expected:
+        assert piece in text, piece
+
+
+def test_fit_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["fit", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for default in ("(default: 1e-4)", "(default: lbfgs)", "(default: 200)", "(default: 0.2)"):
+        assert default in text, default
+    assert "--max-iter N" in text and "--alpha A" in text and "-v, --verbose" in text
+
+
+# ----------------------------------------------------------------------------- user mistakes
+
+GOOD_CSV = "a,b,y\n" + "".join(f"{i % 5},{(3 * i) % 7},{i % 2}\n" for i in range(12))
+
+CSV_FILES = {
+    "binary.csv": bytes(range(256)) * 4,
+    "latin1.csv": "a,b,y\n1,2,\xe9\n3,4,1\n".encode("latin-1"),
+    "empty.csv": b"",
+    "header_only.csv": b"a,b,y\n",
+    "ragged.csv": b"a,b,y\n1,2,0\n3,4\n",
+    "nan.csv": b"a,b,y\n1,nan,0\n3,4,1\n5,6,0\n7,8,1\n",
+    "inf.csv": b"a,b,y\n1,2,0\n3,-inf,1\n5,6,0\n7,8,1\n",
+    "empty_cell.csv": b"a,b,y\n1,,0\n3,4,1\n",
+    "empty_target.csv": b"a,b,y\n1,2,\n3,4,1\n5,6,0\n",
+    "nan_target.csv": b"a,b,y\n1,2,0\n3,4,NaN\n5,6,0\n",
+    "continuous.csv": b"a,b,y\n1,2,0.5\n3,4,1.25\n5,6,0.75\n",
+    "duplicate.csv": b"a,a,y\n1,2,0\n3,4,1\n",
+    "target_only.csv": b"y\n0\n1\n",
+    "text.csv": b"a,b,y\n1,red,0\n3,4,1\n",
+    "one.csv": b"a,b,y\n1,2,0\n3,4,0\n",
+    "garbage.npz": b"not a zip file at all",
+    "train.xlsx": b"x",
+}
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    (tmp_path / "good.csv").write_text(GOOD_CSV)
+    for name, content in CSV_FILES.items():
+        (tmp_path / name).write_bytes(content)
+    np.save(tmp_path / "plain.npy", np.zeros(3))
+    os.replace(tmp_path / "plain.npy", tmp_path / "plain.npz")  # an .npy named .npz
+    rng = np.random.default_rng(0)
+    Xd = rng.normal(size=(10, 2))
+    np.savez(
+        tmp_path / "nan_X.npz",
+        X=np.where(np.arange(10)[:, None] == 3, np.nan, Xd),
+        y=np.arange(10) % 2,
+    )
+    np.savez(tmp_path / "short_y.npz", X=Xd, y=np.arange(9) % 2)
+    np.savez(tmp_path / "y2d.npz", X=Xd, y=np.zeros((10, 2)))
+    np.savez(tmp_path / "no_rows.npz", X=np.zeros((0, 2)), y=np.zeros(0, int))
+    np.savez(tmp_path / "data.npz", X=Xd, y=np.arange(10) % 2)
+    (tmp_path / "nan.svm").write_text("0 1:nan\n1 1:2\n")
+    (tmp_path / "outdir").mkdir()
+    return tmp_path
+
+
+def _fit(data_name, *extra):
+    return ["fit", data_name, "--target", "y", "--model", "m.npz", "--quiet", *extra]
+
+
+CLI_MISTAKES = [
+    (_fit("absent.csv"), "absent.csv: no such data file"),
+    (_fit("good.csv", "--target", "nope"), "no column named 'nope'"),
+    (_fit("text.csv"), "column 'b' is not numeric (line 2: 'red')"),
+    (_fit("one.csv"), "the target has a single class"),
+    (["fit", "good.csv", "--model", "m.npz"], "name the label column with --target"),
+    (_fit("train.xlsx"), "unknown data format '.xlsx'"),
+    (_fit("binary.csv"), "binary.csv: not a UTF-8 text CSV file"),
+    (_fit("latin1.csv"), "latin1.csv: not a UTF-8 text CSV file"),
+    (_fit("empty.csv"), "empty.csv: empty CSV file"),
+    (_fit("header_only.csv"), "header_only.csv: no data rows"),
+    (_fit("ragged.csv"), "ragged.csv: line 3 has 2 fields"),
+    (_fit("nan.csv"), "nan.csv: column 'b' holds 'nan' (line 2)"),
+    (_fit("inf.csv"), "inf.csv: column 'b' holds '-inf' (line 3)"),
+    (_fit("empty_cell.csv"), "empty_cell.csv: column 'b' has an empty cell (line 2"),
+    (_fit("empty_target.csv"), "target column 'y' has an empty cell (line 2)"),
+    (_fit("nan_target.csv"), "target column 'y' holds 'NaN' (line 3)"),
+    (_fit("continuous.csv"), "non-integer number '0.5'"),
+    (_fit("duplicate.csv"), "column name 'a' appears more than once"),
+    (_fit("target_only.csv"), "no feature columns"),
+    (_fit("good.csv", "--alpha", "-1"), "alpha"),
+    (_fit("good.csv", "--alpha", "nan"), "alpha"),
+    (_fit("good.csv", "--max-iter", "0"), "max_iter"),
+    (_fit("good.csv", "--max-iter", "-5"), "max_iter"),
+    (_fit("good.csv", "--test-size", "nan"), "--test-size"),
+    (_fit("good.csv", "--seed", "-1"), "--seed"),
+    (_fit("good.csv", "--seed", str(2**40)), "--seed"),
+    (["fit", "good.csv", "--target", "y", "--model", "outdir", "--quiet"], "Is a directory"),
+    (["fit", "good.csv", "--target", "y", "--model", "nodir/m.npz"], "No such file"),
+    (["fit", "outdir", "--target", "y", "--model", "m.npz"], "no such data file"),
+    (["fit", "nan_X.npz", "--model", "m.npz"], "nan_X.npz: X has NaN or infinity in row 3"),
+    (["fit", "short_y.npz", "--model", "m.npz"], "'y' must hold one label per row of X"),
+    (["fit", "y2d.npz", "--model", "m.npz"], "'y' must hold one label per row of X"),
+    (["fit", "no_rows.npz", "--model", "m.npz"], "no_rows.npz: no data"),
+    (["fit", "plain.npz", "--model", "m.npz"], "plain.npz: cannot read the npz archive"),
+    (["fit", "nan.svm", "--model", "m.npz"], "nan.svm: X has NaN or infinity in row 0"),
+    (["predict", "plain.npz", "good.csv"], "not a valid softmax_fast model file"),
+    (["predict", "garbage.npz", "good.csv"], "not a valid softmax_fast model file (not an npz"),
+    (["predict", "good.csv", "good.csv"], "not a valid softmax_fast model file (not an npz"),
+    (["predict", "data.npz", "good.csv"], "unexpected members: X, y"),
+    (["predict", "outdir", "good.csv"], "no such model file"),
+    (["predict", "absent.npz", "good.csv"], "absent.npz: no such model file"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), CLI_MISTAKES, ids=lambda v: " ".join(v)[:60])
+def test_user_mistakes_exit_1_with_a_message(workdir, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(workdir)
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    assert code == 1, captured
+    assert captured.err.startswith("softmax-fast: error: ")
+    assert len(captured.err.splitlines()) == 1, captured.err
+    assert message in captured.err, captured.err
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_predict_to_a_directory_and_on_bad_data(workdir, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)
+    assert cli.main(_fit("good.csv")) == 0
+    for argv, message in (
+        (["predict", "m.npz", "good.csv", "-o", "outdir"], "Is a directory"),
+        (["predict", "m.npz", "nan.csv"], "nan.csv: column 'b' holds 'nan'"),
+        (["predict", "m.npz", "duplicate.csv"], "appears more than once"),
+    ):
+        capsys.readouterr()
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+
+
+def test_small_data_set_fits(workdir, monkeypatch, capsys):
+    # 5 rows, 2 classes: a 20 % split has 1 test row, which cannot hold both classes, so
+    # scikit-learn refused to stratify it (an error about test_size).  The split is now plain.
+    monkeypatch.chdir(workdir)
+    (workdir / "five.csv").write_text("a,b,y\n0,1,0\n1,0,1\n0,2,0\n2,0,1\n0,3,0\n")
+    assert cli.main(_fit("five.csv")) == 0
+    assert "held-out accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        _fit("good.csv", "--alpha", "abc"),
+        _fit("good.csv", "--max-iter", "1.5"),
+        _fit("good.csv", "--solver", "newton"),
+        ["fit", "good.csv"],
+        [],
+    ],
+    ids=["alpha-abc", "max-iter-1.5", "solver", "no-model", "no-command"],
+)
+def test_usage_errors_exit_2(workdir, monkeypatch, capsys, argv):
+    monkeypatch.chdir(workdir)
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: softmax-fast") and "Traceback" not in err
+
+
+def test_refuses_a_non_model_in_a_fresh_interpreter(workdir):
+    # An .npy file named .npz used to escape as a TypeError traceback.
+    result = subprocess.run(
+        [sys.executable, "-m", "softmax_fast.cli", "predict", "plain.npz", "good.csv"],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "not a valid softmax_fast model file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a shell pipeline")
+def test_predict_into_a_closed_pipe_is_quiet(workdir, tmp_path):
+    rows = "a,b,y\n" + "1,2,0\n3,4,1\n" * 20000
+    (workdir / "big.csv").write_text(rows)
+    assert (
+        cli.main(
+            [
+                "fit",
+                str(workdir / "good.csv"),
+                "--target",
+                "y",
+                "--model",
+                str(workdir / "m.npz"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    cmd = f"{sys.executable} -m softmax_fast.cli predict m.npz big.csv | head -n 1"
+    result = subprocess.run(
+        cmd, shell=True, capture_output=True, text=True, cwd=workdir, timeout=120
+    )
+    assert result.stdout == "prediction\n"
+    assert result.stderr == "", result.stderr
+
+
+# ----------------------------------------------------------------------------- the other commands
 
 
 def test_console_script_reports_errors_without_traceback(tmp_path):

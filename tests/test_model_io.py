@@ -1,4 +1,5 @@
-"""Model files (versioned npz, never pickle) and the data readers of the softmax-fast command."""
+"""Model files (versioned npz, never pickle; version 2 may hold a StandardScaler) and the data
+readers of the softmax-fast command."""
 
 import io as io_module
 import json
@@ -68,7 +69,7 @@ def _valid_arrays():
     "change, message",
     [
         ({"format": np.array("something else")}, "format"),
-        ({"version": np.array(2)}, "version 2 is not supported"),
+        ({"version": np.array(3)}, "version 3 is not supported"),
         ({"version": np.array("one")}, "version"),
         ({"coef": np.zeros(3)}, "coef"),
         ({"intercept": np.zeros(2)}, "intercept"),
@@ -129,6 +130,126 @@ def test_a_pickle_payload_in_a_model_file_never_runs(tmp_path):
     with pytest.raises(ValueError, match="not a valid softmax_fast model file"):
         model_file.read_model_arrays(path)
     assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- scalers, versions
+
+
+def _fitted_pipeline(rng, with_mean=True, with_std=True):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from softmax_fast import SoftmaxRegression
+
+    X = rng.standard_normal((60, 4)) * [1.0, 100.0, 1e-3, 0.0] + [0.0, 5e3, -2.0, 7.0]
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 5e3).astype(int)
+    scaler = StandardScaler(with_mean=with_mean, with_std=with_std)
+    return make_pipeline(scaler, SoftmaxRegression(alpha=1e-2)).fit(X, y), X
+
+
+@pytest.mark.parametrize("with_mean, with_std", [(True, True), (False, True), (True, False)])
+def test_a_pipeline_with_a_scaler_round_trips(tmp_path, with_mean, with_std):
+    from sklearn.pipeline import Pipeline
+
+    pipeline, X = _fitted_pipeline(np.random.default_rng(0), with_mean, with_std)
+    path = tmp_path / "m.npz"
+    model_file.save_model(pipeline, path, feature_names=["a", "b", "c", "d"])
+    content = model_file.read_model_arrays(path)
+    assert content["version"] == model_file.MODEL_VERSION == 2
+    assert content["scaler_mean"].dtype == content["scaler_scale"].dtype == np.float64
+    assert content["scaler_scale"][3] == 1.0 or not with_std  # the constant column
+    loaded, names = model_file.load_model(path)
+    assert isinstance(loaded, Pipeline) and names == ["a", "b", "c", "d"]
+    assert [name for name, _ in loaded.steps] == ["standardscaler", "softmaxregression"]
+    np.testing.assert_array_equal(loaded.predict(X), pipeline.predict(X))
+    np.testing.assert_allclose(loaded.predict_proba(X), pipeline.predict_proba(X), rtol=1e-12)
+    np.testing.assert_array_equal(loaded.classes_, pipeline.classes_)
+    assert loaded.n_features_in_ == 4
+
+
+def test_a_model_without_a_scaler_loads_as_the_estimator(tmp_path):
+    from softmax_fast import SoftmaxRegression
+
+    pipeline, X = _fitted_pipeline(np.random.default_rng(1))
+    path = tmp_path / "m.npz"
+    model_file.save_model(pipeline[-1], path)
+    loaded, names = model_file.load_model(path)
+    assert type(loaded) is SoftmaxRegression and names is None
+    assert model_file.read_model_arrays(path)["scaler_mean"] is None
+    np.testing.assert_array_equal(loaded.coef_, pipeline[-1].coef_)
+
+
+def test_other_pipelines_are_refused(tmp_path):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    from softmax_fast import SoftmaxRegression
+
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((30, 3)), np.arange(30) % 3
+    pipeline = make_pipeline(MinMaxScaler(), SoftmaxRegression()).fit(X, y)
+    with pytest.raises(ValueError, match="Pipeline of \\['MinMaxScaler', 'SoftmaxRegression'\\]"):
+        model_file.save_model(pipeline, tmp_path / "m.npz")
+
+
+def test_a_version_1_file_still_loads(tmp_path):
+    # What softmax_fast wrote before version 2: the same arrays, no scaler.
+    path = tmp_path / "v1.npz"
+    arrays = {
+        **_valid_arrays(),
+        "version": np.array(1),
+        "coef": np.arange(6.0).reshape(3, 2),
+        "feature_names": np.array(["x", "y"]),
+    }
+    _write(path, **arrays)
+    model, names = model_file.load_model(path)
+    np.testing.assert_array_equal(model.coef_, arrays["coef"])
+    assert names == ["x", "y"] and model.alpha == 1.0
+    np.testing.assert_array_equal(model.predict(np.array([[0.0, 1.0]])), [2])
+
+
+def test_a_version_1_file_with_scaler_arrays_is_refused(tmp_path):
+    path = tmp_path / "v1.npz"
+    arrays = {**_valid_arrays(), "version": np.array(1)}
+    _write(path, **arrays, scaler_mean=np.zeros(2), scaler_scale=np.ones(2))
+    with pytest.raises(ValueError, match=re.escape("in a version 1 file (they need 2)")):
+        model_file.load_model(path)
+
+
+@pytest.mark.parametrize(
+    "scaler, message",
+    [
+        ({"scaler_mean": np.zeros(3), "scaler_scale": np.ones(2)}, "scaler_mean must be"),
+        ({"scaler_mean": np.zeros(2), "scaler_scale": np.ones((2, 1))}, "scaler_scale must be"),
+        ({"scaler_mean": np.zeros(2, np.float32), "scaler_scale": np.ones(2)}, "float64"),
+        ({"scaler_mean": np.arange(2), "scaler_scale": np.ones(2)}, "float64"),
+        ({"scaler_mean": np.array([0.0, np.nan]), "scaler_scale": np.ones(2)}, "NaN or infinity"),
+        ({"scaler_mean": np.zeros(2), "scaler_scale": np.array([1.0, np.inf])}, "NaN or infinity"),
+        ({"scaler_mean": np.zeros(2), "scaler_scale": np.array([1.0, 0.0])}, "must be positive"),
+        ({"scaler_mean": np.zeros(2), "scaler_scale": np.array([-1.0, 1.0])}, "must be positive"),
+        ({"scaler_mean": np.zeros(2)}, "scaler_mean without scaler_scale"),
+        ({"scaler_scale": np.ones(2)}, "scaler_scale without scaler_mean"),
+    ],
+    ids=[
+        "mean-shape",
+        "scale-2d",
+        "mean-float32",
+        "mean-int",
+        "mean-nan",
+        "scale-inf",
+        "scale-zero",
+        "scale-negative",
+        "no-scale",
+        "no-mean",
+    ],
+)
+def test_bad_scalers_are_refused(tmp_path, scaler, message):
+    path = tmp_path / "m.npz"
+    _write(path, **_valid_arrays(), **scaler)
+    with pytest.raises(
+        ValueError, match=r"not a valid softmax_fast model file \(.*" + re.escape(message)
+    ):
+        model_file.load_model(path)
 
 
 # ----------------------------------------------------------------------------- data files

@@ -1,25 +1,67 @@
-"""The ``softmax-fast`` command.
+"""The ``softmax-fast`` command: argparse and dispatch.
 
-    softmax-fast demo [--quick] [--plot FILE.png]
-        train on scikit-learn's bundled digits, then time a 200,000 x 100, 10-class problem
-        against scikit-learn's LogisticRegression and the NumPy reference solver
-    softmax-fast fit DATA --target COLUMN --model MODEL [--alpha A] [--solver S] [--max-iter N]
-                     [--test-size F] [--seed S]
-    softmax-fast predict MODEL DATA [--proba] [-o OUT.csv]
-    softmax-fast bench [--quick] [--plot FILE.png]
-    softmax-fast info
+The commands' work lives elsewhere: data and model files in :mod:`softmax_fast.io`, the demo in
+:mod:`softmax_fast._demo`, the bench in :mod:`softmax_fast._bench`.  Mistakes in the command line
+or the data are reported on stderr as one ``softmax-fast: error: ...`` line with exit status 1,
+never a traceback; syntax errors exit with status 2 (argparse).  The help texts below are plain
+text: they are what ``--help`` prints.
 
-DATA is CSV with a header row, .npz with arrays X and y, or svmlight/libsvm text.  Model files
-are versioned .npz archives read without pickle (see softmax_fast.io.model_file).  Mistakes in the
-command line or the data are reported on stderr with exit status 1, without a traceback.
+Output of ``fit``: the result line on stdout; progress on stderr, a tqdm bar when stderr is a
+terminal (replaced by a summary line when the fit ends), or the estimator's per-iteration lines
+on stdout with ``-v``; a convergence problem is one ``softmax-fast: warning: ...`` line on stderr
+saying what to try.  ``--quiet`` keeps only errors and the result line.
 """
 
 import argparse
 import csv
+import os
 import sys
 import time
+import warnings
 
 import numpy as np
+
+DESCRIPTION = """\
+Softmax regression (multinomial logistic regression) on the CPU.
+
+DATA is a CSV file with a header row, an .npz archive with arrays X and y, or
+an svmlight/libsvm text file (.svm, .svmlight, .libsvm). Model files are
+versioned .npz archives, read without pickle: loading one cannot run code.
+Mistakes in the command line or the data are reported on stderr, exit status 1."""
+
+EPILOG = """\
+examples:
+  softmax-fast fit wine.csv --target label --model wine.npz --standardize
+  softmax-fast predict wine.npz new.csv --proba -o proba.csv
+  softmax-fast demo --quick
+
+'softmax-fast COMMAND --help' describes each command."""
+
+FIT_DESCRIPTION = """\
+Fit a softmax regression model on a data file and write it to a model file.
+A fraction of the rows (--test-size) is held out to report the accuracy; the
+model is fitted on the others. Progress is a bar on stderr when stderr is a
+terminal (-v: one line per iteration instead). If the solver stops before it
+converges, a warning says what to try (often --standardize)."""
+
+FIT_EPILOG = """\
+examples:
+  softmax-fast fit data.csv --target label --model model.npz --standardize
+  softmax-fast fit data.svm --model model.npz --alpha 1e-3 --max-iter 500 -v"""
+
+PREDICT_DESCRIPTION = """\
+Predict with a model file written by 'softmax-fast fit': one CSV row per data
+row, the predicted label (or, with --proba, one probability column per
+class). A CSV data file's feature columns are read by name, in any order;
+other columns (a label) are ignored. A model fitted with --standardize
+applies its stored scaling first."""
+
+STANDARDIZE_HELP = (
+    "scale each feature to mean 0 and variance 1 before fitting (a StandardScaler, fitted on "
+    "the training rows, stored in the model file and applied again by 'predict'). Use it when "
+    "the features are on very different scales, e.g. raw CSV columns such as income beside age: "
+    "the solver then converges in far fewer iterations. Constant columns are left unscaled."
+)
 
 
 class UserError(Exception):
@@ -29,6 +71,10 @@ class UserError(Exception):
 def _say(args, *parts):
     if not getattr(args, "quiet", False):
         print(*parts, flush=True)
+
+
+def _warn(message):
+    print(f"softmax-fast: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _require_matplotlib():
@@ -41,6 +87,54 @@ def _require_matplotlib():
 
 
 # ----------------------------------------------------------------------------- fit / predict
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr, driven by the estimator's ``SolverStep`` reports.
+
+    Shown only when stderr is a terminal (tqdm's ``disable=None``); when the fit ends the bar
+    is replaced by one summary line.  ``last`` is the latest report (None before the first).
+    """
+
+    def __init__(self, max_iter, unit, desc):
+        from tqdm import tqdm
+
+        self.file = sys.stderr
+        self.last = None
+        self.bar = tqdm(
+            total=max_iter,
+            desc=desc,
+            unit="it" if unit == "iteration" else unit,
+            file=self.file,
+            leave=False,
+            disable=None,
+            dynamic_ncols=True,
+        )
+
+    def __call__(self, step):
+        self.last = step
+        self.bar.set_postfix_str(
+            f"objective={step.objective:.6g}, max|grad|={step.grad_max:.2e}", refresh=False
+        )
+        self.bar.update(step.iteration - self.bar.n)
+
+    def close(self, summary=None):
+        shown = not self.bar.disable
+        self.bar.close()
+        if shown and summary:
+            print(summary, file=self.file, flush=True)
+
+
+class _LastStep:
+    """Remembers the latest ``SolverStep`` (the callback when no bar is shown)."""
+
+    last = None
+
+    def __call__(self, step):
+        self.last = step
+
+    def close(self, summary=None):
+        pass
 
 
 def _split(X, y, test_size, seed):
@@ -59,7 +153,43 @@ def _split(X, y, test_size, seed):
     return train_test_split(X, y, test_size=test_size, random_state=seed, stratify=stratify)
 
 
+def _not_converged_advice(args, model, step, unit):
+    """The one-line warning for a fit that stopped at max_iter, with what to try."""
+    if step is not None and model.solver != "sgd":
+        above = f" > tol {model.tol:.0e}" if step.grad_max > model.tol else ""
+        why = f" (max|grad| = {step.grad_max:.1e}{above})"
+    elif step is not None:
+        why = f" (the objective still improved by more than tol {model.tol:.0e} per epoch)"
+    else:
+        why = ""
+    tries = [] if args.standardize else ["--standardize"]
+    tries.append(f"--max-iter {5 * args.max_iter}")
+    return f"not converged in {model.max_iter} {unit}s{why}; try {', or '.join(tries)}"
+
+
+def _fit_catching_warnings(model, X, y, callback):
+    """``model.fit`` with its warnings caught: ``(converged, other warning messages)``.
+
+    Warnings the filters in force would hide (e.g. deprecations) stay hidden.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model.fit(X, y, callback=callback)
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    others = [
+        str(w.message).splitlines()[0]
+        for w in caught
+        if not issubclass(w.category, ConvergenceWarning)
+    ]
+    return converged, list(dict.fromkeys(others))
+
+
 def cmd_fit(args):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     from .estimator import SoftmaxRegression
     from .io.data_files import read_data
     from .io.model_file import save_model
@@ -71,24 +201,50 @@ def cmd_fit(args):
         raise UserError(f"{args.data}: the target has a single class; nothing to learn")
     X_train, X_test, y_train, y_test = _split(X, y, args.test_size, args.seed)
     model = SoftmaxRegression(
-        alpha=args.alpha, solver=args.solver, max_iter=args.max_iter, verbose=0 if args.quiet else 1
+        alpha=args.alpha, solver=args.solver, max_iter=args.max_iter, verbose=int(args.verbose)
     )
+    unit = "epoch" if args.solver == "sgd" else "iteration"
+    scaling = ", standardized" if args.standardize else ""
     _say(
         args,
         f"fitting on {len(y_train):,} rows x {X.shape[1]} features, "
-        f"{len(np.unique(y_train))} classes ({args.solver})",
+        f"{len(np.unique(y_train))} classes ({args.solver}{scaling})",
     )
     start = time.perf_counter()
-    model.fit(X_train, y_train)
+    scaler = StandardScaler().fit(X_train) if args.standardize else None
+    X_fit = X_train if scaler is None else scaler.transform(X_train)
+    show_bar = not (args.quiet or args.verbose)
+    progress = (
+        _ProgressBar(args.max_iter, unit, f"fit ({args.solver})") if show_bar else _LastStep()
+    )
+    try:
+        converged, others = _fit_catching_warnings(model, X_fit, y_train, progress)
+    except BaseException:
+        progress.close()
+        raise
     seconds = time.perf_counter() - start
-    save_model(model, args.model, feature_names=names)
-    summary = f"{model.n_iter_} iterations in {seconds:.2f} s; model written to {args.model}"
-    if len(y_test):
-        summary = (
-            f"held-out accuracy {model.score(X_test, y_test):.4f} ({len(y_test):,} rows); "
-            + summary
+    step = progress.last
+    if step is not None:
+        state = "converged" if converged else "not converged"
+        progress.close(
+            f"fit ({args.solver}): {model.n_iter_} {unit}s in {seconds:.2f} s, objective "
+            f"{step.objective:.6g}, max|grad| {step.grad_max:.2e} ({state})"
         )
-    print(summary)
+    else:
+        progress.close()
+    if not args.quiet:
+        for message in others:
+            _warn(message)
+        if not converged:
+            _warn(_not_converged_advice(args, model, step, unit))
+    estimator = model if scaler is None else make_pipeline(scaler, model)
+    save_model(estimator, args.model, feature_names=names)
+    done = f"{model.n_iter_} {unit}s in {seconds:.2f} s" + ("" if converged else " (not converged)")
+    summary = f"{done}; model written to {args.model}"
+    if len(y_test):
+        accuracy = estimator.score(X_test, y_test)
+        summary = f"held-out accuracy {accuracy:.4f} ({len(y_test):,} rows); {summary}"
+    print(summary, flush=True)
     return 0
 
 
@@ -126,36 +282,122 @@ def cmd_predict(args):
 # ----------------------------------------------------------------------------- main
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written (paragraphs, example blocks); option help wrapped."""
+
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=32)
+
+
 def _parser():
-    parser = argparse.ArgumentParser(prog="softmax-fast", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="show the build and runtime configuration")
-    p = sub.add_parser("demo", help="digits, then a large synthetic problem against peers")
-    p.add_argument("--quick", action="store_true", help="a smaller synthetic problem")
-    p.add_argument("--plot", metavar="FILE.png", help="draw the loss curves (needs matplotlib)")
-    p = sub.add_parser("fit", help="fit a model on a data file and write it")
-    p.add_argument("data", help="CSV (header row), .npz (X, y) or svmlight file")
-    p.add_argument("--target", help="the label column (CSV) or array (npz)")
-    p.add_argument("--model", required=True, help="where to write the model (.npz)")
-    p.add_argument("--alpha", type=float, default=1e-4, help="L2 penalty (default 1e-4)")
-    p.add_argument("--solver", default="lbfgs", choices=["lbfgs", "gd", "sgd"])
-    p.add_argument("--max-iter", type=int, default=200)
-    p.add_argument("--test-size", type=float, default=0.2, help="held-out fraction (0.2)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p = sub.add_parser("predict", help="predict with a model file")
-    p.add_argument("model", help="a model written by 'softmax-fast fit'")
-    p.add_argument("data", help="CSV, .npz or svmlight file with the same features")
+    parser = argparse.ArgumentParser(
+        prog="softmax-fast", description=DESCRIPTION, epilog=EPILOG, formatter_class=_Formatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, help, description=None, epilog=None):
+        return sub.add_parser(
+            name,
+            help=help,
+            description=description or help[0].upper() + help[1:] + ".",
+            epilog=epilog,
+            formatter_class=_Formatter,
+        )
+
+    command("info", "show the build and runtime configuration (OpenMP, threads, BLAS)")
+
+    p = command(
+        "fit",
+        "fit a model on a data file and write it to a model file",
+        FIT_DESCRIPTION,
+        FIT_EPILOG,
+    )
+    p.add_argument("data", metavar="DATA", help="CSV (header row), .npz (X, y) or svmlight file")
+    p.add_argument(
+        "--target",
+        metavar="COLUMN",
+        help="the label column (CSV; required) or array (npz; default: y)",
+    )
+    p.add_argument(
+        "--model", required=True, metavar="FILE.npz", help="where to write the model (required)"
+    )
+    p.add_argument("--standardize", action="store_true", help=STANDARDIZE_HELP)
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=1e-4,
+        metavar="A",
+        help="L2 penalty: the objective is mean cross-entropy + (A/2) ||W||^2 (default: 1e-4)",
+    )
+    p.add_argument(
+        "--solver",
+        default="lbfgs",
+        choices=["lbfgs", "gd", "sgd"],
+        help="L-BFGS, gradient descent or averaged SGD (default: lbfgs)",
+    )
+    p.add_argument(
+        "--max-iter",
+        type=int,
+        default=200,
+        metavar="N",
+        help="at most N iterations (lbfgs, gd) or epochs (sgd) (default: 200)",
+    )
+    p.add_argument(
+        "--test-size",
+        type=float,
+        default=0.2,
+        metavar="F",
+        help="fraction of the rows held out to report accuracy; 0 fits on all (default: 0.2)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seed of the train/test split (default: 0)"
+    )
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print the objective and max|grad| of every iteration instead of a progress bar",
+    )
+    loud.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress, no warnings: only errors and the result line",
+    )
+
+    p = command("predict", "predict with a model file", PREDICT_DESCRIPTION)
+    p.add_argument("model", metavar="MODEL", help="a model file written by 'softmax-fast fit'")
+    p.add_argument("data", metavar="DATA", help="CSV, .npz or svmlight file with the same features")
     p.add_argument("--proba", action="store_true", help="class probabilities, not labels")
-    p.add_argument("-o", "--output", help="write CSV here instead of standard output")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p = sub.add_parser("bench", help="kernel timings against the reference and installed peers")
+    p.add_argument(
+        "-o", "--output", metavar="FILE.csv", help="write the CSV here (default: standard output)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no message after writing -o FILE.csv")
+
+    p = command(
+        "demo",
+        "digits, then a large synthetic problem against scikit-learn and NumPy",
+        "Train on scikit-learn's bundled handwritten digits, then time a 200,000 x\n"
+        "100, 10-class problem against scikit-learn's LogisticRegression and the\n"
+        "NumPy reference solver (L-BFGS, the same objective).",
+    )
+    p.add_argument("--quick", action="store_true", help="a 20,000 x 50 problem (seconds)")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the loss curves (needs matplotlib)")
+
+    p = command(
+        "bench",
+        "kernel timings against the NumPy reference and installed peers",
+        "Time softmax, cross_entropy_grad and the fused loss_and_grad against the\n"
+        "NumPy reference and the installed peers (scipy.special, scikit-learn's\n"
+        "loss, PyTorch CPU).",
+    )
     p.add_argument("--quick", action="store_true", help="small sizes (seconds)")
     p.add_argument("--plot", metavar="FILE.png", help="draw the timings (needs matplotlib)")
     return parser
 
 
 def main(argv=None):
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "info":
@@ -179,12 +421,21 @@ def main(argv=None):
 
             bench(quick=args.quick, plot=args.plot)
         return 0
+    except BrokenPipeError:  # stdout's reader left (e.g. '| head'): stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # a stdout without a descriptor
+            pass
+        return 1
     except (UserError, ValueError, OSError) as exc:  # OSError: missing, unreadable, a directory
         print(f"softmax-fast: error: {exc}", file=sys.stderr)
         return 1
     except MemoryError as exc:
         print(f"softmax-fast: error: not enough memory ({exc})", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("softmax-fast: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

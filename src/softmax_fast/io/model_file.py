@@ -1,26 +1,49 @@
-"""Model files: a fitted ``SoftmaxRegression`` as a versioned ``.npz`` archive, never pickle.
+"""Model files: a fitted ``SoftmaxRegression``, optionally with its ``StandardScaler``, as a
+versioned ``.npz`` archive, never pickle.
 
+Python API
+----------
+``save_model(estimator, path)`` writes a fitted ``SoftmaxRegression``, or a fitted
+``Pipeline(StandardScaler, SoftmaxRegression)`` (e.g. ``make_pipeline(StandardScaler(),
+SoftmaxRegression())``, what ``softmax-fast fit --standardize`` fits).  ``load_model(path)``
+returns ``(estimator, feature_names)``; ``estimator`` is what was saved: a ``SoftmaxRegression``
+when the file holds no scaler, else a ``Pipeline`` of a ``StandardScaler`` (step
+``"standardscaler"``) and the ``SoftmaxRegression`` (step ``"softmaxregression"``), so that
+``estimator.predict(X)`` on raw features is always right.  Both kinds have ``predict``,
+``predict_proba``, ``classes_`` and ``n_features_in_``.  The loaded scaler holds ``mean_``,
+``scale_`` and ``n_features_in_`` (``var_`` and ``n_samples_seen_`` are not stored).
+
+Safety
+------
 Model files are NumPy ``.npz`` archives read with ``allow_pickle=False``, so loading one can
 never execute code.  Before any array is read, every member's ``.npy`` header is checked: an
 archive that is not a zip, holds members other than the arrays below, object (pickle) arrays, a
 header declaring more (or less) data than the member holds, or more than ``MAX_MODEL_BYTES``
-uncompressed (a zip bomb) is refused.  Format (version 1):
+uncompressed (a zip bomb) is refused.
+
+Format (version 2; version 1 is the same without the scaler arrays, and still loads)
+------------------------------------------------------------------------------------
 
 =================  ========================================================================
 array              content
 =================  ========================================================================
 ``format``         the string ``"softmax_fast.model"``
-``version``        integer format version (1); newer versions are refused, not guessed at
+``version``        integer format version (2); newer versions are refused, not guessed at
 ``coef``           (K, n) float64 coefficients
 ``intercept``      (K,) float64 intercepts
 ``classes``        (K,) class labels: integers, floats, booleans or strings (no objects)
 ``params``         JSON text of the estimator's ``get_params()`` (JSON-serializable values)
 ``feature_names``  (n,) strings, or absent when the model was fitted without names
+``scaler_mean``    (n,) float64 feature means, subtracted before the model (optional, with
+                   ``scaler_scale``; version 2)
+``scaler_scale``   (n,) float64 positive feature scales, divided by after the mean (optional,
+                   with ``scaler_mean``; version 2; a constant column has scale 1)
 =================  ========================================================================
 
 Every array is checked on loading: shapes consistent with ``coef``, n >= 1 and K >= 2, finite
-float64 coefficients, distinct classes, and ``params`` valid for ``SoftmaxRegression``.  Any
-problem is a ``ValueError`` reading ``PATH: not a valid softmax_fast model file (why)``.
+float64 coefficients, distinct classes, finite scaler means and finite positive scales, and
+``params`` valid for ``SoftmaxRegression``.  Any problem is a ``ValueError`` reading
+``PATH: not a valid softmax_fast model file (why)``.
 """
 
 import json
@@ -33,12 +56,13 @@ import numpy as np
 from ._npz import NpzError, read_npz_checked
 
 MODEL_FORMAT = "softmax_fast.model"
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 # The most bytes a model file may unpack to.  1 GiB is 134 million float64 coefficients; a
 # zip member of a few megabytes can declare (and decompress to) far more: a zip bomb.
 MAX_MODEL_BYTES = 2**30
 _REQUIRED = frozenset({"format", "version", "coef", "intercept", "classes", "params"})
-_MEMBERS = _REQUIRED | {"feature_names"}
+_SCALER = frozenset({"scaler_mean", "scaler_scale"})
+_MEMBERS = _REQUIRED | _SCALER | {"feature_names"}
 
 __all__ = [
     "MAX_MODEL_BYTES",
@@ -62,19 +86,47 @@ def _storable_labels(classes, path):
     )
 
 
+def _split_pipeline(estimator):
+    """``(model, scaler or None)`` of a SoftmaxRegression or a Pipeline(StandardScaler, model)."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if not isinstance(estimator, Pipeline):
+        return estimator, None
+    steps = [step for _, step in estimator.steps if step not in (None, "passthrough")]
+    if len(steps) == 1:
+        return steps[0], None
+    if len(steps) != 2 or type(steps[0]) is not StandardScaler:
+        raise ValueError(
+            "save_model stores a SoftmaxRegression or a Pipeline(StandardScaler, "
+            f"SoftmaxRegression), got a Pipeline of {[type(s).__name__ for s in steps]}"
+        )
+    return steps[1], steps[0]
+
+
+def _scaler_arrays(scaler, n):
+    """The (mean, scale) that a fitted StandardScaler applies, as float64 arrays of shape (n,)."""
+    mean = scaler.mean_ if scaler.with_mean else None
+    scale = scaler.scale_ if scaler.with_std else None
+    mean = np.zeros(n) if mean is None else np.asarray(mean, dtype=np.float64)
+    scale = np.ones(n) if scale is None else np.asarray(scale, dtype=np.float64)
+    return mean, scale
+
+
 def save_model(
     estimator: Any,
     path: str | PathLike,
     feature_names: list[str] | np.ndarray | None = None,
 ) -> None:
-    """Write a fitted estimator's coefficients, intercepts, classes and parameters to ``path``.
+    """Write a fitted model (and its scaler, if any) to ``path``.
 
     Parameters
     ----------
-    estimator : SoftmaxRegression
-        A fitted estimator (anything with ``coef_``, ``intercept_``, ``classes_`` and
-        ``get_params()``).  Parameters that JSON cannot hold (e.g. a ``RandomState``) are left
-        out: they are not needed to predict.
+    estimator : SoftmaxRegression or Pipeline
+        A fitted ``SoftmaxRegression`` (anything with ``coef_``, ``intercept_``, ``classes_``
+        and ``get_params()``), or a fitted ``Pipeline(StandardScaler, SoftmaxRegression)``.
+        Parameters that JSON cannot hold (e.g. a ``RandomState``) are left out: they are not
+        needed to predict.
     path : str or path-like
         The file to write (conventionally ``.npz``).
     feature_names : sequence of str, optional
@@ -84,23 +136,28 @@ def save_model(
     Raises
     ------
     ValueError
-        When the class labels cannot be stored without pickle (objects other than strings).
+        When the class labels cannot be stored without pickle (objects other than strings), or
+        a Pipeline is not a StandardScaler followed by the model.
     """
+    model, scaler = _split_pipeline(estimator)
     params = {}
-    for key, value in estimator.get_params().items():
+    for key, value in model.get_params().items():
         try:
             json.dumps(value)
         except TypeError:
             continue
         params[key] = value
+    coef = np.asarray(model.coef_, dtype=np.float64)
     arrays = {
         "format": np.array(MODEL_FORMAT),
         "version": np.array(MODEL_VERSION),
-        "coef": np.asarray(estimator.coef_, dtype=np.float64),
-        "intercept": np.asarray(estimator.intercept_, dtype=np.float64),
-        "classes": _storable_labels(estimator.classes_, path),
+        "coef": coef,
+        "intercept": np.asarray(model.intercept_, dtype=np.float64),
+        "classes": _storable_labels(model.classes_, path),
         "params": np.array(json.dumps(params)),
     }
+    if scaler is not None:
+        arrays["scaler_mean"], arrays["scaler_scale"] = _scaler_arrays(scaler, coef.shape[1])
     names = feature_names
     if names is None:
         names = getattr(estimator, "feature_names_in_", None)
@@ -125,8 +182,9 @@ def read_model_arrays(path: str | PathLike) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``coef``, ``intercept``, ``classes`` and ``feature_names`` (None when absent) as
-        arrays, ``params`` as the decoded dict, ``version`` as an int.
+        ``coef``, ``intercept``, ``classes``, ``feature_names``, ``scaler_mean`` and
+        ``scaler_scale`` (the last three None when absent) as arrays, ``params`` as the decoded
+        dict, ``version`` as an int.
 
     Raises
     ------
@@ -148,10 +206,10 @@ def read_model_arrays(path: str | PathLike) -> dict[str, Any]:
     fmt = arrays["format"]
     if fmt.shape != () or fmt.dtype.kind != "U" or str(fmt) != MODEL_FORMAT:
         raise _corrupt(path, f"format is {str(fmt)[:100]!r}")
-    version = arrays["version"]
-    if version.shape != () or version.dtype.kind not in "iu":
+    stored_version = arrays["version"]
+    if stored_version.shape != () or stored_version.dtype.kind not in "iu":
         raise _corrupt(path, "bad version field")
-    version = int(version)
+    version = int(stored_version)
     if version > MODEL_VERSION or version < 1:
         raise ValueError(
             f"{path}: model file version {version} is not supported by this softmax_fast "
@@ -189,6 +247,7 @@ def read_model_arrays(path: str | PathLike) -> dict[str, Any]:
     names = arrays.get("feature_names")
     if names is not None and (names.shape != (n,) or names.dtype.kind != "U"):
         raise _corrupt(path, f"feature_names must be {n} strings")
+    mean, scale = _checked_scaler(path, arrays, version, n)
     return {
         "version": version,
         "coef": coef,
@@ -196,7 +255,42 @@ def read_model_arrays(path: str | PathLike) -> dict[str, Any]:
         "classes": classes,
         "params": params,
         "feature_names": names,
+        "scaler_mean": mean,
+        "scaler_scale": scale,
     }
+
+
+def _checked_scaler(path, arrays, version, n):
+    """``(mean, scale)`` of the stored scaler, or ``(None, None)`` when there is none."""
+    present = sorted(_SCALER & set(arrays))
+    if not present:
+        return None, None
+    if version < 2:
+        raise _corrupt(path, f"{', '.join(present)} in a version {version} file (they need 2)")
+    if len(present) == 1:
+        (missing,) = _SCALER - set(present)
+        raise _corrupt(path, f"{present[0]} without {missing}")
+    mean, scale = arrays["scaler_mean"], arrays["scaler_scale"]
+    for key, value in (("scaler_mean", mean), ("scaler_scale", scale)):
+        if value.shape != (n,) or value.dtype != np.float64:
+            raise _corrupt(
+                path,
+                f"{key} must be a float64 array of shape ({n},), got {value.dtype} {value.shape}",
+            )
+        if not np.all(np.isfinite(value)):
+            raise _corrupt(path, f"{key} holds NaN or infinity")
+    if not np.all(scale > 0):
+        raise _corrupt(path, "scaler_scale must be positive")
+    return mean, scale
+
+
+def _fitted_scaler(mean, scale):
+    """A fitted StandardScaler applying ``(X - mean) / scale``."""
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler()
+    scaler.mean_, scaler.scale_, scaler.n_features_in_ = mean, scale, mean.shape[0]
+    return scaler
 
 
 def load_model(path: str | PathLike) -> tuple[Any, list[str] | None]:
@@ -209,8 +303,9 @@ def load_model(path: str | PathLike) -> tuple[Any, list[str] | None]:
 
     Returns
     -------
-    model : SoftmaxRegression
-        The fitted estimator.
+    estimator : SoftmaxRegression or Pipeline
+        The fitted model; a ``Pipeline(StandardScaler, SoftmaxRegression)`` (steps
+        ``"standardscaler"`` and ``"softmaxregression"``) when the file holds a scaler.
     feature_names : list of str or None
         The stored column names.  They are returned beside the model rather than set as
         ``feature_names_in_``, so that predicting on a plain array does not warn about missing
@@ -235,5 +330,10 @@ def load_model(path: str | PathLike) -> tuple[Any, list[str] | None]:
         )
     except (TypeError, ValueError) as exc:  # e.g. n_threads (used to predict) of a wrong type
         raise _corrupt(path, f"params: {exc}") from None
-    names = content["feature_names"]
-    return model, None if names is None else [str(name) for name in names]
+    names = None if content["feature_names"] is None else list(map(str, content["feature_names"]))
+    if content["scaler_mean"] is None:
+        return model, names
+    from sklearn.pipeline import make_pipeline
+
+    scaler = _fitted_scaler(content["scaler_mean"], content["scaler_scale"])
+    return make_pipeline(scaler, model), names
