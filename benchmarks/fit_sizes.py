@@ -72,7 +72,9 @@ def equal_objective_times(X, y, alpha, tol=1e-6, order=("softmax_fast", "sklearn
     results = {lib: (*timed_fit(lib, X, y, alpha, tol)[:2], tol) for lib in order}
     for _ in range(3):
         best = min(f for _, f, _ in results.values())
-        behind = [lib for lib, (_, f, _) in results.items() if f > best * (1 + EQUAL_OBJECTIVE_RTOL)]
+        behind = [
+            lib for lib, (_, f, _) in results.items() if f > best * (1 + EQUAL_OBJECTIVE_RTOL)
+        ]
         if not behind:
             break
         for lib in behind:
@@ -99,7 +101,9 @@ def main(argv=None):
                 alpha = ALPHA_TIMES_M / m
                 ratios, ours, theirs = [], [], []
                 for r in range(args.repeats):
-                    order = ("softmax_fast", "sklearn") if r % 2 == 0 else ("sklearn", "softmax_fast")
+                    order = (
+                        ("softmax_fast", "sklearn") if r % 2 == 0 else ("sklearn", "softmax_fast")
+                    )
                     res = equal_objective_times(X, y, alpha, order=order)
                     ours.append(res["softmax_fast"][0])
                     theirs.append(res["sklearn"][0])

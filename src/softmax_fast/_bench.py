@@ -3,6 +3,7 @@ peers of :mod:`._peers` (scipy.special, scikit-learn's loss, PyTorch CPU)."""
 
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -67,7 +68,7 @@ def bench(quick=False, plot=None, out=None):
         },
     }
     # Installed peers join the cases they implement; the others are left out silently.
-    peers = [
+    peers: list[tuple[str, str, Callable, tuple]] = [
         (softmax_case, "scipy.special", _peers.scipy_softmax, (Z,)),
         (grad_case, "scikit-learn loss", _peers.sklearn_cross_entropy_grad, (Z, yz)),
         (loss_case, "PyTorch CPU", _peers.torch_loss_and_grad, (X, y, W, b)),

@@ -23,7 +23,7 @@ def _synthetic_problem(m, n, K, seed=0):
 
 def _confusion_summary(y_true, y_pred):
     """The most frequent confusions, as 'true -> predicted: count' strings."""
-    pairs = {}
+    pairs: dict[tuple, int] = {}
     for t, p in zip(y_true, y_pred, strict=True):
         if t != p:
             pairs[(t, p)] = pairs.get((t, p), 0) + 1

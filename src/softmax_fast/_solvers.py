@@ -8,7 +8,7 @@ callable as a :class:`SolverStep`.
 """
 
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from scipy.optimize import minimize
@@ -158,7 +158,7 @@ def lbfgs(
         last["theta"], last["value"], last["grad"] = theta.copy(), value, grad
         return value, grad
 
-    loss_curve = []
+    loss_curve: list[float] = []
 
     def callback(intermediate_result):
         loss_curve.append(float(intermediate_result.fun))
@@ -203,7 +203,7 @@ def gradient_descent(
     SolverResult
     """
     theta = np.array(theta0, dtype=np.float64)
-    loss_curve = []
+    loss_curve: list[float] = []
     converged = False
     n_iter = 0
     for it in range(max_iter + 1):
@@ -240,7 +240,7 @@ def sgd_epoch(
     rng: np.random.Generator,
     samples_seen: int,
     decay_samples: float,
-    average: list | None = None,
+    average: list[Any] | None = None,
 ) -> tuple[float, int]:
     """One shuffled pass of mini-batch SGD over the objective's rows, updating ``theta`` in place.
 
@@ -320,12 +320,12 @@ def sgd(
     """
     theta = np.array(theta0, dtype=np.float64)
     m = objective.n_samples
-    loss_curve = []
+    loss_curve: list[float] = []
     best = np.inf
     no_change = 0
     converged = False
     samples_seen = 0
-    average = [theta.copy(), 0]
+    average: list[Any] = [theta.copy(), 0]
     n_epochs = 0
     for epoch in range(1, max_iter + 1):
         _, samples_seen = sgd_epoch(

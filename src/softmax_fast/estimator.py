@@ -199,6 +199,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         def real(name, value, low, strict):
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError(f"{name}: must be a real number, got {type(value).__name__}")
+            value = float(value)
             if not np.isfinite(value) or value < low or (strict and value == low):
                 op = ">" if strict else ">="
                 raise ValueError(f"{name}: must be finite and {op} {low}, got {value!r}")
@@ -259,7 +260,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                         f"class_weight: the weight of class {label!r} must be a real number, "
                         f"got {type(weight).__name__}"
                     )
-                if not (np.isfinite(weight) and weight >= 0):
+                if not (np.isfinite(float(weight)) and float(weight) >= 0):
                     raise ValueError(
                         f"class_weight: the weight of class {label!r} must be finite and >= 0, "
                         f"got {weight!r}"
@@ -451,7 +452,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         old = None
         if self.warm_start and hasattr(self, "coef_"):
             old = (self.classes_, self.coef_, self.intercept_)
-        self.classes_ = self._encode_classes(y)
+        self.classes_: np.ndarray = self._encode_classes(y)
         reference = self._reference_index()
         y_idx = self._encode_labels(y)
         sw = self._normalized(self._weights(X, y_idx, sample_weight))
@@ -579,8 +580,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 coef = coef - coef[reference]
                 intercept = intercept - intercept[reference]
             theta = objective.pack(coef, intercept)
-        if getattr(self, "_partial_rng", None) is None:
-            self._partial_rng = self._rng()
+        rng = getattr(self, "_partial_rng", None)
+        if rng is None:
+            rng = self._partial_rng = self._rng()
 
         with one_blas_thread():
             mean_loss, self._samples_seen = _solvers.sgd_epoch(
@@ -588,7 +590,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 theta,
                 learning_rate=float(self.learning_rate),
                 batch_size=self.batch_size,
-                rng=self._partial_rng,
+                rng=rng,
                 samples_seen=getattr(self, "_samples_seen", 0),
                 decay_samples=float(_PARTIAL_FIT_DECAY_BATCHES * self.batch_size),
             )
