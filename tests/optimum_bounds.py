@@ -66,10 +66,11 @@ def logit_magnitude(X, W, b):
     return (np.abs(X) @ np.abs(W).T + np.abs(b)).max(axis=1)
 
 
-def logit_rounding(X, W, b):
-    """Per-row bound on the rounding of any float64 evaluation of the logits X W^T + b (BLAS,
-    the kernels' micro-kernels, any summation order): (n + 1) eps A_i, shape (m,)."""
-    return (X.shape[1] + 1) * EPS * logit_magnitude(X, W, b)
+def logit_rounding(X, W, b, eps=EPS, input_roundings=0):
+    """Per-row bound on the rounding of any evaluation of the logits X W^T + b in a dtype of unit
+    ``eps`` (BLAS, the kernels' micro-kernels, any summation order): (n + 1) eps A_i, shape (m,),
+    plus eps A_i for each input first rounded to that dtype (X, W: a relative eps / 2 each)."""
+    return (X.shape[1] + 1 + input_roundings) * eps * logit_magnitude(X, W, b)
 
 
 def rounding_bound(X, W, b, loss, sample_weight=None, eps=EPS_LD):
