@@ -28,6 +28,19 @@ def tol(dtype):
     return _RTOL[np.dtype(dtype)]
 
 
+EPS64 = float(np.finfo(np.float64).eps)
+
+
+def logit_rounding(X64, W64, b64=None, eps=EPS64):
+    """Per-row bound on the rounding of one evaluation of the logits X W^T + b in a dtype of
+    unit ``eps``, in any summation order (a BLAS GEMM, whichever kernels the CPU gets, or the
+    kernels' micro-kernels): (n + 1) eps max_j (|x_i| . |w_j| + |b_j|), shape (m,)."""
+    magnitude = np.abs(X64) @ np.abs(W64).T
+    if b64 is not None:
+        magnitude = magnitude + np.abs(b64)
+    return (X64.shape[1] + 1) * eps * magnitude.max(axis=1, initial=0.0)
+
+
 def compute_dtype(dtype):
     """The dtype the contract says a kernel computes in for an input of ``dtype``."""
     dtype = np.dtype(dtype)
