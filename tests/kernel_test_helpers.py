@@ -41,6 +41,46 @@ def logit_rounding(X64, W64, b64=None, eps=EPS64):
     return (X64.shape[1] + 1) * eps * magnitude.max(axis=1, initial=0.0)
 
 
+def _softmax(Z):
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def gemm_allowances(X64, y, W64, b64, w):
+    """First-order bounds on how far the float64 rounding of the logits (a GEMM in the kernel
+    and in the reference: 2 logit_rounding per row, dz_i, whichever BLAS kernels the CPU gets)
+    moves the results: dp_j/dz_k = p_j (delta_jk - p_k), so a probability by 2 p (1 - p) dz_i,
+    dZ_ij by omega_i 2 p (1 - p) dz_i, dW and db by its sums (times |x_ik|), and a row's loss
+    (gradient p - y) by |p - y|_1 dz_i.  Returns (loss, max dW, max db) allowances.
+    """
+    Z = X64 @ W64.T + (0.0 if b64 is None else b64)
+    dz = 2 * logit_rounding(X64, W64, b64)
+    wn = np.ones(Z.shape[0]) if w is None else np.asarray(w, dtype=np.float64)
+    omega_dz = wn / wn.sum() * dz
+    P = _softmax(Z)
+    y = np.asarray(y)
+    Y = one_hot(y, Z.shape[1]) if y.ndim == 1 else y.astype(np.float64)
+    loss = float(omega_dz @ np.abs(P - Y).sum(axis=1))
+    S = 2 * P * (1 - P) * omega_dz[:, None]
+    return loss, float(np.max(S.T @ np.abs(X64), initial=0.0)), float(np.max(S, initial=0.0))
+
+
+def proba_allowance(X64, W64, b64):
+    """Relative bound on how far the float64 rounding of the logits in the kernel and the
+    reference moves a probability: 2 (1 - p) dz_i (gemm_allowances), its max."""
+    if X64.size == 0 or W64.size == 0:
+        return 0.0
+    Z = X64 @ W64.T + (0.0 if b64 is None else b64)
+    return float((2 * (1 - _softmax(Z)) * 2 * logit_rounding(X64, W64, b64)[:, None]).max())
+
+
+def proba_gemm_factor(X64, W64, b64, dtype):
+    """Factor on tol(dtype) for probabilities that adds proba_allowance.  float32 results: the
+    kernel's own float32 GEMM rounding is part of what tol(float32) measures (its worst case,
+    n eps32 |logit|, would be ~1e-3 and useless)."""
+    return 1.0 + proba_allowance(X64, W64, b64) / tol(dtype)
+
+
 def compute_dtype(dtype):
     """The dtype the contract says a kernel computes in for an input of ``dtype``."""
     dtype = np.dtype(dtype)

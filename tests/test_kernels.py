@@ -14,9 +14,11 @@ from kernel_test_helpers import (
     as64,
     assert_close,
     central_diff,
+    gemm_allowances,
     logit_rounding,
     make_layout,
     one_hot,
+    proba_gemm_factor,
     random_labels,
     random_logits,
     random_problem,
@@ -124,35 +126,6 @@ def grad_scales(X64, y, W64, b64, alpha, w):
     sW = float(np.max(R.T @ np.abs(X64) + alpha * np.abs(W64)))
     sb = float(np.max(R.sum(axis=0)))
     return sW, sb
-
-
-def gemm_allowances(X64, y, W64, b64, w):
-    """First-order bounds on how far the float64 rounding of the logits (a GEMM in the kernel
-    and in the reference: 2 logit_rounding per row, dz_i, whichever BLAS kernels the CPU gets)
-    moves the results: dp_j/dz_k = p_j (delta_jk - p_k), so a probability by 2 p (1 - p) dz_i,
-    dZ_ij by omega_i 2 p (1 - p) dz_i, dW and db by its sums (times |x_ik|), and a row's loss
-    (gradient p - y) by |p - y|_1 dz_i.  Returns (loss, max dW, max db) allowances.
-    """
-    Z = X64 @ W64.T + (0.0 if b64 is None else b64)
-    dz = 2 * logit_rounding(X64, W64, b64)
-    wn = np.ones(Z.shape[0]) if w is None else np.asarray(w, dtype=np.float64)
-    omega_dz = wn / wn.sum() * dz
-    P = ref.softmax(Z)
-    loss = float(omega_dz @ np.abs(P - targets_matrix(y, Z.shape[1])).sum(axis=1))
-    S = 2 * P * (1 - P) * omega_dz[:, None]
-    return loss, float(np.max(S.T @ np.abs(X64), initial=0.0)), float(np.max(S, initial=0.0))
-
-
-def proba_gemm_factor(X64, W64, b64, dtype):
-    """Factor on tol(dtype) for probabilities that adds the float64 rounding of the logits in
-    the kernel and the reference: relative 2 (1 - p) dz_i (gemm_allowances).  float32 results:
-    the kernel's own float32 GEMM rounding is part of what tol(float32) measures (its worst case,
-    n eps32 |logit|, would be ~1e-3 and useless)."""
-    if X64.size == 0 or W64.size == 0:
-        return 1.0
-    Z = X64 @ W64.T + (0.0 if b64 is None else b64)
-    relative = 2 * (1 - ref.softmax(Z)) * 2 * logit_rounding(X64, W64, b64)[:, None]
-    return 1.0 + float(relative.max()) / tol(dtype)
 
 
 def check_loss_and_grad(X, y, W, b, alpha, w, dtype, what=""):

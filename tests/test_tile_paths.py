@@ -5,6 +5,7 @@ row counts that leave partial row blocks and partial tiles, with several threads
 
 import numpy as np
 import pytest
+from kernel_test_helpers import gemm_allowances, logit_rounding, proba_allowance
 
 import softmax_fast as sf
 from softmax_fast import _design, reference
@@ -39,13 +40,24 @@ def test_loss_and_grad_and_predict_on_both_tile_paths(tile_path, dtype, K, n):
     tol = 1e-12 if dtype == np.float64 else 2e-5
     loss, dW, db = sf.loss_and_grad(X, y, W, b, alpha=0.1, sample_weight=w, n_threads=2)
     r_loss, r_dW, r_db = reference.loss_and_grad(X64, y, W64, b64, alpha=0.1, sample_weight=w)
-    assert abs(loss - r_loss) <= tol * max(1.0, abs(r_loss))
-    assert _rel(dW, r_dW) <= tol and _rel(db, r_db) <= tol
+    # plus the float64 rounding of the logits (a GEMM here and in the reference, whichever
+    # kernels the CPU's BLAS picks), carried to each result (kernel_test_helpers)
+    a_loss, a_dW, a_db = gemm_allowances(X64, y, W64, b64, w)
+    assert abs(loss - r_loss) <= tol * max(1.0, abs(r_loss)) + a_loss
+    assert _rel(dW, r_dW) <= tol + a_dW / np.abs(r_dW).max()
+    assert _rel(db, r_db) <= tol + a_db / max(np.abs(r_db).max(), 1e-300)
     proba = sf.predict_proba(X, W, b, n_threads=2)
-    assert _rel(proba, reference.predict_proba(X64, W64, b64)) <= tol
+    proba_tol = tol + proba_allowance(X64, W64, b64)
+    assert _rel(proba, reference.predict_proba(X64, W64, b64)) <= proba_tol
     if dtype == np.float64:
+        # alike where the top-two gap exceeds twice the two logits' rounding (+ the gap's own)
+        clear = np.ones(m, dtype=bool)
+        if K > 1:
+            top2 = np.sort(X64 @ W64.T + b64, axis=1)[:, -2:]
+            clear = top2[:, 1] - top2[:, 0] > 6 * logit_rounding(X64, W64, b64)
+        assert clear.mean() >= 0.99
         expected = reference.predict(X64, W64, b64)
-        np.testing.assert_array_equal(sf.predict(X, W, b, n_threads=2), expected)
+        np.testing.assert_array_equal(sf.predict(X, W, b, n_threads=2)[clear], expected[clear])
 
 
 def test_micro_kernels_really_run_where_the_cpu_has_avx2():
