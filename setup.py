@@ -1,4 +1,4 @@
-"""Build the softmax_fast._kernels extension.
+"""Build the extension modules of softmax_fast._native (one per .pyx file there).
 
 OpenMP policy
 -------------
@@ -38,6 +38,10 @@ import textwrap
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+
+NATIVE_DIR = "src/softmax_fast/_native"
+# The extension modules, one per .pyx file of NATIVE_DIR (tests/test_stub.py checks their stubs).
+NATIVE_MODULES = ("_workspace", "rowwise", "dense", "info", "testing")
 
 OPENMP_PROBE = textwrap.dedent(
     """
@@ -181,10 +185,12 @@ class BuildExtWithOpenMP(build_ext):
         }
         text = '"""Written by setup.py at build time; read by get_config()."""\n\n'
         text += f"BUILD_INFO = {info!r}\n"
-        # Next to the built extension (what a wheel ships) and in the source package (what an
-        # editable or in-place build imports); the two are the same folder for --inplace.
+        # In the built package (what a wheel ships) and in the source package (what an editable
+        # or in-place build imports); the two are the same folder for --inplace.  The package
+        # folder is the one above the extensions' folder softmax_fast/_native/.
+        info_ext = os.path.abspath(self.get_ext_fullpath("softmax_fast._native.info"))
         targets = {
-            os.path.dirname(os.path.abspath(self.get_ext_fullpath("softmax_fast._kernels"))),
+            os.path.dirname(os.path.dirname(info_ext)),
             os.path.join(os.path.dirname(os.path.abspath(__file__)), "src", "softmax_fast"),
         }
         for folder in targets:
@@ -220,15 +226,17 @@ def main():
 
     extensions = [
         Extension(
-            "softmax_fast._kernels",
-            sources=["src/softmax_fast/_kernels.pyx"],
-            include_dirs=[np.get_include(), "src/softmax_fast"],
+            f"softmax_fast._native.{name}",
+            sources=[f"{NATIVE_DIR}/{name}.pyx"],
+            include_dirs=[np.get_include(), NATIVE_DIR],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
         )
+        for name in NATIVE_MODULES
     ]
     setup(
         ext_modules=cythonize(
             extensions,
+            # The one place of the Cython directives: no .pyx file sets its own.
             compiler_directives={
                 "language_level": "3",
                 "boundscheck": False,

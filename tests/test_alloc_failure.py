@@ -1,8 +1,8 @@
 """A buffer that cannot be allocated is a MemoryError, never a crash (issue 6).
 
 Every work-space buffer of the compiled kernels is a NumPy array allocated with the GIL held
-before the parallel region (``_kernels._alloc``; there is no malloc in the kernels).  Two
-checks that a failing allocation leaves the process, the caller's arrays and later calls
+before the parallel region (``_native._workspace._alloc``; there is no malloc in the kernels).
+Two checks that a failing allocation leaves the process, the caller's arrays and later calls
 intact:
 
 * the extension's test hook ``_fail_allocation(n)`` makes the n-th allocation of a call fail;
@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 import softmax_fast as sf
-from softmax_fast import _design, _kernels, reference
+from softmax_fast import _design, reference
+from softmax_fast._native import testing as hooks
 
 _N_THREADS = 2  # several chunks: the parallel path
 
@@ -135,9 +136,9 @@ def _assert_close(a, b, rtol):
 
 @pytest.fixture(autouse=True)
 def _hook_off():
-    _kernels._fail_allocation(0)
+    hooks._fail_allocation(0)
     yield
-    _kernels._fail_allocation(0)
+    hooks._fail_allocation(0)
 
 
 def _cases():
@@ -165,7 +166,7 @@ def test_each_failed_allocation_is_a_memoryerror(
 
     failed = 0
     for nth in range(1, 100):
-        _kernels._fail_allocation(nth)
+        hooks._fail_allocation(nth)
         try:
             result = call(inputs)
         except MemoryError as exc:
@@ -175,7 +176,7 @@ def test_each_failed_allocation_is_a_memoryerror(
                 np.testing.assert_array_equal(inputs[key], value, err_msg=key)
             continue
         # The call made fewer than nth allocations: each one has failed once.
-        assert _kernels._fail_allocation(0) > 0
+        assert hooks._fail_allocation(0) > 0
         break
     else:
         pytest.fail("the call kept allocating")
@@ -185,10 +186,10 @@ def test_each_failed_allocation_is_a_memoryerror(
 
 
 def test_hook_is_off_by_default_and_reports_what_was_left():
-    assert _kernels._fail_allocation(0) == 0
-    _kernels._fail_allocation(1000)
+    assert hooks._fail_allocation(0) == 0
+    hooks._fail_allocation(1000)
     sf.softmax(np.ones((3, 4)), n_threads=1)  # three allocations
-    assert _kernels._fail_allocation(0) == 997
+    assert hooks._fail_allocation(0) == 997
 
 
 def _run_child(code):

@@ -7,7 +7,8 @@ import sys
 import pytest
 
 import softmax_fast
-from softmax_fast import _kernels
+from softmax_fast._native import info
+from softmax_fast._native import testing as hooks
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux builds only")
 
@@ -19,14 +20,14 @@ def test_openmp_is_compiled_in_on_linux():
 
 @linux_only
 def test_openmp_really_runs_two_threads():
-    assert _kernels.openmp_team_size(2) == 2
-    assert _kernels.openmp_team_size(1) == 1
+    assert hooks.openmp_team_size(2) == 2
+    assert hooks.openmp_team_size(1) == 1
 
 
 @pytest.mark.parametrize("n_threads", [0, -1, 1025, 10**5])
 def test_openmp_team_size_refuses_thread_counts_outside_the_cap(n_threads):
     with pytest.raises(ValueError, match="n_threads"):
-        _kernels.openmp_team_size(n_threads)
+        hooks.openmp_team_size(n_threads)
 
 
 def test_get_config_keys_and_show_config(capsys):
@@ -59,7 +60,7 @@ def test_the_openmp_runtime_in_use_is_reported_and_is_the_vendored_one_in_a_whee
         vendored = [rt for rt in runtimes if rt["vendored"]]
         assert len(vendored) == 1 and "libgomp" in os.path.basename(vendored[0]["filepath"])
         # ... and it is the one our threads run on: a team of 2 really starts.
-        assert _kernels.openmp_team_size(2) == 2
+        assert hooks.openmp_team_size(2) == 2
 
 
 @linux_only
@@ -81,4 +82,4 @@ def test_threadpoolctl_limit_caps_the_default_thread_count():
 
 
 def test_small_gemm_flag_is_boolean():
-    assert isinstance(_kernels.small_gemm_available(), bool)
+    assert isinstance(info.small_gemm_available(), bool)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from softmax_fast import _kernels
+from softmax_fast._native import testing as hooks
 
 
 def _ulp_error(got, exact, dtype):
@@ -28,7 +28,7 @@ def test_exp_float64_within_1_ulp(rng):
         ]
     )
     got = x.copy()
-    _kernels.vexp(got)
+    hooks.vexp(got)
     exact = np.exp(x.astype(np.longdouble))
     assert _ulp_error(got, exact, np.float64).max() <= 1.1
 
@@ -38,7 +38,7 @@ def test_exp_float32_within_1_ulp(rng):
         [rng.uniform(-103.0, 88.7, 400_000), rng.uniform(-20.0, 0.0, 400_000)]
     ).astype(np.float32)
     got = x.copy()
-    _kernels.vexp(got)
+    hooks.vexp(got)
     exact = np.exp(x.astype(np.float64)).astype(np.longdouble)
     assert _ulp_error(got, exact, np.float32).max() <= 1.1
 
@@ -48,7 +48,7 @@ def test_exp_special_values(dtype):
     big = 710.0 if dtype == np.float64 else 89.0
     x = np.array([-np.inf, np.inf, np.nan, 0.0, 1.0, -1e4, big, -big * 1.5], dtype=dtype)
     got = x.copy()
-    _kernels.vexp(got)
+    hooks.vexp(got)
     assert got[0] == 0.0
     assert got[1] == np.inf
     assert np.isnan(got[2])
@@ -63,7 +63,7 @@ def test_exp_handles_lengths_that_are_not_vector_multiples(rng):
     for n in range(0, 19):
         x = rng.uniform(-5, 5, n)
         got = x.copy()
-        _kernels.vexp(got)
+        hooks.vexp(got)
         np.testing.assert_allclose(got, np.exp(x), rtol=3e-16, atol=0)
 
 
@@ -77,10 +77,10 @@ def test_log_ge1_within_1_ulp(rng):
         ]
     )
     out = np.empty_like(x)
-    _kernels.vlog_ge1(x, out)
+    hooks.vlog_ge1(x, out)
     exact = np.log(x.astype(np.longdouble))
     err = _ulp_error(out, exact, np.float64)
     assert err.max() <= 1.0
     one = np.ones(3)
-    _kernels.vlog_ge1(one, out[:3])
+    hooks.vlog_ge1(one, out[:3])
     assert np.all(out[:3] == 0.0)

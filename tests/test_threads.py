@@ -18,6 +18,7 @@ from kernel_test_helpers import (
 )
 
 import softmax_fast as sf
+from softmax_fast._native import testing as hooks
 
 # Big enough that every kernel splits its rows over 2 threads (and over row tiles).
 M, K, N = 20000, 10, 50
@@ -210,14 +211,14 @@ def test_show_config_prints(capsys):
 @pytest.mark.skipif(not IS_LINUX, reason="OpenMP is required on Linux builds only")
 def test_openmp_is_compiled_in_on_linux():
     assert sf.get_config()["openmp"] is True
-    assert sf._kernels.openmp_team_size(2) == 2
-    assert sf._kernels.openmp_team_size(1) == 1
+    assert hooks.openmp_team_size(2) == 2
+    assert hooks.openmp_team_size(1) == 1
 
 
 def test_team_size_without_openmp_is_one():
     if sf.get_config()["openmp"]:
         pytest.skip("built with OpenMP")
-    assert sf._kernels.openmp_team_size(3) == 1
+    assert hooks.openmp_team_size(3) == 1
 
 
 @pytest.mark.skipif(not IS_LINUX, reason="threadpoolctl controls the OpenMP runtime on Linux")

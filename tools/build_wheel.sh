@@ -38,9 +38,13 @@ trap 'rm -rf "$ldpath_dir"' EXIT
 host_glibc=$(getconf GNU_LIBC_VERSION | awk '{print $2}')
 if [[ -n "${SOFTMAX_FAST_LIBGOMP:-}" ]] || \
    [[ "$(printf '%s\n%s\n' "$host_glibc" "$max_glibc" | sort -V | tail -1)" != "$max_glibc" ]]; then
-    unzip -q -o "$raw_wheel" 'softmax_fast/_kernels*.so' -d "$ldpath_dir/ext"
-    "$PY" tools/manylinux_libgomp.py "$ldpath_dir/lib" --max-glibc "$max_glibc" \
-        --extension "$(ls "$ldpath_dir"/ext/softmax_fast/_kernels*.so)"
+    # Every extension module: the runtime must define what each of them imports from OpenMP.
+    unzip -q -o "$raw_wheel" 'softmax_fast/_native/*.so' -d "$ldpath_dir/ext"
+    extensions=()
+    for so in "$ldpath_dir"/ext/softmax_fast/_native/*.so; do
+        extensions+=(--extension "$so")
+    done
+    "$PY" tools/manylinux_libgomp.py "$ldpath_dir/lib" --max-glibc "$max_glibc" "${extensions[@]}"
     export AUDITWHEEL_LD_LIBRARY_PATH="$ldpath_dir/lib"
 fi
 
@@ -48,11 +52,30 @@ fi
 wheel=$(ls wheelhouse/*.whl)
 "$PY" -m auditwheel show "$wheel"
 
-# The repaired wheel must vendor libgomp, and its extension must point at the vendored copy.
+# The repaired wheel must vendor libgomp, and every extension module that links an OpenMP
+# runtime must point at the vendored copy (auditwheel renames it libgomp-<hash>.so.1).
 "$PY" - "$wheel" <<'PYCHECK'
-import sys, zipfile
-names = zipfile.ZipFile(sys.argv[1]).namelist()
+import os, sys, tempfile, zipfile
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+
+def needed(path):
+    with open(path, "rb") as f:
+        return [t.needed for s in ELFFile(f).iter_sections() if isinstance(s, DynamicSection)
+                for t in s.iter_tags() if t.entry.d_tag == "DT_NEEDED"]
+
+zf = zipfile.ZipFile(sys.argv[1])
+names = zf.namelist()
 vendored = [n for n in names if n.startswith("softmax_fast.libs/libgomp")]
 assert vendored, f"no vendored libgomp in {sys.argv[1]}: {names}"
+extensions = [n for n in names if n.startswith("softmax_fast/_native/") and n.endswith(".so")]
+assert extensions, f"no extension modules in {sys.argv[1]}"
+with tempfile.TemporaryDirectory() as tmp:
+    for name in extensions:
+        libs = needed(zf.extract(name, tmp))
+        gomp = [lib for lib in libs if "gomp" in lib]
+        bad = [lib for lib in gomp if lib != os.path.basename(vendored[0])]
+        assert not bad, f"{name} links {bad}, not the vendored {vendored[0]}"
+        print(f"OK: {name} -> {gomp[0] if gomp else 'no OpenMP runtime'}")
 print(f"OK: {sys.argv[1]} vendors {vendored[0]}")
 PYCHECK

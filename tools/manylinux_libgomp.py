@@ -2,25 +2,28 @@
 
 Why this exists
 ---------------
-``auditwheel repair`` copies the OpenMP runtime the extension links against (``libgomp.so.1``)
-into the wheel.  A wheel is only as portable as the newest glibc symbol that any of its files
-needs: our extension needs glibc <= 2.14 (it calls no libm function; ``_sfmath.h`` has its own
-exp/log), but a host's own libgomp follows the host's glibc (Debian 12's needs GLIBC_2.34), which
-would make the wheel manylinux_2_34 at best.  The manylinux container images (what cibuildwheel
-uses) have an old-glibc libgomp, so there this script is not needed.  Elsewhere it takes the
-libgomp that the manylinux toolchain built: the copy vendored in a pinned scikit-learn manylinux
-wheel from PyPI (GCC's libgomp, GPL-3.0 with the GCC Runtime Library Exception, the same runtime
-every OpenMP wheel on PyPI vendors).  ``SOFTMAX_FAST_LIBGOMP=/path/to/libgomp.so.1`` uses your own
-instead (for example one copied out of a manylinux image).
+``auditwheel repair`` copies the OpenMP runtime the extension modules link against
+(``libgomp.so.1``) into the wheel.  A wheel is only as portable as the newest glibc symbol that any
+of its files needs: our extension modules need glibc <= 2.14 (they call no libm function;
+``_sfmath.h`` has its own exp/log), but a host's own libgomp follows the host's glibc (Debian 12's
+needs GLIBC_2.34), which would make the wheel manylinux_2_34 at best.  The manylinux container
+images (what cibuildwheel uses) have an old-glibc libgomp, so there this script is not needed.
+Elsewhere it takes the libgomp that the manylinux toolchain built: the copy vendored in a pinned
+scikit-learn manylinux wheel from PyPI (GCC's libgomp, GPL-3.0 with the GCC Runtime Library
+Exception, the same runtime every OpenMP wheel on PyPI vendors).
+``SOFTMAX_FAST_LIBGOMP=/path/to/libgomp.so.1`` uses your own instead (for example one copied out of
+a manylinux image).
 
 Whatever the source, the library is checked before use: an ELF shared object for this machine's
 architecture, needing no glibc symbol version newer than ``--max-glibc``, and defining every
-``GOMP_*``/``omp_*`` symbol the built extension imports.  It is written as ``<dir>/libgomp.so.1``
-with that SONAME, for ``auditwheel repair --ldpaths`` / ``AUDITWHEEL_LD_LIBRARY_PATH``.
+``GOMP_*``/``omp_*`` symbol the built extension modules import.  It is written as
+``<dir>/libgomp.so.1`` with that SONAME, for ``auditwheel repair --ldpaths`` /
+``AUDITWHEEL_LD_LIBRARY_PATH``.
 
 Usage::
 
-    python tools/manylinux_libgomp.py OUTDIR --extension path/to/_kernels*.so [--max-glibc 2.28]
+    python tools/manylinux_libgomp.py OUTDIR --extension path/to/softmax_fast/_native/dense*.so \
+        [--extension another.so ...] [--max-glibc 2.28]
 """
 
 import argparse
@@ -89,8 +92,9 @@ def elf_machine_and_soname(path):
         return elf["e_machine"], soname
 
 
-def check_runtime(lib, extension, max_glibc):
-    """Raise SystemExit with a clear message when ``lib`` cannot be vendored for ``extension``."""
+def check_runtime(lib, extensions, max_glibc):
+    """Raise SystemExit with a clear message when ``lib`` cannot be vendored for ``extensions``
+    (the paths of the built extension modules)."""
     machine, _ = elf_machine_and_soname(lib)
     want = ELF_MACHINE.get(platform.machine())
     if want is not None and machine != want:
@@ -101,10 +105,14 @@ def check_runtime(lib, extension, max_glibc):
             f"{lib} needs GLIBC_{'.'.join(map(str, newest))}, newer than the manylinux "
             f"target's {'.'.join(map(str, max_glibc))}"
         )
-    wanted = {s for s in dynamic_symbols(extension, defined=False) if OPENMP_SYMBOL.match(s)}
-    missing = wanted - dynamic_symbols(lib, defined=True)
-    if missing:
-        raise SystemExit(f"{lib} lacks OpenMP symbols the extension uses: {sorted(missing)}")
+    provided = dynamic_symbols(lib, defined=True)
+    wanted = set()
+    for extension in extensions:
+        imports = {s for s in dynamic_symbols(extension, defined=False) if OPENMP_SYMBOL.match(s)}
+        missing = imports - provided
+        if missing:
+            raise SystemExit(f"{lib} lacks OpenMP symbols {extension} uses: {sorted(missing)}")
+        wanted |= imports
     return newest, sorted(wanted)
 
 
@@ -138,7 +146,12 @@ def fetch_from_donor(workdir):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("outdir")
-    parser.add_argument("--extension", required=True, help="the built extension (.so)")
+    parser.add_argument(
+        "--extension",
+        action="append",
+        required=True,
+        help="a built extension module (.so); repeat for each",
+    )
     parser.add_argument("--max-glibc", default="2.28", help="newest glibc allowed (2.28)")
     args = parser.parse_args(argv)
     max_glibc = _version_tuple(args.max_glibc)
@@ -150,13 +163,13 @@ def main(argv=None):
         newest, symbols = check_runtime(source, args.extension, max_glibc)
         shutil.copyfile(source, target)
     os.chmod(target, 0o755)
-    # auditwheel resolves the extension's DT_NEEDED "libgomp.so.1" by file name; give the copy
-    # the matching SONAME so the grafted library is self-consistent.
+    # auditwheel resolves the extension modules' DT_NEEDED "libgomp.so.1" by file name; give the
+    # copy the matching SONAME so the grafted library is self-consistent.
     subprocess.run(["patchelf", "--set-soname", "libgomp.so.1", target], check=True)
     print(
         f"libgomp for vendoring: {target} (from {source}); needs glibc "
         f"{'.'.join(map(str, newest))}; provides the {len(symbols)} OpenMP symbols the "
-        "extension imports"
+        "extension modules import"
     )
 
 

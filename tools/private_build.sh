@@ -20,11 +20,15 @@ sf_private_build() {
     fi
     mkdir -p "$work/src"
     if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-        git -C "$root" ls-files -co --exclude-standard -z | (cd "$root" && tar --null -T - -cf -) |
-            tar -xf - -C "$work/src"
+        # Tracked files deleted in the work tree (an uncommitted deletion) are left out.
+        git -C "$root" ls-files -co --exclude-standard -z | (
+            cd "$root" && while IFS= read -r -d '' f; do
+                if [[ -e "$f" ]]; then printf '%s\0' "$f"; fi
+            done | tar --null -T - -cf -
+        ) | tar -xf - -C "$work/src"
     else
         tar -C "$root" --exclude=build --exclude='*.so' --exclude='*.egg-info' \
-            --exclude=src/softmax_fast/_kernels.c -cf - . | tar -xf - -C "$work/src"
+            --exclude='src/softmax_fast/_native/*.c' -cf - . | tar -xf - -C "$work/src"
     fi
     local start=$SECONDS
     echo "== building the extension ($py${*:+, $*})"
@@ -40,7 +44,7 @@ sf_private_build() {
 sf_check_import() {
     env "$@" "$py" - "$work/site" <<'PYEOF'
 import sys
-import softmax_fast._kernels as k
+import softmax_fast._native.rowwise as k
 if not k.__file__.startswith(sys.argv[1]):
     sys.exit(f"imported {k.__file__}, not the build in {sys.argv[1]}")
 print("== testing", k.__file__)

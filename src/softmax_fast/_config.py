@@ -2,13 +2,14 @@
 
 import os
 import sys
+from typing import Any
 
-from . import _kernels
+from ._native import info as _native_info
 from ._threads import available_cpus, effective_n_threads
 from ._version import __version__
 
 
-def get_config():
+def get_config() -> dict[str, Any]:
     """How this build of softmax_fast runs here.
 
     Returns
@@ -47,12 +48,12 @@ def get_config():
         "version": __version__,
         "python": sys.version.split()[0],
         "build": _build_info(),
-        "openmp": _kernels.openmp_enabled(),
+        "openmp": _native_info.openmp_enabled(),
         "openmp_runtimes": openmp_runtimes,
         "max_threads": effective_n_threads(None),
         "available_cpus": available_cpus(),
-        "simd_exp": _kernels.simd_exp_dispatch(),
-        "small_gemm": _kernels.small_gemm_available(),
+        "simd_exp": _native_info.simd_exp_dispatch(),
+        "small_gemm": _native_info.small_gemm_available(),
         "blas": blas,
     }
 
@@ -66,7 +67,7 @@ def _build_info():
     return dict(BUILD_INFO)
 
 
-def show_config():
+def show_config() -> None:
     """Print :func:`get_config` in a readable form: version, compiler, OpenMP runtime and
     thread count, vectorized exp, BLAS."""
     config = get_config()

@@ -14,7 +14,8 @@ in beside it with the same methods.
 
 import numpy as np
 
-from . import _kernels as _native_dense
+from ._native import dense as _native_dense
+from ._native import info as _native_info
 from ._threads import blas_guard, team_for_work
 
 __all__ = ["DenseDesign", "raise_bad_row", "raise_bad_linear_row", "tile_rows", "uses_small_gemm"]
@@ -40,8 +41,8 @@ def uses_small_gemm(n: int, K: int, dtype: np.dtype) -> bool:
     return (
         _USE_SMALL_GEMM
         and n > 0
-        and _native_dense.small_gemm_available()
-        and K <= _native_dense.small_gemm_max_k(dtype == np.float32)
+        and _native_info.small_gemm_available()
+        and K <= _native_info.small_gemm_max_k(dtype == np.float32)
     )
 
 

@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from threadpoolctl import ThreadpoolController
 
-from . import _kernels as _info
+from ._native import info as _info
 
 __all__ = [
     "MAX_THREADS",

@@ -1,5 +1,5 @@
 """Public kernel functions: validate, apply the dtype policy, resolve n_threads, allocate outputs,
-call the compiled kernels (``_kernels``) and turn their status codes into exceptions.
+call the compiled kernels (``_native``) and turn their status codes into exceptions.
 
 Shapes: ``Z`` (m, K) logits, rows are samples and columns classes; ``X`` (m, n); ``W`` (K, n) like
 scikit-learn's ``coef_``; ``b`` (K,).  ``y`` is either integer class indices (m,) in [0, K) or
@@ -7,10 +7,14 @@ target probabilities (m, K).  float32 data stays float32; other real dtypes beco
 All kernels release the GIL and run on ``n_threads`` OpenMP threads (None: all available cores).
 """
 
-import numpy as np
+from typing import Literal
 
-from . import _kernels
+import numpy as np
+import numpy.typing as npt
+
 from ._design import DenseDesign, raise_bad_row
+from ._native import rowwise as _native_rowwise
+from ._native.rowwise import RowwiseMode
 from ._objective import l2_penalty
 from ._threads import ROWWISE_WORK_PER_LOGIT, effective_n_threads, team_for_work
 from ._validation import (
@@ -36,8 +40,10 @@ __all__ = [
     "predict",
 ]
 
-_SOFTMAX, _LOG_SOFTMAX, _LOGSUMEXP = 0, 1, 2
 _REDUCTIONS = ("mean", "sum", "none")
+
+ArrayLike = npt.ArrayLike
+NDArray = np.ndarray
 
 
 def _rowwise_team(n_threads, m, K):
@@ -52,13 +58,13 @@ def _rowwise(Z, out, n_threads, mode):
     m, K = Zc.shape
     check_n_classes(K, "Z")
     nt = _rowwise_team(n_threads, m, K)
-    shape = (m,) if mode == _LOGSUMEXP else (m, K)
+    shape = (m,) if mode == RowwiseMode.LOGSUMEXP else (m, K)
     direct = None
     if out is not None:
         check_out(out, shape, Zc.dtype)
         # Write straight into `out` when it is C-contiguous and either is Zc itself (in place:
         # the kernel reads every element before writing it) or does not overlap Zc.
-        in_place = out.ctypes.data == Zc.ctypes.data and mode != _LOGSUMEXP
+        in_place = out.ctypes.data == Zc.ctypes.data and mode != RowwiseMode.LOGSUMEXP
         if (
             out.flags.c_contiguous
             and out.flags.aligned
@@ -67,7 +73,7 @@ def _rowwise(Z, out, n_threads, mode):
             direct = out
     result = direct if direct is not None else np.empty(shape, dtype=Zc.dtype)
     # np.asarray: a subclass `out` (np.matrix) would stay 2-D under reshape(-1)
-    bad = _kernels.softmax_rows(Zc, np.asarray(result).reshape(-1), mode, nt)
+    bad = _native_rowwise.softmax_rows(Zc, np.asarray(result).reshape(-1), mode, nt)
     if bad >= 0:
         raise_bad_row(Zc, bad)
     if out is not None and direct is None:
@@ -76,7 +82,7 @@ def _rowwise(Z, out, n_threads, mode):
     return result
 
 
-def softmax(Z, *, out=None, n_threads=None):
+def softmax(Z: ArrayLike, *, out: NDArray | None = None, n_threads: int | None = None) -> NDArray:
     """Row-wise softmax, ``exp(z - max z) / sum(exp(z - max z))``.
 
     Parameters
@@ -92,25 +98,27 @@ def softmax(Z, *, out=None, n_threads=None):
     -------
     ndarray of shape (m, K)
     """
-    return _rowwise(Z, out, n_threads, _SOFTMAX)
+    return _rowwise(Z, out, n_threads, RowwiseMode.SOFTMAX)
 
 
-def log_softmax(Z, *, out=None, n_threads=None):
+def log_softmax(
+    Z: ArrayLike, *, out: NDArray | None = None, n_threads: int | None = None
+) -> NDArray:
     """Row-wise log-softmax ``z - max z - log(sum(exp(z - max z)))`` (never ``log(softmax)``).
 
     Parameters and result as for :func:`softmax`.
     """
-    return _rowwise(Z, out, n_threads, _LOG_SOFTMAX)
+    return _rowwise(Z, out, n_threads, RowwiseMode.LOG_SOFTMAX)
 
 
-def logsumexp(Z, *, n_threads=None):
+def logsumexp(Z: ArrayLike, *, n_threads: int | None = None) -> NDArray:
     """Row-wise ``log(sum(exp(z)))`` computed as ``max z + log(sum(exp(z - max z)))``.
 
     Returns
     -------
     ndarray of shape (m,)
     """
-    return _rowwise(Z, None, n_threads, _LOGSUMEXP)
+    return _rowwise(Z, None, n_threads, RowwiseMode.LOGSUMEXP)
 
 
 # ----------------------------------------------------------------------------- cross-entropy
@@ -134,12 +142,19 @@ def _weighted_sum_without_zero_weight_rows(Zc, labels, Y, w, nt):
     (one more pass, with per-row losses) runs only when the kernel's sum came back NaN.
     """
     row_loss = np.empty(Zc.shape[0])
-    _kernels.cross_entropy(Zc, labels, Y, w, 0.0, row_loss, None, nt)
+    _native_rowwise.cross_entropy(Zc, labels, Y, w, 0.0, row_loss, None, nt)
     row_loss[w == 0] = 0.0
     return float(row_loss.sum())
 
 
-def cross_entropy(Z, y, *, sample_weight=None, reduction="mean", n_threads=None):
+def cross_entropy(
+    Z: ArrayLike,
+    y: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+    n_threads: int | None = None,
+) -> float | NDArray:
     """Cross-entropy ``l_i = -sum_k y_ik log softmax(z_i)_k`` of logits against targets.
 
     Parameters
@@ -165,10 +180,10 @@ def cross_entropy(Z, y, *, sample_weight=None, reduction="mean", n_threads=None)
     if reduction == "mean" and w is not None:
         w, w_total = scaled_weights(w)  # the same mean, without overflow of sum(w)
     row_loss = np.empty(Zc.shape[0]) if reduction == "none" else None
-    bad, total = _kernels.cross_entropy(Zc, labels, Y, w, 0.0, row_loss, None, nt)
+    bad, total = _native_rowwise.cross_entropy(Zc, labels, Y, w, 0.0, row_loss, None, nt)
     if bad >= 0:
         raise_bad_row(Zc, bad)
-    if reduction == "none":
+    if row_loss is not None:  # reduction == "none"
         if w is not None:
             row_loss[w == 0] = 0.0  # not 0 * inf = NaN (see the helper above)
         return row_loss
@@ -177,7 +192,13 @@ def cross_entropy(Z, y, *, sample_weight=None, reduction="mean", n_threads=None)
     return total / w_total if reduction == "mean" else total
 
 
-def cross_entropy_grad(Z, y, *, sample_weight=None, n_threads=None):
+def cross_entropy_grad(
+    Z: ArrayLike,
+    y: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    n_threads: int | None = None,
+) -> tuple[float, NDArray]:
     """Mean cross-entropy and its gradient with respect to the logits.
 
     ``dZ = (softmax(Z) - Y) * w_i / sum(w)``: the piece to chain through any differentiable
@@ -194,7 +215,7 @@ def cross_entropy_grad(Z, y, *, sample_weight=None, n_threads=None):
     if w is not None:
         w, w_total = scaled_weights(w)  # 1 / sum(w) neither overflows nor is 0
     dZ = np.empty_like(Zc)
-    bad, total = _kernels.cross_entropy(Zc, labels, Y, w, 1.0 / w_total, None, dZ, nt)
+    bad, total = _native_rowwise.cross_entropy(Zc, labels, Y, w, 1.0 / w_total, None, dZ, nt)
     if bad >= 0:
         raise_bad_row(Zc, bad)
     if w is not None and np.isnan(total):
@@ -224,7 +245,16 @@ def _linear_inputs(X, W, b):
     return Xc, Wc, bc
 
 
-def loss_and_grad(X, y, W, b=None, *, alpha=0.0, sample_weight=None, n_threads=None):
+def loss_and_grad(
+    X: ArrayLike,
+    y: ArrayLike,
+    W: ArrayLike,
+    b: ArrayLike | None = None,
+    *,
+    alpha: float = 0.0,
+    sample_weight: ArrayLike | None = None,
+    n_threads: int | None = None,
+) -> tuple[float, NDArray, NDArray | None]:
     """Softmax-regression objective and its gradient, fused in one pass over X.
 
     ``J = sum_i w_i CE(softmax(W x_i + b), y_i) / sum_i w_i + (alpha / 2) ||W||_F^2``
@@ -274,12 +304,16 @@ def _linear_predict(X, W, b, n_threads, want_proba):
     return design.predict_proba(Wc, bc) if want_proba else design.predict(Wc, bc)
 
 
-def predict_proba(X, W, b=None, *, n_threads=None):
+def predict_proba(
+    X: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, *, n_threads: int | None = None
+) -> NDArray:
     """Class probabilities ``softmax(X W^T + b)``, shape (m, K), X's dtype."""
     return _linear_predict(X, W, b, n_threads, want_proba=True)
 
 
-def predict(X, W, b=None, *, n_threads=None):
+def predict(
+    X: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, *, n_threads: int | None = None
+) -> NDArray:
     """Most probable class ``argmax_k (X W^T + b)_k`` per row (ties: lowest index), shape (m,).
 
     No (m, K) temporary: logits live in per-thread tiles.

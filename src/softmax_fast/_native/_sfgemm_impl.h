@@ -58,7 +58,7 @@ void SFG(xwt_nv)(const SFG_T *X, Py_ssize_t n, const SFG_T *Wt, SFG_T *Zt, Py_ss
 /* Zt (K x rows) = (X W^T)^T for X (rows x n) and K <= 4 * LANES, with Wt = W^T zero-padded to
    n x (ceil(K / LANES) * LANES). */
 __attribute__((target("avx2,fma")))
-static void SFG(small_xwt)(const SFG_T *X, const SFG_T *Wt, SFG_T *Zt, Py_ssize_t rows,
+SF_MAYBE_UNUSED static void SFG(small_xwt)(const SFG_T *X, const SFG_T *Wt, SFG_T *Zt, Py_ssize_t rows,
                            Py_ssize_t n, Py_ssize_t K)
 {
     switch ((K + SFG_LANES - 1) / SFG_LANES) {
@@ -116,7 +116,7 @@ void SFG(gtx_kc)(const SFG_T *G, Py_ssize_t ldg, const SFG_T *X, Py_ssize_t n, P
    Classes go in blocks of up to 6 (two column vectors a block) or 4 (three vectors), sized
    evenly so that no block runs half empty (K = 10: 5 + 5). */
 __attribute__((target("avx2,fma")))
-static void SFG(small_gtx)(const SFG_T *Gt, const SFG_T *X, SFG_T *acc, Py_ssize_t rows,
+SF_MAYBE_UNUSED static void SFG(small_gtx)(const SFG_T *Gt, const SFG_T *X, SFG_T *acc, Py_ssize_t rows,
                            Py_ssize_t n, Py_ssize_t K, int accumulate)
 {
     Py_ssize_t n_blocks = (K + 5) / 6, k0 = 0;

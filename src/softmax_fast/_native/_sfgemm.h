@@ -13,6 +13,15 @@
 #ifndef SOFTMAX_FAST_SFGEMM_H
 #define SOFTMAX_FAST_SFGEMM_H
 
+/* Included by every extension module of softmax_fast._native, which each use a part of it. */
+#ifndef SF_MAYBE_UNUSED
+#if defined(__GNUC__) || defined(__clang__)
+#define SF_MAYBE_UNUSED __attribute__((unused))
+#else
+#define SF_MAYBE_UNUSED
+#endif
+#endif
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) \
     && !defined(SOFTMAX_FAST_NO_SMALL_GEMM)
 #define SF_HAVE_SMALL_GEMM 1
@@ -23,7 +32,7 @@
 #define SF_PREFETCH_BLOCKS 1
 #endif
 
-static int sf_cpu_has_avx2_fma(void)
+SF_MAYBE_UNUSED static int sf_cpu_has_avx2_fma(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -67,15 +76,15 @@ static int sf_cpu_has_avx2_fma(void)
 
 #else /* no AVX2 micro-kernels on this platform/compiler: BLAS is always used */
 #define SF_HAVE_SMALL_GEMM 0
-static int sf_cpu_has_avx2_fma(void) { return 0; }
-static void sf_small_xwt_d(const double *X, const double *Wt, double *Z, Py_ssize_t rows,
+SF_MAYBE_UNUSED static int sf_cpu_has_avx2_fma(void) { return 0; }
+SF_MAYBE_UNUSED static void sf_small_xwt_d(const double *X, const double *Wt, double *Z, Py_ssize_t rows,
                            Py_ssize_t n, Py_ssize_t K) { (void)X; (void)Wt; (void)Z; (void)rows; (void)n; (void)K; }
-static void sf_small_xwt_f(const float *X, const float *Wt, float *Z, Py_ssize_t rows,
+SF_MAYBE_UNUSED static void sf_small_xwt_f(const float *X, const float *Wt, float *Z, Py_ssize_t rows,
                            Py_ssize_t n, Py_ssize_t K) { (void)X; (void)Wt; (void)Z; (void)rows; (void)n; (void)K; }
-static void sf_small_gtx_d(const double *G, const double *X, double *acc, Py_ssize_t rows,
+SF_MAYBE_UNUSED static void sf_small_gtx_d(const double *G, const double *X, double *acc, Py_ssize_t rows,
                            Py_ssize_t n, Py_ssize_t K, int accumulate)
 { (void)G; (void)X; (void)acc; (void)rows; (void)n; (void)K; (void)accumulate; }
-static void sf_small_gtx_f(const float *G, const float *X, float *acc, Py_ssize_t rows,
+SF_MAYBE_UNUSED static void sf_small_gtx_f(const float *G, const float *X, float *acc, Py_ssize_t rows,
                            Py_ssize_t n, Py_ssize_t K, int accumulate)
 { (void)G; (void)X; (void)acc; (void)rows; (void)n; (void)K; (void)accumulate; }
 #endif

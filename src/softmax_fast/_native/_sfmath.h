@@ -1,5 +1,5 @@
 /*
- * softmax_fast: small C helpers used by _kernels.pyx.
+ * softmax_fast: small C helpers of the compiled layer (softmax_fast._native).
  *
  * 1. A branch-free exp for float64 and float32 that gcc/clang auto-vectorize with the baseline
  *    instruction set (SSE2 on x86-64, NEON on aarch64): no -march flags needed.
@@ -26,6 +26,14 @@
 /* MSVC compiles C without the C99 `restrict` keyword (unless /std:c11): use its spelling. */
 #if defined(_MSC_VER) && !defined(__clang__) && !defined(restrict)
 #define restrict __restrict
+#endif
+
+/* Every extension module of softmax_fast._native includes this header and uses a part of it:
+   its non-inline functions are marked as possibly unused (no warning; no effect on the code). */
+#if defined(__GNUC__) || defined(__clang__)
+#define SF_MAYBE_UNUSED __attribute__((unused))
+#else
+#define SF_MAYBE_UNUSED
 #endif
 
 #ifdef _OPENMP
@@ -119,8 +127,17 @@ static inline double sf_exp_d(double x)
 #define SF_MULTIVERSIONED 0
 #endif
 
+/* The flat loops start on a 64-byte boundary.  Every extension module of softmax_fast._native
+   includes them, and their speed otherwise depends on where the linker places them in each
+   module (measured: the float32 softmax 12% slower with sf_vexp_f at 48 mod 64 than at 0). */
+#if defined(__GNUC__) || defined(__clang__)
+#define SF_LOOP_ALIGN __attribute__((aligned(64)))
+#else
+#define SF_LOOP_ALIGN
+#endif
+
 /* x[i] = exp(x[i]) for i < n (a flat, vectorizable loop). */
-SF_MULTIVERSION static void sf_vexp_d(double *restrict x, Py_ssize_t n)
+SF_MULTIVERSION SF_LOOP_ALIGN SF_MAYBE_UNUSED static void sf_vexp_d(double *restrict x, Py_ssize_t n)
 {
     for (Py_ssize_t i = 0; i < n; i++) x[i] = sf_exp_d(x[i]);
 }
@@ -154,7 +171,7 @@ static inline double sf_log_ge1_d(double x)
 }
 
 /* y[i] = log(x[i]) for x[i] >= 1 (row sums). */
-SF_MULTIVERSION static void sf_vlog_ge1_d(const double *restrict x, double *restrict y, Py_ssize_t n)
+SF_MULTIVERSION SF_LOOP_ALIGN SF_MAYBE_UNUSED static void sf_vlog_ge1_d(const double *restrict x, double *restrict y, Py_ssize_t n)
 {
     for (Py_ssize_t i = 0; i < n; i++) y[i] = sf_log_ge1_d(x[i]);
 }
@@ -193,7 +210,7 @@ static inline float sf_exp_f(float x)
     return (p * s1) * s2;
 }
 
-SF_MULTIVERSION static void sf_vexp_f(float *restrict x, Py_ssize_t n)
+SF_MULTIVERSION SF_LOOP_ALIGN SF_MAYBE_UNUSED static void sf_vexp_f(float *restrict x, Py_ssize_t n)
 {
     for (Py_ssize_t i = 0; i < n; i++) x[i] = sf_exp_f(x[i]);
 }

@@ -1,0 +1,40 @@
+"""Declarations shared by every module of the compiled layer: the index type, the C headers'
+externs."""
+
+cimport numpy as cnp
+
+ctypedef cnp.intp_t intp_t
+
+cdef extern from "_sfmath.h" nogil:
+    int sf_openmp_enabled()
+    int sf_omp_get_max_threads()
+    int sf_omp_get_thread_num()
+    int sf_omp_get_num_threads()
+    void sf_vexp_d(double *x, Py_ssize_t n)
+    void sf_vexp_f(float *x, Py_ssize_t n)
+    void sf_vlog_ge1_d(const double *x, double *y, Py_ssize_t n)
+    double sf_exp_d(double x)
+    float sf_exp_f(float x)
+    int SF_MULTIVERSIONED
+    int SF_ASAN
+    void sf_asan_poison(const void *p, size_t n)
+    void sf_asan_unpoison(const void *p, size_t n)
+
+cdef extern from "_sfgemm.h" nogil:
+    int SF_HAVE_SMALL_GEMM
+    int SF_SMALL_GEMM_MAX_K_D
+    int SF_SMALL_GEMM_MAX_K_F
+    int sf_cpu_has_avx2_fma()
+    void sf_small_xwt_d(const double *X, const double *Wt, double *Z, Py_ssize_t rows,
+                        Py_ssize_t n, Py_ssize_t K)
+    void sf_small_xwt_f(const float *X, const float *Wt, float *Z, Py_ssize_t rows,
+                        Py_ssize_t n, Py_ssize_t K)
+    void sf_small_gtx_d(const double *G, const double *X, double *acc, Py_ssize_t rows,
+                        Py_ssize_t n, Py_ssize_t K, int accumulate)
+    void sf_small_gtx_f(const float *G, const float *X, float *acc, Py_ssize_t rows,
+                        Py_ssize_t n, Py_ssize_t K, int accumulate)
+
+
+cdef inline bint _cpu_runs_small_gemm() noexcept nogil:
+    """True when the AVX2+FMA micro-kernels of _sfgemm.h are compiled in and this CPU has both."""
+    return SF_HAVE_SMALL_GEMM and sf_cpu_has_avx2_fma()

@@ -1,0 +1,13 @@
+# Typed stub of the extension softmax_fast._native.testing (checked with mypy.stubtest): the test
+# hooks of the compiled layer, used by the test suite only.
+
+import numpy as np
+import numpy.typing as npt
+
+_Float = np.float32 | np.float64
+_F64 = npt.NDArray[np.float64]
+
+def _fail_allocation(nth: int) -> int: ...
+def vexp(x: npt.NDArray[_Float]) -> None: ...
+def vlog_ge1(x: _F64, out: _F64) -> None: ...
+def openmp_team_size(n_threads: int) -> int: ...
