@@ -40,7 +40,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 NATIVE_DIR = "src/softmax_fast/_native"
-# The extension modules, one per .pyx file of NATIVE_DIR (tests/test_stub.py checks their stubs).
+# The extension modules, one per .pyx file of NATIVE_DIR (tests/native/test_stub.py checks their
+# stubs).
 NATIVE_MODULES = ("_workspace", "rowwise", "dense", "info", "testing")
 
 OPENMP_PROBE = textwrap.dedent(
@@ -62,7 +63,7 @@ def openmp_flag_candidates(compiler_type, platform=sys.platform, environ=os.envi
     """Candidate ``(compile_args, link_args)`` pairs for OpenMP with this compiler, best first.
 
     Pure function of its arguments so that the macOS and Windows branches are tested on Linux
-    (``tests/test_packaging.py``).
+    (``tests/packaging/test_packaging.py``).
     """
     if compiler_type == "msvc":
         # MSVC's OpenMP 2.0 runtime (vcomp140.dll) is enough for Cython's prange.

@@ -2,8 +2,8 @@
 # Run the test suite against an AddressSanitizer + UndefinedBehaviorSanitizer build of the
 # extension (docs/reliability.md).  Exits non-zero when a test fails or a sanitizer reports.
 #
-#   tools/run_sanitizers.sh                        # tests/ (about 10 min on 2 cores)
-#   tools/run_sanitizers.sh tests/test_kernels.py  # any pytest arguments instead
+#   tools/run_sanitizers.sh                                # tests/ (about 10 min on 2 cores)
+#   tools/run_sanitizers.sh tests/kernels/test_kernels.py  # any pytest arguments instead
 #
 # Needs gcc (or clang: CC=clang) and a Python with the test extras and the build requirements
 # installed (numpy, scipy, Cython, setuptools, pytest, ...): e.g. the one of `pip install -e
@@ -47,7 +47,7 @@ fi
 #   static types, module state), and NumPy/OpenBLAS keep caches; see docs/reliability.md.
 # abort_on_error: a finding kills the process (exit status 134), which fails the run.
 # allocator_may_return_null=1: malloc returns NULL when it cannot allocate, as the real one
-#   does (ASan aborts otherwise); tests/test_alloc_failure.py checks what happens then.
+#   does (ASan aborts otherwise); tests/native/test_alloc_failure.py checks what happens then.
 # detect_stack_use_after_return=0: libgomp's worker threads and Cython's generated code are
 #   fine with it, but it makes the run several times slower for no extra coverage here.
 export ASAN_OPTIONS="$leaks:abort_on_error=1:halt_on_error=1:allocator_may_return_null=1:strict_string_checks=1:detect_stack_use_after_return=0:check_initialization_order=1"
@@ -60,8 +60,8 @@ export PYTHONMALLOC=malloc
 sf_check_import LD_PRELOAD="$runtimes"
 
 # 5. The tests.  Left out:
-#  * tests/test_build.py compiles the package again (without OpenMP, without sanitizers): it
-#    tests setup.py, not this build, and takes minutes.
+#  * tests/packaging/test_build.py compiles the package again (without OpenMP, without
+#    sanitizers): it tests setup.py, not this build, and takes minutes.
 #  * test_omp_num_threads_caps_the_default_thread_count starts a child Python with a bare
 #    environment (no LD_PRELOAD), where the sanitized extension cannot load.
 #  * test_repeated_calls_do_not_leak measures resident memory over 10,000 calls: ASan keeps
@@ -74,9 +74,9 @@ cd "$work/src"
 start=$SECONDS
 status=0
 LD_PRELOAD="$runtimes" "$py" -m pytest -p no:cacheprovider \
-    --deselect tests/test_build.py \
-    --deselect tests/test_config.py::test_omp_num_threads_caps_the_default_thread_count \
-    --deselect tests/test_memory.py::test_repeated_calls_do_not_leak \
+    --deselect tests/packaging/test_build.py \
+    --deselect tests/threads/test_config.py::test_omp_num_threads_caps_the_default_thread_count \
+    --deselect tests/kernels/test_memory.py::test_repeated_calls_do_not_leak \
     "$@" 2> >(tee "$work/stderr.log" >&2) || status=$?
 echo "== tests ran in $((SECONDS - start)) s, exit status $status"
 

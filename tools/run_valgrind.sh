@@ -3,8 +3,8 @@
 # Exits non-zero when a test fails or memcheck reports an error (invalid read/write, use of
 # uninitialised values in a branch, invalid free, ...).
 #
-#   tools/run_valgrind.sh                      # the default selection below
-#   tools/run_valgrind.sh tests/test_exp.py    # any pytest arguments instead
+#   tools/run_valgrind.sh                           # the default selection below
+#   tools/run_valgrind.sh tests/native/test_exp.py  # any pytest arguments instead
 #
 # Needs valgrind and a Python with the test extras and build requirements installed;
 # PYTHON=/path/to/python picks another.  The current checkout (uncommitted edits included) is
@@ -29,8 +29,9 @@ sf_check_import
 cd "$work/src"
 if [[ $# -eq 0 ]]; then
     "$py" -m pytest -p no:cacheprovider --collect-only -q \
-        tests/test_kernels.py tests/test_tile_paths.py tests/test_threads.py \
-        tests/test_alloc_failure.py tests/test_bad_input.py >"$work/collected.txt"
+        tests/kernels/test_kernels.py tests/native/test_tile_paths.py \
+        tests/threads/test_threads.py tests/native/test_alloc_failure.py \
+        tests/kernels/test_bad_input.py >"$work/collected.txt"
     "$py" - "$work/collected.txt" "${SF_VALGRIND_PER_TEST:-10}" >"$work/selected.txt" <<'EOF2'
 import collections
 import random

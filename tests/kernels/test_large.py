@@ -14,7 +14,7 @@ period, the last partial period and that tail, each counted as many times as it 
 
 Marked ``slow`` (not run in CI): it needs ~10.5 GB of free memory.  Run it with::
 
-    python -m pytest tests/test_large.py -m slow -q
+    python -m pytest tests/kernels/test_large.py -m slow -q
 
 Measured on the 2-core development machine (busy): 97 s in all (40 s to build X, 15 s and 30 s
 for the two tile paths, 9 s for the bad row), peak RSS 10.2 GiB (X 8.0 GiB, labels 1.0 GiB).

@@ -19,7 +19,7 @@ cores.  To search harder set ``SOFTMAX_FAST_HYPOTHESIS_EXAMPLES``: each test the
 examples, drawn at random (a different search every run; a failure prints the example and a
 ``@reproduce_failure`` blob)::
 
-    SOFTMAX_FAST_HYPOTHESIS_EXAMPLES=2000 python -m pytest tests/test_properties.py
+    SOFTMAX_FAST_HYPOTHESIS_EXAMPLES=2000 python -m pytest tests/kernels/test_properties.py
 
 Error bounds
 ------------

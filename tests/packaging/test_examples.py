@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "generalized_softmax_mlp.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "generalized_softmax_mlp.py"
 
 pytestmark = pytest.mark.skipif(not EXAMPLE.exists(), reason="needs the source tree's examples/")
 

@@ -17,7 +17,7 @@ from kernel_test_helpers import central_diff
 try:
     from softmax_fast import reference as ref
 except Exception:  # the compiled extension is missing or broken: load reference.py directly
-    _path = Path(__file__).resolve().parents[1] / "src" / "softmax_fast" / "reference.py"
+    _path = Path(__file__).resolve().parents[2] / "src" / "softmax_fast" / "reference.py"
     _spec = importlib.util.spec_from_file_location("_softmax_fast_reference", _path)
     ref = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(ref)
