@@ -1,8 +1,15 @@
-"""Every bad input of the contract's Errors section, for every public function it applies to.
+"""Every bad input of every public kernel function: one table of the public signatures.
 
-Each case checks the exception type, that the message names the argument (as a whole word, so
-"Z" does not match "Zero"), that the inputs are unchanged after the failing call, and, by
-completing, that the interpreter did not crash.
+Each row of the table is a function, one of its arguments given a bad value (wrong types and
+objects, wrong ndim and shapes, labels out of range, bad targets and weights, K = 0, m = 0,
+non-finite values, bad options) and the exception that value must raise.  Each case checks the
+exception type, that the message names the argument (as a whole word, so "Z" does not match
+"Zero" nor "np.Z"), where given that the message says more (the row, the label), that the inputs
+are unchanged after the failing call, and, by completing, that the interpreter did not crash.
+The messages that name the first offending row of the logits follow the table.
+
+Accepted-but-odd inputs (float16, lists, matrices, big-endian, huge weights, ...) are in
+test_odd_inputs.py; the estimator's bad parameters and data in estimator/test_estimator_input.py.
 """
 
 import re
@@ -44,6 +51,19 @@ OUT_FUNCS = ("softmax", "log_softmax")
 ALL_FUNCS = Z_FUNCS + X_FUNCS
 
 
+# The array arguments of each public function (sample_weight: as a keyword).
+ARRAYS = {
+    "softmax": ("Z",),
+    "log_softmax": ("Z",),
+    "logsumexp": ("Z",),
+    "cross_entropy": ("Z", "y", "sample_weight"),
+    "cross_entropy_grad": ("Z", "y", "sample_weight"),
+    "loss_and_grad": ("X", "y", "W", "b", "sample_weight"),
+    "predict_proba": ("X", "W", "b"),
+    "predict": ("X", "W", "b"),
+}
+
+
 def base_data(dtype=np.float64, m=M):
     rng = np.random.default_rng(2024)
     return {
@@ -71,11 +91,11 @@ def build_call(fname, d, overrides):
 
 
 def names_pattern(*names):
-    """Regex matching any of ``names`` as a whole word."""
-    return r"\b(?:" + "|".join(re.escape(n) for n in names) + r")\b"
+    """Regex matching any of ``names`` as a whole word (not after a letter, digit, _ or .)."""
+    return r"(?<![\w.])(?:" + "|".join(re.escape(n) for n in names) + r")\b"
 
 
-def check_raises(fname, exc, names, overrides, d):
+def check_raises(fname, exc, names, overrides, d, message=None):
     args, kwargs = build_call(fname, d, overrides)
     snap = Snapshot(
         **{f"arg{i}": a for i, a in enumerate(args)},
@@ -84,11 +104,39 @@ def check_raises(fname, exc, names, overrides, d):
     with pytest.raises(exc, match=names_pattern(*names)) as info:
         getattr(sf, fname)(*args, **kwargs)
     snap.assert_unchanged()
+    if message is not None:
+        assert re.search(message, str(info.value)), str(info.value)
     return info
 
 
+def _ragged(a):
+    a = np.asarray(a)
+    rows = a.tolist() if a.ndim == 2 else [[v] for v in a.tolist()]
+    rows[-1] = rows[-1] + [0.0]
+    return rows
+
+
+def _masked(a):
+    mask = np.zeros(np.shape(a), dtype=bool)
+    mask.flat[0] = True
+    return np.ma.masked_array(a, mask=mask)
+
+
+# Wrong objects for any array argument: kind -> (make the bad value from the good one, exception)
+WRONG_OBJECTS = {
+    "None": (lambda a: None, TypeError),
+    "ragged-list": (_ragged, ValueError),
+    "masked-entries": (_masked, ValueError),
+    "structured": (lambda a: np.zeros(np.shape(a), dtype=[("v", "f8")]), TypeError),
+    "datetime64": (lambda a: np.zeros(np.shape(a), dtype="M8[s]"), TypeError),
+    "timedelta64": (lambda a: np.zeros(np.shape(a), dtype="m8[s]"), TypeError),
+    "nested-str-list": (lambda a: np.asarray(a).astype(str).tolist(), TypeError),
+}
+
+
 # ---------------------------------------------------------------------------------------------
-# The case table: (case id, functions, exception, names the message must contain, overrides)
+# The case table: (case id, functions, exception, names the message must contain, overrides,
+# optionally a regex the message must match too)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -98,9 +146,15 @@ def _cases():
     strings = np.array([["a"] * K] * M)
     cases = []
 
-    def add(case_id, funcs, exc, names, overrides):
+    def add(case_id, funcs, exc, names, overrides, message=None):
         for f in funcs:
-            cases.append(pytest.param(f, exc, names, overrides, id=f"{f}-{case_id}"))
+            cases.append(pytest.param(f, exc, names, overrides, message, id=f"{f}-{case_id}"))
+
+    def with_weights(fname, overrides):
+        """``overrides`` plus the (good) sample weights, for the functions that take them."""
+        return {"sample_weight": w, **overrides} if fname in W_FUNCS else overrides
+
+    good = {"Z": Z, "y": y, "X": X, "W": W, "b": b, "sample_weight": w}
 
     # ---- TypeError: bool / complex / object / str / bytes arrays ----------------------------
     for kind, make in (
@@ -130,11 +184,57 @@ def _cases():
     add("y-str", Y_FUNCS, TypeError, ("y",), {"y": y.astype(str)})
     add("y-float-1d", Y_FUNCS, TypeError, ("y",), {"y": y.astype(np.float64)})
     add("y-float32-1d", Y_FUNCS, TypeError, ("y",), {"y": y.astype(np.float32)})
+    for f in Y_FUNCS:  # float labels with a NaN
+        nan_labels = np.where(np.arange(M) == 2, np.nan, y)
+        add("y-float-nan", (f,), TypeError, ("y",), with_weights(f, {"y": nan_labels}))
     # n_threads: not an int, or a bool.
     for bad in (1.5, 2.0, "2", True, False, [2]):
         add(f"n_threads-{bad!r}", ALL_FUNCS, TypeError, ("n_threads",), {"n_threads": bad})
-    # out: not a numpy array.
+    for bad_id, bad in (
+        ("np.float64", np.float64(2.0)),
+        ("complex", 2 + 0j),
+        ("object", object()),
+        ("bytes", b"2"),
+    ):
+        for f in ALL_FUNCS:
+            overrides = with_weights(f, {"n_threads": bad})
+            add(f"n_threads-{bad_id}", (f,), TypeError, ("n_threads",), overrides)
+    # alpha: not a real number (a bool, a list or an array neither).
+    for bad_id, bad in (
+        ("None", None),
+        ("str", "0.1"),
+        ("bool", True),
+        ("complex", 0.5j),
+        ("list", [0.1]),
+        ("array", np.array([0.1, 0.2])),
+    ):
+        f = "loss_and_grad"
+        add(f"alpha-{bad_id}", (f,), TypeError, ("alpha",), with_weights(f, {"alpha": bad}))
+    # out: not a numpy array, or a masked one.
     add("out-list", OUT_FUNCS, TypeError, ("out",), {"out": np.zeros((M, K)).tolist()})
+    add("out-masked", OUT_FUNCS, TypeError, ("out",), {"out": np.ma.masked_array(np.zeros((M, K)))})
+
+    # ---- wrong objects for every array argument ---------------------------------------------
+    for fname, arrays in ARRAYS.items():
+        for arg in arrays:
+            for kind, (make, exc) in WRONG_OBJECTS.items():
+                if kind == "None" and arg in ("b", "sample_weight"):
+                    continue  # None is their default
+                overrides = with_weights(fname, {arg: make(good[arg])})
+                add(f"{arg}-{kind}", (fname,), exc, (arg,), overrides)
+
+    # ---- float16 NaN / inf: converted to float64 first, still caught ------------------------
+    for fname, arrays in ARRAYS.items():
+        for arg in arrays:
+            if arg == "y":
+                continue
+            for v_id, value in (("nan", np.nan), ("inf", np.inf), ("-inf", -np.inf)):
+                bad = np.asarray(good[arg], dtype=np.float16).copy()
+                bad.flat[1] = value
+                if arg == "Z" and value == -np.inf:
+                    bad[1] = -np.inf  # one -inf is allowed; a row of them is not
+                overrides = with_weights(fname, {arg: bad})
+                add(f"{arg}-float16-{v_id}", (fname,), ValueError, (arg,), overrides)
 
     # ---- ValueError: wrong number of dimensions ---------------------------------------------
     add("Z-1d", Z_FUNCS, ValueError, ("Z",), {"Z": Z[0]})
@@ -248,6 +348,22 @@ def _cases():
         ),
     ):
         add(f"y-label-{label_id}", Y_FUNCS, ValueError, ("y",), {"y": labels})
+    # int64 labels at the ends of the range: the message names the label and its row
+    for label_id, extreme in (
+        ("int64-max", np.iinfo(np.int64).max),
+        ("int64-min", np.iinfo(np.int64).min),
+        ("2**62", 2**62),
+    ):
+        labels = np.where(np.arange(M) == 4, extreme, y).astype(np.int64)
+        for f in Y_FUNCS:
+            add(
+                f"y-label-{label_id}",
+                (f,),
+                ValueError,
+                ("y",),
+                with_weights(f, {"y": labels}),
+                message=r"\by: label -?\d+ in row 4\b",
+            )
 
     # ---- target probabilities ----------------------------------------------------------------
     def bad_rows(value_row):
@@ -265,6 +381,12 @@ def _cases():
         ("sum-1e-3", [0.501, 0.5, 0.0, 0.0]),
     ):
         add(f"y-probs-{t_id}", Y_FUNCS, ValueError, ("y",), {"y": bad_rows(row)})
+    # -inf in a row of uniform targets: the message names the row
+    T = np.full((M, K), 1.0 / K)
+    T[3, 0] = -np.inf
+    for f in Y_FUNCS:
+        overrides = with_weights(f, {"y": T})
+        add("y-probs-neginf", (f,), ValueError, ("y",), overrides, message=r"\by: row 3\b")
 
     # ---- sample weights ----------------------------------------------------------------------
     for w_id, value in (("negative", -0.5), ("nan", np.nan), ("inf", np.inf), ("-inf", -np.inf)):
@@ -314,6 +436,17 @@ def _cases():
         add(
             f"reduction-{bad!r}", ("cross_entropy",), ValueError, ("reduction",), {"reduction": bad}
         )
+    # reduction that is not a string: a ValueError too (the value is not one of the three)
+    for bad_id, bad in (
+        ("None", None),
+        ("int", 1),
+        ("bytes", b"mean"),
+        ("array", np.array(["mean", "sum"])),
+        ("list", ["mean"]),
+    ):
+        f = "cross_entropy"
+        overrides = with_weights(f, {"reduction": bad})
+        add(f"reduction-{bad_id}", (f,), ValueError, ("reduction",), overrides)
     for bad in (-0.1, -np.inf, np.nan, np.inf):
         add(f"alpha-{bad!r}", ("loss_and_grad",), ValueError, ("alpha",), {"alpha": bad})
 
@@ -328,9 +461,9 @@ def _cases():
     return cases
 
 
-@pytest.mark.parametrize(("fname", "exc", "names", "overrides"), _cases())
-def test_bad_input(fname, exc, names, overrides):
-    check_raises(fname, exc, names, overrides, base_data())
+@pytest.mark.parametrize(("fname", "exc", "names", "overrides", "message"), _cases())
+def test_bad_input(fname, exc, names, overrides, message):
+    check_raises(fname, exc, names, overrides, base_data(), message)
 
 
 # ---------------------------------------------------------------------------------------------
