@@ -1,5 +1,6 @@
 """SoftmaxRegression: scikit-learn compatibility, agreement with LogisticRegression, the three
-solvers reaching one optimum, weights, streaming, float32 without copies, errors."""
+solvers reaching one optimum, weights, streaming, float32 without copies, meta-estimators.
+Bad parameters and data are in test_estimator_input.py."""
 
 import io
 import pickle
@@ -22,7 +23,7 @@ from optimum_bounds import (
 )
 from sklearn.base import clone
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
@@ -684,61 +685,6 @@ def test_gd_with_too_large_a_step_is_reported():
     X, y = _softmax_problem(100, 3, 3, seed=21)
     with pytest.raises(ValueError, match="learning_rate"):
         SoftmaxRegression(solver="gd", alpha=1.0, learning_rate=1e3, max_iter=2000).fit(X, y)
-
-
-# ----------------------------------------------------------------------------- bad input
-
-
-@pytest.mark.parametrize(
-    "params, error, match",
-    [
-        ({"alpha": -1.0}, ValueError, "alpha"),
-        ({"alpha": "big"}, TypeError, "alpha"),
-        ({"solver": "newton"}, ValueError, "solver"),
-        ({"reference_class": 7}, ValueError, "reference_class"),
-        ({"learning_rate": 0.0}, ValueError, "learning_rate"),
-        ({"learning_rate": -0.1}, ValueError, "learning_rate"),
-        ({"max_iter": 0}, ValueError, "max_iter"),
-        ({"max_iter": 1.5}, TypeError, "max_iter"),
-        ({"batch_size": 0}, ValueError, "batch_size"),
-        ({"tol": -1e-3}, ValueError, "tol"),
-        ({"n_threads": 0}, ValueError, "n_threads"),
-        ({"class_weight": "uniform"}, ValueError, "class_weight"),
-        ({"class_weight": {9: 2.0}}, ValueError, "class_weight"),
-    ],
-)
-def test_bad_parameters_raise_at_fit_naming_the_parameter(params, error, match):
-    X, y = _softmax_problem(50, 3, 3, seed=22)
-    model = SoftmaxRegression(**params)  # __init__ stores, never validates
-    with pytest.raises(error, match=match):
-        model.fit(X, y)
-
-
-def test_bad_data_raises_clear_errors():
-    X, y = _softmax_problem(60, 3, 3, seed=23)
-    for bad in (np.nan, np.inf):
-        Xb = X.copy()
-        Xb[5, 1] = bad
-        with pytest.raises(ValueError, match="X"):
-            SoftmaxRegression().fit(Xb, y)
-    with pytest.raises(ValueError, match="class"):
-        SoftmaxRegression().fit(X, np.zeros(60, dtype=int))
-    with pytest.raises(ValueError, match="Unknown label type"):
-        SoftmaxRegression().fit(X, np.linspace(0, 1, 60))
-    with pytest.raises(ValueError, match="sample_weight"):
-        SoftmaxRegression().fit(X, y, sample_weight=-np.ones(60))
-    model = SoftmaxRegression()
-    with pytest.raises(NotFittedError):
-        model.predict(X)
-    with pytest.raises(NotFittedError):
-        model.predict_proba(X)
-    model.fit(X, y)
-    with pytest.raises(ValueError, match="X has 2 features, but SoftmaxRegression is expecting 3"):
-        model.predict(X[:, :2])
-    Xn = X.copy()
-    Xn[0, 0] = np.nan
-    with pytest.raises(ValueError, match="X"):
-        model.predict(Xn)
 
 
 def test_docstring_example_runs():

@@ -30,23 +30,33 @@ def _problem(m=40, n=3, seed=7):
     return X + y[:, None], y
 
 
-# (params, exception, name in the message); test_estimator.py has the first dozen basic ones.
+# Every parameter's bad values: (params, exception, the name the message must hold as a word).
 BAD_PARAMS = [
+    ({"alpha": -1.0}, ValueError, "alpha"),
     ({"alpha": np.nan}, ValueError, "alpha"),
     ({"alpha": np.inf}, ValueError, "alpha"),
+    ({"alpha": "big"}, TypeError, "alpha"),
     ({"alpha": True}, TypeError, "alpha"),
     ({"alpha": None}, TypeError, "alpha"),
+    ({"tol": -1e-3}, ValueError, "tol"),
     ({"tol": np.nan}, ValueError, "tol"),
     ({"tol": "0"}, TypeError, "tol"),
+    ({"learning_rate": 0.0}, ValueError, "learning_rate"),
+    ({"learning_rate": -0.1}, ValueError, "learning_rate"),
     ({"learning_rate": np.inf}, ValueError, "learning_rate"),
     ({"learning_rate": "fast"}, TypeError, "learning_rate"),
-    ({"max_iter": True}, TypeError, "max_iter"),
+    ({"max_iter": 0}, ValueError, "max_iter"),
     ({"max_iter": -3}, ValueError, "max_iter"),
-    ({"batch_size": 1.0}, TypeError, "batch_size"),
+    ({"max_iter": 1.5}, TypeError, "max_iter"),
+    ({"max_iter": True}, TypeError, "max_iter"),
+    ({"batch_size": 0}, ValueError, "batch_size"),
     ({"batch_size": -1}, ValueError, "batch_size"),
+    ({"batch_size": 1.0}, TypeError, "batch_size"),
+    ({"n_threads": 0}, ValueError, "n_threads"),
+    ({"n_threads": -2}, ValueError, "n_threads"),
     ({"n_threads": 1.5}, TypeError, "n_threads"),
     ({"n_threads": True}, TypeError, "n_threads"),
-    ({"n_threads": -2}, ValueError, "n_threads"),
+    ({"solver": "newton"}, ValueError, "solver"),
     ({"solver": None}, ValueError, "solver"),
     ({"solver": ["lbfgs"]}, ValueError, "solver"),
     ({"fit_intercept": "yes"}, TypeError, "fit_intercept"),
@@ -58,8 +68,11 @@ BAD_PARAMS = [
     ({"random_state": "seed", "solver": "sgd"}, TypeError, "random_state"),
     ({"random_state": 1.5}, TypeError, "random_state"),
     ({"random_state": -1}, ValueError, "random_state"),
+    ({"reference_class": 7}, ValueError, "reference_class"),
     ({"reference_class": [1]}, TypeError, "reference_class"),
     ({"reference_class": np.nan}, ValueError, "reference_class"),
+    ({"class_weight": "uniform"}, ValueError, "class_weight"),
+    ({"class_weight": {9: 2.0}}, ValueError, "class_weight"),
     ({"class_weight": {0: -1.0}}, ValueError, "class_weight"),
     ({"class_weight": {0: np.nan}}, ValueError, "class_weight"),
     ({"class_weight": {0: np.inf}}, ValueError, "class_weight"),
@@ -93,6 +106,8 @@ def test_estimator_non_finite_x_everywhere(value):
     X, y = _problem()
     Xb = _nonfinite(X, value)
     snap = Snapshot(Xb=Xb)
+    with pytest.raises(ValueError, match=r"\bX\b"):
+        SoftmaxRegression(n_threads=1).fit(Xb, y)
     with pytest.raises(ValueError, match=r"\bX\b"):
         SoftmaxRegression(n_threads=1).partial_fit(Xb, y, classes=[0, 1, 2])
     model = SoftmaxRegression(n_threads=1).fit(X, y)
@@ -130,8 +145,10 @@ def test_estimator_overflowing_logits_name_x(n_classes):
         (lambda y: y[:-1], ValueError, "inconsistent numbers of samples"),
         (lambda y: np.array([1, "a"] * (y.size // 2), dtype=object), ValueError, "label type"),
         (lambda y: None, ValueError, r"\by\b"),
+        (lambda y: np.zeros_like(y), ValueError, "class"),
+        (lambda y: np.linspace(0, 1, y.size), ValueError, "Unknown label type"),
     ],
-    ids=["nan", "inf", "2-D", "short", "mixed-types", "None"],
+    ids=["nan", "inf", "2-D", "short", "mixed-types", "None", "one-class", "continuous"],
 )
 def test_estimator_bad_y(make_y, exc, match):
     X, y = _problem()
@@ -154,8 +171,9 @@ def test_partial_fit_single_class_names_classes():
         (np.ones(39), "sample_weight"),
         (np.ones((40, 1)), "[Ss]ample[ _]weight"),
         (np.zeros(40), "[Ss]ample[ _]weight"),  # scikit-learn's message, or ours (older ones)
+        (-np.ones(40), "sample_weight"),
     ],
-    ids=["nan", "inf", "short", "2-D", "zeros"],
+    ids=["nan", "inf", "short", "2-D", "zeros", "negative"],
 )
 def test_estimator_bad_sample_weight(sw, match):
     X, y = _problem()
@@ -218,18 +236,20 @@ def test_estimator_float16_x_is_the_float64_fit():
 
 def test_estimator_not_fitted_and_wrong_feature_count():
     X, y = _problem()
-    for method in ("predict_log_proba", "decision_function"):
+    methods = ("predict", "predict_proba", "predict_log_proba", "decision_function")
+    for method in methods:
         with pytest.raises(NotFittedError):
             getattr(SoftmaxRegression(), method)(X)
     with pytest.raises(NotFittedError):
         SoftmaxRegression(n_threads=1).score(X, y)
     model = SoftmaxRegression(n_threads=1).fit(X, y)
-    for method in ("predict_proba", "predict_log_proba", "decision_function"):
-        with pytest.raises(ValueError, match="X has 2 features"):
+    wrong_features = "X has 2 features, but SoftmaxRegression is expecting 3"
+    for method in methods:
+        with pytest.raises(ValueError, match=wrong_features):
             getattr(model, method)(X[:, :2])
-    with pytest.raises(ValueError, match="X has 2 features"):
+    with pytest.raises(ValueError, match=wrong_features):
         model.partial_fit(X[:, :2], y)
     coef = model.coef_.copy()
-    with pytest.raises(ValueError, match="X has 2 features"):
+    with pytest.raises(ValueError, match=wrong_features):
         model.score(X[:, :2], y)
     np.testing.assert_array_equal(model.coef_, coef)
