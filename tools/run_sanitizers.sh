@@ -62,8 +62,8 @@ sf_check_import LD_PRELOAD="$runtimes"
 # 5. The tests.  Left out:
 #  * tests/packaging/test_build.py compiles the package again (without OpenMP, without
 #    sanitizers): it tests setup.py, not this build, and takes minutes.
-#  * test_omp_num_threads_caps_the_default_thread_count starts a child Python with a bare
-#    environment (no LD_PRELOAD), where the sanitized extension cannot load.
+#  * test_omp_num_threads_caps_the_default_thread_count[bare-environment] starts a child
+#    Python with a bare environment (no LD_PRELOAD), where the sanitized extension cannot load.
 #  * test_repeated_calls_do_not_leak measures resident memory over 10,000 calls: ASan keeps
 #    freed blocks in quarantine (up to 256 MiB) on purpose, so resident memory grows there.
 #    Leaks are what SF_DETECT_LEAKS=1 checks in this build.
@@ -75,7 +75,7 @@ start=$SECONDS
 status=0
 LD_PRELOAD="$runtimes" "$py" -m pytest -p no:cacheprovider \
     --deselect tests/packaging/test_build.py \
-    --deselect tests/threads/test_config.py::test_omp_num_threads_caps_the_default_thread_count \
+    --deselect "tests/threads/test_config.py::test_omp_num_threads_caps_the_default_thread_count[bare-environment]" \
     --deselect tests/kernels/test_memory.py::test_repeated_calls_do_not_leak \
     "$@" 2> >(tee "$work/stderr.log" >&2) || status=$?
 echo "== tests ran in $((SECONDS - start)) s, exit status $status"

@@ -25,7 +25,7 @@ sf_check_import
 # parametrizations of each test function are kept (40 of the tile-path grid, which covers the
 # micro-kernels' K and n branches), a seeded random sample so that every axis of a grid is
 # spread.  The child processes of test_alloc_failure.py are left
-# out too (valgrind does not follow them).
+# out too (valgrind does not follow them), and so are the estimator fits of test_threads.py.
 cd "$work/src"
 if [[ $# -eq 0 ]]; then
     "$py" -m pytest -p no:cacheprovider --collect-only -q \
@@ -46,6 +46,8 @@ for line in open(sys.argv[1]):
     if "1000" in node or "finite_differences" in node or "child_process" in node:
         continue
     if "larger_than_memory" in node or "omp_num_threads" in node:
+        continue
+    if "fits_equal" in node or "test_fit_with" in node:  # estimator fits (threads/)
         continue
     groups[node.split("[")[0]].append(node)
 for name, nodes in groups.items():
