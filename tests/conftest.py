@@ -1,4 +1,9 @@
-"""Fixtures of the softmax_fast test suite; shared helpers live in kernel_test_helpers.py."""
+"""Fixtures of the softmax_fast test suite (every folder of tests/).
+
+The shared helpers live beside this file, in kernel_test_helpers.py and optimum_bounds.py: in
+pytest's default "prepend" import mode, loading this conftest puts tests/ on sys.path, so the
+test modules of every folder import them by name (``from kernel_test_helpers import ...``).
+"""
 
 import zlib
 

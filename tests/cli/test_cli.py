@@ -506,8 +506,9 @@ def test_predict_to_a_directory_and_on_bad_data(workdir, monkeypatch, capsys):
 
 
 def test_small_data_set_fits(workdir, monkeypatch, capsys):
-    # 5 rows, 2 classes: a 20 % split has 1 test row, which cannot hold both classes, so
-    # scikit-learn refused to stratify it (an error about test_size).  The split is now plain.
+    # 5 rows, 2 classes: a 20 % split has 1 test row, which cannot hold both classes (a
+    # stratified split would be refused, with an error about test_size): the held-out split is
+    # plain, and the fit succeeds.
     monkeypatch.chdir(workdir)
     (workdir / "five.csv").write_text("a,b,y\n0,1,0\n1,0,1\n0,2,0\n2,0,1\n0,3,0\n")
     assert cli.main(_fit("five.csv")) == 0
@@ -535,7 +536,7 @@ def test_usage_errors_exit_2(workdir, monkeypatch, capsys, argv):
 
 
 def test_refuses_a_non_model_in_a_fresh_interpreter(workdir):
-    # An .npy file named .npz used to escape as a TypeError traceback.
+    # An .npy file named .npz is refused with a one-line message, not a TypeError traceback.
     result = subprocess.run(
         [sys.executable, "-m", "softmax_fast.cli", "predict", "plain.npz", "good.csv"],
         capture_output=True,

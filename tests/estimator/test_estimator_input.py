@@ -187,8 +187,9 @@ def test_estimator_bad_sample_weight(sw, match):
 @pytest.mark.parametrize("scale", [1e307, 1e-320])
 @pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
 def test_estimator_weights_near_the_float_limits(solver, scale):
-    """Weights of 1e307 gave a wrong fit (sum(w) overflowed), subnormal ones a NaN error
-    naming W; the objective only depends on the weights' ratios."""
+    """The objective only depends on the weights' ratios: weights of 1e307 (whose sum overflows)
+    and subnormal ones (whose sum's reciprocal does) fit as unit weights, with no
+    RuntimeWarning."""
     X, y = _problem()
     kw = {"solver": solver, "random_state": 0, "batch_size": 8, "max_iter": 30, "n_threads": 1}
     if solver == "lbfgs":  # to the optimum: the two fits stop at different points near it
@@ -213,8 +214,8 @@ def test_estimator_weights_near_the_float_limits(solver, scale):
 
 
 def test_balanced_class_weight_with_a_class_of_zero_weight():
-    # Every sample of class 0 has weight 0: its balanced weight total / (K * 0) was inf and
-    # 0 * inf = NaN reached the kernels.  Class 0 must simply carry no weight.
+    # Every sample of class 0 has weight 0, so its balanced weight total / (K * 0) is inf: class
+    # 0 must simply carry no weight (no 0 * inf = NaN reaching the kernels).
     X, y = _problem()
     sw = (y != 0).astype(float)
     model = SoftmaxRegression(class_weight="balanced", n_threads=1).fit(X, y, sample_weight=sw)

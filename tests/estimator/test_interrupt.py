@@ -308,7 +308,8 @@ def test_interrupted_first_fit_and_partial_fit_leave_estimator_unfitted(monkeypa
 
 
 def test_failed_refit_with_bad_labels_keeps_previous_model(rng):
-    # ValueError raised after classes_ / n_features_in_ were already recomputed
+    # A ValueError raised after classes_ / n_features_in_ are recomputed still leaves the
+    # previous model.
     X_old, y_old = rng.standard_normal((100, 4)), rng.integers(0, 3, 100)
     clf = SoftmaxRegression(reference_class=2).fit(X_old, y_old)
     coef = clf.coef_

@@ -193,7 +193,7 @@ def test_other_pipelines_are_refused(tmp_path):
 
 
 def test_a_version_1_file_still_loads(tmp_path):
-    # What softmax_fast wrote before version 2: the same arrays, no scaler.
+    # A version 1 file: the arrays of version 2, without a scaler.
     path = tmp_path / "v1.npz"
     arrays = {
         **_valid_arrays(),

@@ -2,7 +2,7 @@
 
 The truth is always the reference evaluated in float64 on the exact input values (float32 inputs
 upcast), and results are compared with the dtype's tolerance scaled by the size of the result
-(see conftest.assert_close).  Inputs are checked to be unchanged after every call.
+(see kernel_test_helpers.assert_close).  Inputs are checked to be unchanged after every call.
 """
 
 import numpy as np

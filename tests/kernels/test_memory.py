@@ -14,10 +14,10 @@ can reuse heap pages that an earlier, freed array left resident and would not sh
 
 Measured on the development machine (2 threads, n = 20 features, K = 10 classes; int64 labels, no
 sample weights): 1.39 MiB extra for m = 10,000 rows and 1.39 MiB for m = 1,000,000 rows in
-float64 (1.02 / 1.05 MiB in float32): the per-chunk tiles (8 chunks of ~210 KiB).  (Until the
-label range check used min/max, its boolean temporaries of one byte a row added 0.9 MiB at
-m = 1,000,000.)  Inputs that must be converted are copied once (an O(m)
-cost of the input, not of the kernel): int32 labels (to intp, 8 bytes a row) and sample weights
+float64 (1.02 / 1.05 MiB in float32): the per-chunk tiles (8 chunks of ~210 KiB).  The label
+range check makes no temporaries of a row each (boolean ones would add 0.9 MiB at
+m = 1,000,000).  Inputs that must be converted are copied once (an O(m) cost of the input, not
+of the kernel): int32 labels (to intp, 8 bytes a row) and sample weights
 (rescaled by a power of two, 8 bytes a row) -- 9.6 MiB extra at m = 1,000,000.
 """
 

@@ -173,8 +173,9 @@ def test_big_endian_float32_stays_float32():
 @pytest.mark.parametrize("scale", [1e300, 1e307, 1e-300, 1e-320], ids=lambda s: f"{s:g}")
 @pytest.mark.parametrize("fname", ["cross_entropy", "cross_entropy_grad", "loss_and_grad"])
 def test_huge_and_subnormal_sample_weights(fname, scale):
-    """A weighted mean does not depend on the weights' scale.  Weights near the float64 limits
-    used to give sum(w) = inf (loss NaN) or 1 / sum(w) = inf (gradient NaN)."""
+    """A weighted mean does not depend on the weights' scale: weights near the float64 limits
+    give the reference's loss and gradient, without sum(w) or 1 / sum(w) overflowing to inf
+    (a NaN loss or gradient) and without an overflow warning."""
     values = data()
     w = values["sample_weight"]
     values["sample_weight"] = w * scale
@@ -247,8 +248,9 @@ def test_no_features(fname):
 @pytest.mark.parametrize("n_threads", [np.int64(2), 2**31, 10**6, 2**63])
 @pytest.mark.parametrize("fname", FUNCS)
 def test_huge_n_threads_is_capped_not_a_crash(fname, n_threads):
-    """n_threads = 10**5 made libgomp abort or segfault the interpreter; 2**31 overflowed a C
-    int.  The kernels never start more threads than rows (nor than 1024)."""
+    """Any positive n_threads is accepted and capped: the kernels never start more threads than
+    rows (nor than 1024), so a huge count neither aborts OpenMP nor overflows a C int (2**31,
+    2**63), and the results are the reference's."""
     values = data()
     assert_same(call(fname, values, n_threads=n_threads), reference_call(fname, values), 1e-10)
 

@@ -231,7 +231,7 @@ def quiet(f, *args, **kwargs):
 SEEDS = st.integers(0, 2**32 - 1)
 N_THREADS = st.sampled_from([None, 1, 2, 3])
 # Decimal exponents of the finite magnitudes drawn for each dtype: from the smallest subnormal
-# up to 1e300 (float64, the range), half the largest float32 (differences of two
+# up to 1e300 (float64, the contract's range), half the largest float32 (differences of two
 # float32 logits must not overflow: test_float32_logits_spanning_more_than_the_range), and the
 # float16 range (converted to float64 by the dtype policy).
 _EXP_RANGE = {
@@ -767,7 +767,7 @@ def test_loss_and_grad_matches_finite_differences(data):
         assert_fd(db, central_differences(f, b, 1e-6), loss, "db")
 
 
-# --------------------------------------------------------------------------- found by the search
+# --------------------------------------------------------------------------- float32 extremes
 # (log_softmax of such logits is -inf: the true value is beyond the float32 range, correctly)
 
 
@@ -789,8 +789,8 @@ def _float32_overflow_cases():
     }
 
 
-# Found by the property search: z - max used to overflow to -inf in float32 scratch (the loss was
-# +inf); the kernels now form the loss's shifted logits in float64.
+# Finite float32 logits further apart than the float32 range have a finite loss: z - max must not
+# overflow to -inf in float32 (the kernels form the loss's shifted logits in float64).
 @pytest.mark.parametrize("kernel", ["cross_entropy", "cross_entropy_grad", "loss_and_grad"])
 def test_float32_logits_spanning_more_than_the_range(kernel):
     # The logits are finite float32 numbers; the loss, a float64, is finite (4e38 and 6e38).

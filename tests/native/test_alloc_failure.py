@@ -1,4 +1,4 @@
-"""A buffer that cannot be allocated is a MemoryError, never a crash (issue 6).
+"""A buffer that cannot be allocated is a MemoryError, never a crash.
 
 Every work-space buffer of the compiled kernels is a NumPy array allocated with the GIL held
 before the parallel region (``_native._workspace._alloc``; there is no malloc in the kernels).

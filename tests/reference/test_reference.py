@@ -53,7 +53,7 @@ def py_logsumexp(row):
 def test_softmax_of_3_4_6():
     p = ref.softmax(np.array([[3.0, 4.0, 6.0]]))[0]
     np.testing.assert_allclose(p, [0.04201007, 0.1141952, 0.84379473], rtol=0, atol=1e-7)
-    # Rounded to 4 decimals (the issue) and truncated to 4 decimals (the notes).
+    # The same probabilities rounded to 4 decimals, and truncated to 4 decimals.
     np.testing.assert_array_equal(np.round(p, 4), [0.0420, 0.1142, 0.8438])
     np.testing.assert_allclose(np.floor(p * 1e4) / 1e4, [0.0420, 0.1141, 0.8437], atol=1e-12)
 
