@@ -132,7 +132,7 @@ def check_targets(y, m, K, dtype, name="y"):
         if arr.shape[0] != m:
             raise ValueError(f"{name}: has {arr.shape[0]} labels but there are {m} rows")
         # min/max first: no temporary of m booleans unless a label is out of range (the extra
-        # memory of a kernel call must not grow with m; tests/test_memory.py)
+        # memory of a kernel call must not grow with m; tests/kernels/test_memory.py)
         if m and (arr.min() < 0 or arr.max() >= K):
             i = _first_row((arr < 0) | (arr >= K))
             raise ValueError(

@@ -6,7 +6,7 @@
  *      exp(x) = 2^n * exp(r),  n = round(x / ln 2),  r = x - n ln2  (Cody-Waite, |r| <= ln2/2)
  *    exp(r) is a Taylor polynomial (degree 13 for double, 7 for float, Estrin's scheme) whose
  *    truncation error is far below half an ulp; measured error against a correctly rounded exp
- *    is about 1 ulp (tests/test_exp.py).
+ *    is about 1 ulp (tests/native/test_exp.py).
  *    2^n is applied as two factors 2^n1 * 2^n2 (n1 = round(n/2)) so that results in the
  *    subnormal range are rounded once and correctly, overflow gives +inf and -inf gives 0.
  *    NaN propagates.  All integer work is done on the bit patterns with 64/32-bit adds and

@@ -22,7 +22,7 @@ cdef enum:
 
 
 # While > 0, each kernel allocation counts it down and the one that brings it to 0 raises
-# MemoryError, as NumPy does when memory runs out (tests/test_alloc_failure.py).
+# MemoryError, as NumPy does when memory runs out (tests/native/test_alloc_failure.py).
 cdef Py_ssize_t _alloc_countdown = 0
 
 

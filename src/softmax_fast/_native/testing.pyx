@@ -4,14 +4,14 @@
     The ``nth`` next kernel work-space allocation (in any kernel module: they share one
     countdown, ``_workspace._alloc``) raises MemoryError, as NumPy does when memory runs out;
     0 turns it off.  Returns what the previous setting still had to go.
-    Used by tests/test_alloc_failure.py.
+    Used by tests/native/test_alloc_failure.py.
 ``vexp(x)``, ``vlog_ge1(x, out)``
     The kernels' vectorized exp (float32 / float64, in place) and log for x >= 1 (float64), for
-    the accuracy tests of tests/test_exp.py.
+    the accuracy tests of tests/native/test_exp.py.
 ``openmp_team_size(n_threads)``
     How many threads an OpenMP parallel region asked for ``n_threads`` really runs with (1
-    without OpenMP): a diagnostic for tests/test_config.py, tests/test_threads.py and
-    tests/test_build.py (the serial build).
+    without OpenMP): a diagnostic for tests/threads/test_config.py and
+    tests/packaging/test_build.py (the serial build).
 """
 
 import numpy as np
