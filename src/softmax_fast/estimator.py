@@ -307,6 +307,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
             if np.any(sw < 0):
                 raise ValueError("sample_weight: must be non-negative")
+            if not np.any(sw > 0):
+                raise ValueError("sample_weight: the weights sum to 0; at least one must be > 0")
         cw = self.class_weight
         if cw is None:
             return sw
@@ -565,8 +567,6 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         reference = self._reference_index()
         y_idx = self._encode_labels(y)
         sw = self._normalized(self._weights(X, y_idx, sample_weight, allow_balanced=False))
-        if sw is not None and not np.sum(sw) > 0:
-            raise ValueError("sample_weight: the weights of this batch sum to 0")
         objective = self._objective(X, y_idx, sw, reference)
 
         if first:
