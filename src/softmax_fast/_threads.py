@@ -40,15 +40,17 @@ __all__ = [
 MAX_THREADS = 1024
 
 # A kernel call gets one more thread per this much work (multiply-adds of its two tile products,
-# m * (n + 1) * K, or the logits of a row-wise call, m * K * ROWWISE_WORK_PER_LOGIT).  Below it,
-# waking a second thread costs more than it saves; measured with benchmarks/thread_threshold.py
-# (benchmarks/RESULTS.md).
+# m * (n + 1) * K, or the logits of a row-wise call, m * K * ROWWISE_WORK_PER_LOGIT).  Measured
+# with benchmarks/thread_threshold.py (benchmarks/RESULTS.md): on an idle 2-core machine a second
+# thread gains at most 1.16x below 1e6 units of fused work and 1.27-1.66x above, while a second
+# core that is busy with another process can make a 2-thread call 3-25x slower; below the
+# threshold the small gain is not worth that risk.
 SHIPPED_MIN_WORK_PER_THREAD = 1_000_000
 # (tests lower it, to exercise the threaded code paths on small data)
 MIN_WORK_PER_THREAD = SHIPPED_MIN_WORK_PER_THREAD
-# One logit of a row-wise kernel (max, exp, sum, divide) costs about as much as this many
-# multiply-adds of the fused kernel's tile products.
-ROWWISE_WORK_PER_LOGIT = 8
+# The row-wise kernels gain more from a second thread per unit of work (1.66x at 32,000 logits):
+# a logit counts as this many units.
+ROWWISE_WORK_PER_LOGIT = 32
 
 
 def available_cpus() -> int:
