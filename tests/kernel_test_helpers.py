@@ -278,3 +278,17 @@ def central_diff(f, x, h=1e-6):
         x[idx] = old
         g[idx] = (fp - fm) / (2 * h)
     return g
+
+
+# The array arguments of each public kernel function, in call order (sample_weight: a keyword):
+# the one table of the public signatures that the bad-input and odd-input tests walk.
+PUBLIC_ARRAY_ARGS = {
+    "softmax": ("Z",),
+    "log_softmax": ("Z",),
+    "logsumexp": ("Z",),
+    "cross_entropy": ("Z", "y", "sample_weight"),
+    "cross_entropy_grad": ("Z", "y", "sample_weight"),
+    "loss_and_grad": ("X", "y", "W", "b", "sample_weight"),
+    "predict_proba": ("X", "W", "b"),
+    "predict": ("X", "W", "b"),
+}

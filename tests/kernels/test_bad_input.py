@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 import pytest
-from kernel_test_helpers import Snapshot
+from kernel_test_helpers import PUBLIC_ARRAY_ARGS, Snapshot
 
 import softmax_fast as sf
 
@@ -51,17 +51,7 @@ OUT_FUNCS = ("softmax", "log_softmax")
 ALL_FUNCS = Z_FUNCS + X_FUNCS
 
 
-# The array arguments of each public function (sample_weight: as a keyword).
-ARRAYS = {
-    "softmax": ("Z",),
-    "log_softmax": ("Z",),
-    "logsumexp": ("Z",),
-    "cross_entropy": ("Z", "y", "sample_weight"),
-    "cross_entropy_grad": ("Z", "y", "sample_weight"),
-    "loss_and_grad": ("X", "y", "W", "b", "sample_weight"),
-    "predict_proba": ("X", "W", "b"),
-    "predict": ("X", "W", "b"),
-}
+ARRAYS = PUBLIC_ARRAY_ARGS
 
 
 def base_data(dtype=np.float64, m=M):

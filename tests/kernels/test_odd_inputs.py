@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 import pytest
-from kernel_test_helpers import Snapshot
+from kernel_test_helpers import PUBLIC_ARRAY_ARGS, Snapshot
 
 import softmax_fast as sf
 from softmax_fast import reference
@@ -28,17 +28,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDepre
 
 M, K, N = 6, 4, 3
 
-# The array arguments of each public function, in call order (sample_weight: a keyword).
-ARRAYS = {
-    "softmax": ("Z",),
-    "log_softmax": ("Z",),
-    "logsumexp": ("Z",),
-    "cross_entropy": ("Z", "y", "sample_weight"),
-    "cross_entropy_grad": ("Z", "y", "sample_weight"),
-    "loss_and_grad": ("X", "y", "W", "b", "sample_weight"),
-    "predict_proba": ("X", "W", "b"),
-    "predict": ("X", "W", "b"),
-}
+ARRAYS = PUBLIC_ARRAY_ARGS
 POSITIONAL = {"Z", "X", "y", "W", "b"}
 FUNCS = tuple(ARRAYS)
 
