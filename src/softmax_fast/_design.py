@@ -134,18 +134,20 @@ class DenseDesign:
             if sample_weight is not None and np.isnan(total):
                 # a row of weight 0 whose loss is +inf gave 0 * inf = NaN: the sum without them
                 keep = sample_weight > 0
-                _, total, _, _ = _native_dense.loss_and_grad(  # keep has a row: sum(w) > 0
-                    X[keep],
-                    None if labels is None else labels[keep],
-                    None if Y is None else Y[keep],
-                    W,
-                    b,
-                    sample_weight[keep],
-                    grad_scale,
-                    tile,
-                    team,
-                    _USE_SMALL_GEMM,
-                )
+                total = 0.0  # a mini-batch may hold rows of weight 0 only
+                if keep.any():
+                    total = _native_dense.loss_and_grad(
+                        X[keep],
+                        None if labels is None else labels[keep],
+                        None if Y is None else Y[keep],
+                        W,
+                        b,
+                        sample_weight[keep],
+                        grad_scale,
+                        tile,
+                        team,
+                        _USE_SMALL_GEMM,
+                    )[1]
         return float(total), dW, db
 
     def _predict(self, W, b, want_proba):
