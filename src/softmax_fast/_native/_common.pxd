@@ -1,9 +1,15 @@
-"""Declarations shared by every module of the compiled layer: the index type, the C headers'
+"""Declarations shared by every module of the compiled layer: the index types, the C headers'
 externs."""
 
 cimport numpy as cnp
 
 ctypedef cnp.intp_t intp_t
+
+# The index dtypes of a CSR matrix (scipy uses int32 where it fits, int64 beyond); one dtype for
+# both the column indices and the row pointers of a call.
+ctypedef fused csr_index:
+    cnp.int32_t
+    cnp.int64_t
 
 cdef extern from "_sfmath.h" nogil:
     int sf_openmp_enabled()

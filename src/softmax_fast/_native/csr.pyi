@@ -1,0 +1,43 @@
+# Typed stub of the extension softmax_fast._native.csr (checked with mypy.stubtest).
+# The kernels take the three arrays of a canonical CSR matrix (float32 or float64 values, int32
+# or int64 indices, one index dtype for both) and W^T; validation, the dtype policy, the chunk
+# bounds and the choice of the gradient strategy live in softmax_fast._design.
+
+import numpy as np
+import numpy.typing as npt
+
+_Float = np.float32 | np.float64
+_FArray = npt.NDArray[_Float]
+_F64 = npt.NDArray[np.float64]
+_Intp = npt.NDArray[np.intp]
+_Index = npt.NDArray[np.int32] | npt.NDArray[np.int64]
+
+def loss_and_grad(
+    data: _FArray,
+    indices: _Index,
+    indptr: _Index,
+    n_features: int,
+    row_bounds: _Intp,
+    labels: _Intp | None,
+    Y: _FArray | None,
+    Wt: _FArray,
+    b: _FArray | None,
+    sample_weight: _F64 | None,
+    grad_scale: float,
+    csc_data: _FArray | None,
+    csc_indices: _Index | None,
+    csc_indptr: _Index | None,
+    col_bounds: _Intp | None,
+    n_threads: int,
+) -> tuple[int, float, _F64, _F64 | None]: ...
+def predict(
+    data: _FArray,
+    indices: _Index,
+    indptr: _Index,
+    row_bounds: _Intp,
+    Wt: _FArray,
+    b: _FArray | None,
+    proba: _FArray | None,
+    labels: _Intp | None,
+    n_threads: int,
+) -> int: ...

@@ -1,0 +1,341 @@
+"""Fused softmax regression on a CSR X (m, n): ``loss_and_grad`` and ``predict``.  No validation
+here: softmax_fast._design validates the matrix once (canonical CSR, indices in range, finite
+values) and calls these.
+
+Design note
+-----------
+* X comes as its three CSR arrays (``data``, ``indices``, ``indptr``: float32/float64 values,
+  int32/int64 indices, one index dtype for both), the coefficients as ``Wt`` = W^T, shape (n, K):
+  the K coefficients of one feature are contiguous, so the logits of a row are
+  ``z = b + sum_p x_p Wt[j_p, :]`` over its non-zeros, each a contiguous run of K.
+* Threads split the rows into chunks of about equal non-zeros (``row_bounds``, from the caller);
+  a chunk walks its rows in blocks of ``ROW_BLOCK`` rows: logits from the non-zeros, the shift by
+  the row max, one vectorized exp over the block, the loss and G = (A - Y) * w_i * grad_scale in
+  place, all in float64 whatever the data's dtype.
+* The gradient dW^T = X^T G has two strategies, chosen by the caller from the memory they need:
+  - row accumulators (``csc_* is None``): each chunk adds its rows' x_p * G[i, :] into its own
+    (n, K) float64 accumulator in the same pass over the non-zeros, summed in chunk order after
+    the parallel region: one pass over X, extra memory n_chunks * n * K * 8 bytes;
+  - a column pass (``csc_*`` given: the CSC form of the same X, built once by the caller): the
+    first pass stores G (m, K) float64; a second pass, threaded over column chunks, forms each
+    feature's K sums from its column's entries.  Extra memory m * K * 8 bytes plus the CSC copy,
+    whatever the thread count; each sum runs in row order, so the result does not depend on the
+    threads at all.
+  Either way the results depend only on the inputs and the chunk bounds.
+* A row is bad when its logits hold a NaN or +inf or no finite value (the dense kernels' rule);
+  a chunk stops at its first bad row and reports it.  Rows of weight 0 add nothing to the loss,
+  even where their loss is infinite.
+"""
+
+import numpy as np
+
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport INFINITY
+from libc.string cimport memcpy
+
+from ._common cimport csr_index, intp_t, sf_vexp_d, sf_vlog_ge1_d
+from ._rows cimport _team_size
+from ._workspace cimport _Workspace, _alloc, _first_bad, _ordered_rows_sum, _ordered_sum
+
+cdef enum:
+    # Rows a chunk takes through the softmax at once (one vectorized exp over ROW_BLOCK * K).
+    ROW_BLOCK = 32
+
+
+cdef struct RowScratch:
+    # Per-chunk work space; every array has room for one block of rows.
+    double *Z              # logits, then exp(shifted), then G, row-major      (ROW_BLOCK x K)
+    double *row_sum        # sum_k exp(shifted)                                (ROW_BLOCK)
+    double *log_sum        # log(row_sum)                                      (ROW_BLOCK)
+    double *target         # shifted logit of the label / sum_k y_k shifted_k  (ROW_BLOCK)
+    double *target_sum     # sum_k y_k (1 for labels)                          (ROW_BLOCK)
+
+
+cdef inline void _row_logits(const floating *data, const csr_index *indices, Py_ssize_t p0,
+                             Py_ssize_t p1, const floating *Wt, const floating *b, double *z,
+                             Py_ssize_t K) noexcept nogil:
+    """z = b + sum_{p in [p0, p1)} data[p] * Wt[indices[p], :] in float64."""
+    cdef Py_ssize_t p, k
+    cdef double x
+    cdef const floating *w_row
+    if b != NULL:
+        for k in range(K):
+            z[k] = b[k]
+    else:
+        for k in range(K):
+            z[k] = 0.0
+    for p in range(p0, p1):
+        x = data[p]
+        w_row = Wt + <Py_ssize_t>indices[p] * K
+        for k in range(K):
+            z[k] = z[k] + x * w_row[k]
+
+
+cdef inline double _shift_row(double *z, Py_ssize_t K) noexcept nogil:
+    """z -= max(z) (NaN skipped by the max, caught by the row-sum test later); returns the max."""
+    cdef double mx = -INFINITY
+    cdef Py_ssize_t k
+    for k in range(K):
+        mx = z[k] if z[k] > mx else mx
+    for k in range(K):
+        z[k] = z[k] - mx
+    return mx
+
+
+cdef inline double _sum_row(const double *e, Py_ssize_t K) noexcept nogil:
+    """sum_k e[k], classes in order (deterministic)."""
+    cdef double s = 0.0
+    cdef Py_ssize_t k
+    for k in range(K):
+        s = s + e[k]
+    return s
+
+
+cdef Py_ssize_t _loss_grad_rows(
+    const floating *data, const csr_index *indices, const csr_index *indptr,
+    const intp_t *labels, const floating *Y, const floating *Wt, const floating *b,
+    const double *sw, double grad_scale, RowScratch ws, double *acc, double *G, double *db,
+    double *loss_sum, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t K,
+) noexcept nogil:
+    """Loss and gradient terms of rows [r0, r1), block by block.
+
+    Per row: l_i = log(s_i) * sum_k y_ik - sum_k y_ik shifted_ik, G_i = (E_i / s_i - y_i) * w_i *
+    grad_scale; db += G_i; then either ``acc`` (n x K) += x_i^T G_i over the row's non-zeros, or
+    G_i stored in row i of ``G`` (m x K) for the column pass.  Returns -1 or the first bad row.
+    """
+    cdef Py_ssize_t r, nb, i, k, p, row
+    cdef double total = 0.0, w, coef, x, y_ik
+    cdef double *z
+    cdef double *a_row
+    r = r0
+    while r < r1:
+        nb = min(<Py_ssize_t>ROW_BLOCK, r1 - r)
+        for i in range(nb):
+            row = r + i
+            z = ws.Z + i * K
+            _row_logits(data, indices, indptr[row], indptr[row + 1], Wt, b, z, K)
+            _shift_row(z, K)
+            # What the loss needs of the shifted logits; y_k = 0 terms are left out, so that a
+            # -inf shifted logit of a class with no target mass counts 0, not NaN.
+            if labels != NULL:
+                ws.target[i] = z[labels[row]]
+                ws.target_sum[i] = 1.0
+            else:
+                ws.target[i] = 0.0
+                ws.target_sum[i] = 0.0
+                for k in range(K):
+                    y_ik = Y[row * K + k]
+                    if y_ik > 0:
+                        ws.target[i] = ws.target[i] + y_ik * z[k]
+                        ws.target_sum[i] = ws.target_sum[i] + y_ik
+        sf_vexp_d(ws.Z, nb * K)
+        for i in range(nb):
+            ws.row_sum[i] = _sum_row(ws.Z + i * K, K)
+            # s >= 1 unless a logit was NaN or +inf, or none was finite
+            if not ws.row_sum[i] >= 1.0:
+                return r + i
+        sf_vlog_ge1_d(ws.row_sum, ws.log_sum, nb)
+        for i in range(nb):
+            row = r + i
+            w = sw[row] if sw != NULL else 1.0
+            if w != 0.0:
+                total = total + w * (ws.log_sum[i] * ws.target_sum[i] - ws.target[i])
+            z = ws.Z + i * K
+            coef = w * grad_scale / ws.row_sum[i]
+            for k in range(K):
+                z[k] = z[k] * coef
+            if labels != NULL:
+                z[labels[row]] = z[labels[row]] - w * grad_scale
+            else:
+                for k in range(K):
+                    z[k] = z[k] - Y[row * K + k] * (w * grad_scale)
+            for k in range(K):
+                db[k] = db[k] + z[k]
+            if acc != NULL:
+                for p in range(indptr[row], indptr[row + 1]):
+                    x = data[p]
+                    a_row = acc + <Py_ssize_t>indices[p] * K
+                    for k in range(K):
+                        a_row[k] = a_row[k] + x * z[k]
+            else:
+                memcpy(G + row * K, z, K * sizeof(double))
+        r = r + nb
+    loss_sum[0] = total
+    return -1
+
+
+cdef void _grad_columns(const floating *csc_data, const csr_index *csc_rows,
+                        const csr_index *csc_indptr, const double *G, double *dWt,
+                        Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K) noexcept nogil:
+    """dWt[j, :] = sum over column j's entries (row order) of x_ij * G[i, :], for j in [j0, j1)."""
+    cdef Py_ssize_t j, p, k
+    cdef double x
+    cdef double *out
+    cdef const double *g
+    for j in range(j0, j1):
+        out = dWt + j * K
+        for k in range(K):
+            out[k] = 0.0
+        for p in range(csc_indptr[j], csc_indptr[j + 1]):
+            x = csc_data[p]
+            g = G + <Py_ssize_t>csc_rows[p] * K
+            for k in range(K):
+                out[k] = out[k] + x * g[k]
+
+
+def loss_and_grad(const floating[::1] data, const csr_index[::1] indices,
+                  const csr_index[::1] indptr, Py_ssize_t n_features,
+                  const intp_t[::1] row_bounds, const intp_t[::1] labels,
+                  const floating[:, ::1] Y, const floating[:, ::1] Wt, const floating[::1] b,
+                  const double[::1] sample_weight, double grad_scale,
+                  const floating[::1] csc_data, const csr_index[::1] csc_indices,
+                  const csr_index[::1] csc_indptr, const intp_t[::1] col_bounds, int n_threads):
+    """Fused softmax-regression loss and gradient on CSR X (no regularization).
+
+    ``row_bounds`` (n_chunks + 1,): the chunks' first rows, 0 first and m last.  With ``csc_*``
+    and ``col_bounds`` (the CSC arrays of X and the column chunks' first columns) the gradient
+    takes the column pass, else per-chunk row accumulators.
+
+    Returns (first_bad_row or -1, sum_i w_i l_i, dWt (n, K) float64, db (K,) float64 or None),
+    with dWt = X^T G and db = sum_i g_i where g_i = (softmax(W x_i + b) - y_i) * w_i * grad_scale.
+    """
+    cdef Py_ssize_t m = indptr.shape[0] - 1, n = n_features, K = Wt.shape[1]
+    cdef Py_ssize_t n_chunks = row_bounds.shape[0] - 1
+    cdef bint column_pass = csc_indptr is not None
+    if m <= 0 or K == 0 or n_chunks < 1:
+        raise ValueError("loss_and_grad needs m > 0, K > 0 and at least one row chunk")
+    cdef _Workspace work = _Workspace(n_chunks)
+    cdef double[:, ::1] Z = work.rows(<Py_ssize_t>ROW_BLOCK * K, np.float64)
+    cdef double[:, ::1] per_row = work.rows(4 * <Py_ssize_t>ROW_BLOCK, np.float64)
+    cdef double[:, ::1] db_parts = work.rows(K, np.float64, zero=True)
+    cdef double[:, ::1] loss_sums = work.rows(1, np.float64, zero=True)
+    # One (n, K) accumulator per chunk (row accumulators), or G (m, K) for the column pass; the
+    # padding keeps &acc[c, 0] valid when n == 0.
+    cdef double[:, ::1] acc = work.rows(0 if column_pass else n * K, np.float64,
+                                        zero=not column_pass)
+    cdef double[:, ::1] G = _alloc((m if column_pass else 0, K), np.float64)
+    cdef intp_t[::1] bad = _alloc(n_chunks, np.intp, -1)
+    cdef const floating *p_data = &data[0] if data.shape[0] > 0 else NULL
+    cdef const csr_index *p_indices = &indices[0] if indices.shape[0] > 0 else NULL
+    cdef const intp_t *p_labels = &labels[0] if labels is not None else NULL
+    cdef const floating *p_Y = &Y[0, 0] if Y is not None else NULL
+    cdef const floating *p_Wt = &Wt[0, 0] if Wt.shape[0] > 0 else NULL
+    cdef const floating *p_b = &b[0] if b is not None else NULL
+    cdef const double *p_sw = &sample_weight[0] if sample_weight is not None else NULL
+    cdef double *p_G = &G[0, 0] if column_pass else NULL
+    cdef RowScratch ws
+    cdef Py_ssize_t c
+    work.poison_padding(True)
+    cdef int team = _team_size(n_threads, n_chunks)
+    for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
+        ws.Z = &Z[c, 0]
+        ws.row_sum = &per_row[c, 0]
+        ws.log_sum = &per_row[c, <Py_ssize_t>ROW_BLOCK]
+        ws.target = &per_row[c, 2 * <Py_ssize_t>ROW_BLOCK]
+        ws.target_sum = &per_row[c, 3 * <Py_ssize_t>ROW_BLOCK]
+        bad[c] = _loss_grad_rows(
+            p_data, p_indices, &indptr[0], p_labels, p_Y, p_Wt, p_b, p_sw, grad_scale, ws,
+            NULL if column_pass else &acc[c, 0], p_G, &db_parts[c, 0], &loss_sums[c, 0],
+            row_bounds[c], row_bounds[c + 1], K)
+    work.poison_padding(False)
+    first_bad = _first_bad(bad)
+    cdef double[:, ::1] dWt_view
+    if column_pass:
+        dWt = _alloc((n, K), np.float64, 0 if first_bad >= 0 else None)
+        dWt_view = dWt
+        if first_bad < 0 and n > 0:
+            _column_pass(csc_data, csc_indices, csc_indptr, col_bounds, G, dWt_view, n_threads)
+    elif n_chunks == 1:
+        dWt = np.asarray(acc)[0, :n * K].reshape(n, K)
+    else:
+        dWt = _ordered_rows_sum(np.asarray(acc)[:, :n * K]).reshape(n, K)
+    db = _ordered_rows_sum(np.asarray(db_parts)[:, :K]) if b is not None else None
+    return first_bad, _ordered_sum(loss_sums), dWt, db
+
+
+cdef void _column_pass(const floating[::1] csc_data, const csr_index[::1] csc_indices,
+                       const csr_index[::1] csc_indptr, const intp_t[::1] col_bounds,
+                       const double[:, ::1] G, double[:, ::1] dWt, int n_threads):
+    cdef Py_ssize_t K = dWt.shape[1], n_col_chunks = col_bounds.shape[0] - 1, c
+    cdef const floating *p_data = &csc_data[0] if csc_data.shape[0] > 0 else NULL
+    cdef const csr_index *p_rows = &csc_indices[0] if csc_indices.shape[0] > 0 else NULL
+    cdef const double *p_G = &G[0, 0] if G.shape[0] > 0 else NULL
+    cdef int team = _team_size(n_threads, n_col_chunks)
+    for c in prange(n_col_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
+        _grad_columns(p_data, p_rows, &csc_indptr[0], p_G, &dWt[0, 0], col_bounds[c],
+                      col_bounds[c + 1], K)
+
+
+# ----------------------------------------------------------------------------- prediction
+
+cdef Py_ssize_t _predict_rows(const floating *data, const csr_index *indices,
+                              const csr_index *indptr, const floating *Wt, const floating *b,
+                              floating *proba, intp_t *labels_out, double *Z, double *row_sum,
+                              Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t K) noexcept nogil:
+    """Rows [r0, r1): softmax(x_i W^T + b) into ``proba`` (if not NULL), else the argmax (ties:
+    lowest index) into ``labels_out``.  Returns -1 or the first row with invalid logits."""
+    cdef Py_ssize_t r, nb, i, k, best
+    cdef double inv, s, mx
+    cdef double *z
+    r = r0
+    while r < r1:
+        nb = min(<Py_ssize_t>ROW_BLOCK, r1 - r)
+        for i in range(nb):
+            z = Z + i * K
+            _row_logits(data, indices, indptr[r + i], indptr[r + i + 1], Wt, b, z, K)
+            if proba != NULL:
+                _shift_row(z, K)
+            else:
+                # Valid rows: no NaN and no +inf (then the sum is not NaN and the max is finite)
+                # -- the same rule as the softmax kernels.
+                s = _sum_row(z, K)
+                best = 0
+                mx = z[0]
+                for k in range(1, K):
+                    if z[k] > mx:
+                        mx = z[k]
+                        best = k
+                if s != s or mx == INFINITY or mx == -INFINITY:
+                    return r + i
+                labels_out[r + i] = best
+        if proba != NULL:
+            sf_vexp_d(Z, nb * K)
+            for i in range(nb):
+                row_sum[i] = _sum_row(Z + i * K, K)
+                if not row_sum[i] >= 1.0:
+                    return r + i
+                inv = 1.0 / row_sum[i]
+                for k in range(K):
+                    proba[(r + i) * K + k] = <floating>(Z[i * K + k] * inv)
+        r = r + nb
+    return -1
+
+
+def predict(const floating[::1] data, const csr_index[::1] indices, const csr_index[::1] indptr,
+            const intp_t[::1] row_bounds, const floating[:, ::1] Wt, const floating[::1] b,
+            floating[:, ::1] proba, intp_t[::1] labels, int n_threads):
+    """softmax(X W^T + b) into ``proba`` or argmax_k (X W^T + b) into ``labels`` (one of them),
+    X in CSR, ``Wt`` = W^T (n, K).  Returns -1 or the first row with invalid logits."""
+    cdef Py_ssize_t m = indptr.shape[0] - 1, K = Wt.shape[1]
+    cdef Py_ssize_t n_chunks = row_bounds.shape[0] - 1
+    if m <= 0 or K == 0 or n_chunks < 1:
+        return -1
+    cdef _Workspace work = _Workspace(n_chunks)
+    cdef double[:, ::1] Z = work.rows(<Py_ssize_t>ROW_BLOCK * K, np.float64)
+    cdef double[:, ::1] row_sum = work.rows(<Py_ssize_t>ROW_BLOCK, np.float64)
+    cdef intp_t[::1] bad = _alloc(n_chunks, np.intp, -1)
+    cdef const floating *p_data = &data[0] if data.shape[0] > 0 else NULL
+    cdef const csr_index *p_indices = &indices[0] if indices.shape[0] > 0 else NULL
+    cdef const floating *p_Wt = &Wt[0, 0] if Wt.shape[0] > 0 else NULL
+    cdef const floating *p_b = &b[0] if b is not None else NULL
+    cdef floating *p_proba = &proba[0, 0] if proba is not None else NULL
+    cdef intp_t *p_labels = &labels[0] if labels is not None else NULL
+    cdef Py_ssize_t c
+    work.poison_padding(True)
+    cdef int team = _team_size(n_threads, n_chunks)
+    for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
+        bad[c] = _predict_rows(p_data, p_indices, &indptr[0], p_Wt, p_b, p_proba, p_labels,
+                               &Z[c, 0], &row_sum[c, 0], row_bounds[c], row_bounds[c + 1], K)
+    work.poison_padding(False)
+    return _first_bad(bad)
