@@ -2,11 +2,19 @@
 
 * CSV (``.csv``): a header row; every feature cell a finite number; the target column (named by
   ``target``) holds integers or class names.  UTF-8, with or without a byte-order mark; blank
-  lines are skipped.
-* npz (``.npz``): an array ``X`` (2-D, numeric) and, optionally, the labels (``y`` or the array
-  named by ``target``), read without pickle.
-* svmlight/libsvm text (``.svm``, ``.svmlight``, ``.libsvm``): read with scikit-learn's reader and
-  returned dense; integral labels become integers.
+  lines are skipped.  Returned dense.
+* npz (``.npz``), read without pickle, either of:
+
+  - dense: an array ``X`` (2-D, numeric);
+  - sparse: a matrix written by ``scipy.sparse.save_npz`` (the arrays ``format``, ``shape``,
+    ``data`` and ``indices``/``indptr`` for CSR and CSC, ``row``/``col`` for COO), returned as
+    a CSR matrix;
+
+  and, optionally, the labels (``y`` or the array named by ``target``).  ``save_npz`` writes
+  no labels; to keep them beside a sparse matrix, write its arrays and ``y`` into one archive
+  with ``np.savez`` (see :func:`read_data`).
+* svmlight/libsvm text (``.svm``, ``.svmlight``, ``.libsvm``): read with scikit-learn's reader
+  and returned as a CSR matrix (never densified); integral labels become integers.
 
 Problems are reported as ``ValueError`` naming the file and what is wrong with it (the CSV line
 and column where there is one); a missing file is a ``FileNotFoundError``.
@@ -18,12 +26,27 @@ from os import PathLike
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse
 
 from ._npz import NpzError, read_npz_checked
 
 SVMLIGHT_SUFFIXES = (".svm", ".svmlight", ".libsvm")
+# The scipy.sparse.save_npz formats read_data accepts; each is returned as CSR.
+SPARSE_FORMATS = ("csr", "csc", "coo")
+# Every array name scipy.sparse.save_npz writes, for any format and SciPy version (``coords``:
+# COO of newer SciPy; ``_is_array``: SciPy >= 1.12 marks a sparse array, not a matrix).
+_SAVE_NPZ_MEMBERS = frozenset(
+    {"format", "shape", "data", "indices", "indptr", "row", "col", "coords", "offsets", "_is_array"}
+)
+# A CSC or COO archive does not bound its row count by an array it holds (CSR's indptr does),
+# yet building the CSR allocates one row offset per row: a file of a few hundred bytes declaring
+# 10**10 rows would allocate 80 GB.  Such an archive may declare at most this many rows, plus
+# this many per stored value.
+_MAX_ROWS_ANYWAY = 2**24
+_MAX_ROWS_PER_STORED_VALUE = 64
+_INT64_MAX = np.iinfo(np.int64).max
 
-__all__ = ["SVMLIGHT_SUFFIXES", "read_data"]
+__all__ = ["SPARSE_FORMATS", "SVMLIGHT_SUFFIXES", "read_data"]
 
 
 def _parse_number(text):
@@ -124,12 +147,29 @@ def _read_npz(path, target):
         arrays = read_npz_checked(path)
     except NpzError as exc:
         raise ValueError(f"{path}: cannot read the npz archive ({exc})") from None
-    if "X" not in arrays:
-        raise ValueError(f"{path}: the npz archive has no array 'X' (it has: {sorted(arrays)})")
-    X = arrays["X"]
-    if X.ndim != 2 or X.dtype.kind not in "iuf":
-        raise ValueError(f"{path}: 'X' must be a 2-D numeric array, got {X.dtype} {X.shape}")
     key = target or "y"
+    if "format" in arrays:
+        if "X" in arrays:
+            raise ValueError(
+                f"{path}: the npz archive holds both a dense 'X' and a sparse matrix ('format', "
+                f"...); keep one"
+            )
+        if key in _SAVE_NPZ_MEMBERS:
+            raise ValueError(
+                f"{path}: {key!r} is an array of the sparse matrix, not the labels; store the "
+                f"labels under another name (e.g. 'y')"
+            )
+        X = _sparse_from_arrays(path, arrays)
+    elif "X" in arrays:
+        X = arrays["X"]
+        if X.ndim != 2 or X.dtype.kind not in "iuf":
+            raise ValueError(f"{path}: 'X' must be a 2-D numeric array, got {X.dtype} {X.shape}")
+    else:
+        raise ValueError(
+            f"{path}: the npz archive has no array 'X' and no sparse matrix written by "
+            f"scipy.sparse.save_npz (arrays 'format', 'shape', 'data', ...) (it has: "
+            f"{sorted(arrays)})"
+        )
     y = arrays.get(key)
     if target is not None and y is None:
         raise ValueError(f"{path}: the npz archive has no array {target!r}")
@@ -141,6 +181,154 @@ def _read_npz(path, target):
     return X, y, None
 
 
+def _bad_sparse(path, why):
+    return ValueError(f"{path}: not a valid sparse matrix archive ({why})")
+
+
+def _non_finite(path, row):
+    return ValueError(f"{path}: X has NaN or infinity in row {row} (counting from 0)")
+
+
+def _exceeds_int64(a):
+    """Whether the integer array ``a`` holds a value above the int64 range (compared in uint64:
+    NumPy 1.x would compare a uint64 array with a Python int in float64)."""
+    return a.dtype.kind == "u" and a.size > 0 and a.max() > np.uint64(_INT64_MAX)
+
+
+def _index_array(path, arrays, key, length):
+    """``arrays[key]`` as int64, checked: 1-D, integers, ``length`` entries."""
+    a = arrays[key]
+    if a.ndim != 1 or a.dtype.kind not in "iu":
+        raise _bad_sparse(path, f"{key!r} must be a 1-D integer array, got {a.dtype} {a.shape}")
+    if a.shape[0] != length:
+        raise _bad_sparse(path, f"{key!r} has {a.shape[0]:,} entries, it needs {length:,}")
+    if _exceeds_int64(a):
+        raise _bad_sparse(path, f"{key!r} holds {a.max()}, too large for an index")
+    return a.astype(np.int64, copy=False)
+
+
+def _check_within(path, key, a, bound, what):
+    """Every entry of the int64 array ``a`` in [0, bound)."""
+    outside = (a < 0) | (a >= bound)
+    if outside.any():
+        k = int(np.argmax(outside))
+        raise _bad_sparse(
+            path,
+            f"{key!r} holds {a[k]} at position {k}, outside [0, {bound}) (the number of {what})",
+        )
+
+
+def _sparse_from_arrays(path, arrays):
+    """The canonical CSR matrix of a ``scipy.sparse.save_npz`` archive's arrays, every array
+    checked before the matrix is built: SciPy's constructors check little (neither the index
+    bounds nor that ``indptr`` is non-decreasing), and its C++ conversions would read or write
+    out of bounds on such input."""
+    fmt = arrays["format"]
+    if fmt.shape != () or fmt.dtype.kind not in "SU":
+        raise _bad_sparse(
+            path, f"'format' must be one string such as 'csr', got {fmt.dtype} {fmt.shape}"
+        )
+    name = fmt.item()
+    name = name.decode("ascii", errors="replace") if isinstance(name, bytes) else str(name)
+    if name not in SPARSE_FORMATS:
+        raise ValueError(
+            f"{path}: sparse format {name[:20]!r} is not supported (accepted: "
+            f"{', '.join(SPARSE_FORMATS)}; convert with .tocsr() before scipy.sparse.save_npz)"
+        )
+    if name == "coo" and "coords" in arrays:
+        needed = ["shape", "data", "coords"]
+    elif name == "coo":
+        needed = ["shape", "data", "row", "col"]
+    else:
+        needed = ["shape", "data", "indices", "indptr"]
+    missing = [key for key in needed if key not in arrays]
+    if missing:
+        raise _bad_sparse(path, f"format {name!r} needs {', '.join(map(repr, missing))}")
+    shape = arrays["shape"]
+    if shape.shape != (2,) or shape.dtype.kind not in "iu":
+        raise _bad_sparse(
+            path, f"'shape' must be 2 integers, got {shape.dtype} of shape {shape.shape}"
+        )
+    if (shape.dtype.kind == "i" and shape.min() < 0) or _exceeds_int64(shape):
+        raise _bad_sparse(path, f"'shape' is {tuple(shape.tolist())}")
+    n_rows, n_cols = (int(v) for v in shape)
+    data = arrays["data"]
+    if data.ndim != 1 or data.dtype.kind not in "iuf":
+        raise _bad_sparse(
+            path, f"'data' must be a 1-D numeric array, got {data.dtype} {data.shape}"
+        )
+    nnz = data.shape[0]
+    if name != "csr" and n_rows > _MAX_ROWS_ANYWAY + _MAX_ROWS_PER_STORED_VALUE * nnz:
+        raise _bad_sparse(
+            path,
+            f"'shape' declares {n_rows:,} rows for {nnz:,} stored values; a {name} archive may "
+            f"declare at most {_MAX_ROWS_ANYWAY:,} + {_MAX_ROWS_PER_STORED_VALUE} per stored "
+            f"value (convert it with .tocsr() before saving)",
+        )
+    if name == "coo":
+        if "coords" in arrays:
+            coords = arrays["coords"]
+            if coords.shape != (2, nnz) or coords.dtype.kind not in "iu":
+                raise _bad_sparse(
+                    path,
+                    f"'coords' must be a (2, {nnz}) integer array, got {coords.dtype} "
+                    f"{coords.shape}",
+                )
+            arrays = {**arrays, "row": coords[0], "col": coords[1]}
+        row = _index_array(path, arrays, "row", nnz)
+        col = _index_array(path, arrays, "col", nnz)
+        _check_within(path, "row", row, n_rows, "rows")
+        _check_within(path, "col", col, n_cols, "columns")
+    else:
+        major, minor = (n_rows, n_cols) if name == "csr" else (n_cols, n_rows)
+        indptr = _index_array(path, arrays, "indptr", major + 1)
+        indices = _index_array(path, arrays, "indices", nnz)
+        if indptr[0] != 0:
+            raise _bad_sparse(path, f"'indptr' starts at {indptr[0]}, not 0")
+        if indptr[-1] != nnz:
+            raise _bad_sparse(
+                path, f"'indptr' ends at {indptr[-1]}, but 'data' holds {nnz:,} stored values"
+            )
+        steps = np.diff(indptr)
+        if (steps < 0).any():
+            k = int(np.argmax(steps < 0))
+            raise _bad_sparse(
+                path,
+                f"'indptr' decreases from {indptr[k]} to {indptr[k + 1]} at entry {k + 1}; it "
+                f"must be non-decreasing",
+            )
+        _check_within(path, "indices", indices, minor, "columns" if name == "csr" else "rows")
+    if data.dtype.kind == "f":
+        finite = np.isfinite(data)
+        if not finite.all():
+            k = int(np.argmax(~finite))  # the first stored value that is not finite
+            if name == "coo":
+                at = row[k]
+            elif name == "csc":
+                at = indices[k]
+            else:
+                at = np.searchsorted(indptr, k, side="right") - 1
+            raise _non_finite(path, int(at))
+    if data.dtype not in (np.float32, np.float64):
+        data = data.astype(np.float64)  # integers, float16, long double
+    if name == "coo":
+        X = scipy.sparse.coo_matrix((data, (row, col)), shape=(n_rows, n_cols))
+    elif name == "csc":
+        X = scipy.sparse.csc_matrix((data, indices, indptr), shape=(n_rows, n_cols))
+    else:
+        X = scipy.sparse.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
+    return _canonical_csr(X)
+
+
+def _canonical_csr(X):
+    """``X`` as a CSR matrix in canonical format (sorted indices, duplicates summed)."""
+    X = X.tocsr() if X.format != "csr" else X
+    if not isinstance(X, scipy.sparse.csr_matrix):  # a csr_array
+        X = scipy.sparse.csr_matrix(X)
+    X.sum_duplicates()
+    return X
+
+
 def _read_svmlight(path, target):
     from sklearn.datasets import load_svmlight_file
 
@@ -149,20 +337,22 @@ def _read_svmlight(path, target):
     except ValueError as exc:
         raise ValueError(f"{path}: not a valid svmlight/libsvm file ({exc})") from None
     y = y.astype(int) if np.all(np.mod(y, 1) == 0) else y
-    return X.toarray(), y, None
+    return _canonical_csr(X), y, None
 
 
 def read_data(
     path: str | PathLike,
     target: str | None = None,
     columns: list[str] | None = None,
-) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+) -> tuple[np.ndarray | scipy.sparse.csr_matrix, np.ndarray | None, list[str] | None]:
     """Read a data file.
 
     Parameters
     ----------
     path : str or path-like
-        ``.csv`` (header row), ``.npz`` (arrays ``X`` and ``y``) or svmlight/libsvm text.
+        ``.csv`` (header row), ``.npz`` (a dense ``X`` or a ``scipy.sparse.save_npz`` matrix,
+        and optionally the labels) or svmlight/libsvm text (``.svm``, ``.svmlight``,
+        ``.libsvm``).
     target : str, optional
         CSV: the name of the label column (required to get ``y``).  npz: the array holding
         the labels (default ``"y"``).  svmlight files always carry labels.
@@ -172,8 +362,11 @@ def read_data(
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_features)
-        Finite features (float64 for CSV and svmlight; the stored dtype for npz).
+    X : ndarray or scipy.sparse.csr_matrix of shape (n_samples, n_features)
+        Finite features.  CSV: a float64 ndarray.  svmlight: a float64 CSR matrix.  npz with an
+        array ``X``: that array, in its stored dtype.  npz with a sparse matrix: a CSR matrix,
+        float32 or float64 as stored (other numeric dtypes become float64).  Every CSR matrix is
+        in canonical format (sorted column indices, duplicates summed) and never densified.
     y : ndarray of shape (n_samples,) or None
         The labels, when the file has them.
     feature_names : list of str or None
@@ -185,6 +378,27 @@ def read_data(
         When ``path`` is not a file.
     ValueError
         When the file cannot be read as its format, or holds no rows, NaN or infinity.
+
+    Notes
+    -----
+    An ``.npz`` archive is read without pickle (object arrays are refused from their header)
+    and holds either
+
+    * a dense matrix: an array ``X``, as written by ``np.savez(path, X=X, y=y)``; or
+    * a sparse matrix: the arrays that ``scipy.sparse.save_npz`` writes, for the formats CSR,
+      CSC or COO (``format``, ``shape``, ``data`` and ``indices``, ``indptr`` or ``row``,
+      ``col``; BSR, DIA and others are refused: convert them with ``.tocsr()``).  Every array
+      is checked before the matrix is built: integer index arrays, ``indptr`` starting at 0,
+      non-decreasing and ending at the number of stored values, indices within the shape,
+      finite values.
+
+    and, in either case, optionally the labels, ``y`` (or the array named by ``target``), one
+    per row.  ``scipy.sparse.save_npz(path, X)`` writes no labels, which is enough for
+    ``softmax-fast predict``; to fit, write the matrix's arrays and the labels into one archive::
+
+        X = X.tocsr()
+        np.savez("train.npz", format="csr", shape=X.shape, data=X.data,
+                 indices=X.indices, indptr=X.indptr, y=y)
     """
     path = Path(path)
     if not path.is_file():
@@ -199,12 +413,19 @@ def read_data(
     else:
         raise ValueError(
             f"{path}: unknown data format {suffix!r}; use .csv (with a header row), .npz "
-            f"(arrays X, y) or svmlight ({', '.join(SVMLIGHT_SUFFIXES)})"
+            f"(arrays X, y, or a scipy.sparse.save_npz matrix) or svmlight "
+            f"({', '.join(SVMLIGHT_SUFFIXES)})"
         )
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise ValueError(f"{path}: no data (X has shape {X.shape})")
-    finite = np.isfinite(X).all(axis=1)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite)[0])
-        raise ValueError(f"{path}: X has NaN or infinity in row {row} (counting from 0)")
+    if scipy.sparse.issparse(X):
+        # The stored values only (never densified); summing duplicates may have overflowed.
+        finite = np.isfinite(X.data)
+        if not finite.all():
+            k = int(np.argmax(~finite))
+            raise _non_finite(path, int(np.searchsorted(X.indptr, k, side="right") - 1))
+    else:
+        finite = np.isfinite(X).all(axis=1)
+        if not finite.all():
+            raise _non_finite(path, int(np.flatnonzero(~finite)[0]))
     return X, y, names
