@@ -8,17 +8,27 @@ layer owns: the tile size, the choice between the micro-kernels and BLAS (and BL
 count meanwhile), the team size of each call, and turning the kernels' status codes (the first
 bad row) into exceptions.  Sums come back in float64, also for float32 data.
 
-:class:`DenseDesign` is the dense-X design; a CSR design and a per-chunk (Dask) evaluation plug
-in beside it with the same methods.
+:class:`DenseDesign` is the dense-X design and :class:`CSRDesign` the CSR one, with the same
+methods; a per-chunk (Dask) evaluation plugs in beside them.
 """
 
 import numpy as np
 
+from ._native import csr as _native_csr
 from ._native import dense as _native_dense
 from ._native import info as _native_info
-from ._threads import blas_guard, team_for_work
+from ._threads import CSR_WORK_PER_NONZERO, blas_guard, team_for_work
+from ._validation import CSRArrays
 
-__all__ = ["DenseDesign", "raise_bad_row", "raise_bad_linear_row", "tile_rows", "uses_small_gemm"]
+__all__ = [
+    "CSRDesign",
+    "DenseDesign",
+    "ROW_ACCUMULATOR_BYTES",
+    "raise_bad_row",
+    "raise_bad_linear_row",
+    "tile_rows",
+    "uses_small_gemm",
+]
 
 # Bytes of one row tile (X rows plus their logits) that a thread keeps in cache between the
 # logits GEMM and the gradient GEMM; see benchmarks/RESULTS.md for how it was chosen.
@@ -64,12 +74,21 @@ def raise_bad_row(Z: np.ndarray, row: int, name: str = "Z") -> None:
     )
 
 
-def raise_bad_linear_row(X: np.ndarray, W: np.ndarray, b: np.ndarray | None, row: int) -> None:
-    """The ValueError for a row whose logits ``X @ W.T + b`` a linear kernel reported."""
-    if not np.all(np.isfinite(X[row])):
+def raise_bad_linear_row(X, W: np.ndarray, b: np.ndarray | None, row: int) -> None:
+    """The ValueError for a row whose logits ``X @ W.T + b`` a linear kernel reported.
+
+    ``X``: a dense array, or :class:`CSRArrays` (whose values are known to be finite).
+    """
+    if isinstance(X, CSRArrays):
+        start, stop = int(X.indptr[row]), int(X.indptr[row + 1])
+        x = np.zeros(X.shape[1], dtype=np.float64)
+        np.add.at(x, X.indices[start:stop], X.data[start:stop])
+    elif not np.all(np.isfinite(X[row])):
         raise ValueError(f"X: row {row} contains NaN or infinity")
+    else:
+        x = X[row].astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):  # describing the overflow, not causing it
-        z = X[row].astype(np.float64) @ np.asarray(W).T.astype(np.float64)
+        z = x @ np.asarray(W).T.astype(np.float64)
         if b is not None:
             z = z + b
     raise ValueError(
@@ -159,6 +178,163 @@ class DenseDesign:
             bad = _native_dense.predict(self.X, W, b, proba, labels, tile, team, _USE_SMALL_GEMM)
         if bad >= 0:
             raise_bad_linear_row(self.X, W, b, bad)
+        return proba if want_proba else labels
+
+    def predict_proba(self, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+        """``softmax(X W^T + b)``, shape (m, K), X's dtype."""
+        return self._predict(W, b, want_proba=True)
+
+    def predict(self, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+        """``argmax_k (X W^T + b)_k`` per row (ties: lowest index), shape (m,) intp."""
+        return self._predict(W, b, want_proba=False)
+
+
+# ----------------------------------------------------------------------------- CSR X
+
+# The most extra memory the CSR gradient may take as per-chunk (n, K) float64 row accumulators
+# (one pass over X).  Above it the gradient takes the column pass, whose extra memory does not
+# grow with the threads: G (m x K float64) plus a CSC copy of X, built once per design.
+ROW_ACCUMULATOR_BYTES = 256 * 2**20
+
+
+class CSRDesign:
+    """A validated CSR design matrix and the kernel calls on it.
+
+    Parameters
+    ----------
+    X : CSRArrays
+        From :func:`softmax_fast._validation.as_csr_arrays`; not copied.  W and b passed to the
+        methods must have X's dtype.
+    n_threads : int
+        Resolved thread count (>= 1); each call's team is sized from its work.
+
+    Notes
+    -----
+    Extra memory of ``loss_grad`` besides its (K, n) float64 result: with ``t`` threads,
+    ``t * n * K * 8`` bytes of row accumulators when that is at most
+    :data:`ROW_ACCUMULATOR_BYTES` (or ``t == 1``: the accumulator is the result); otherwise
+    ``m * K * 8`` bytes for G plus the CSC copy of X (``nnz * (itemsize + index size)`` +
+    ``(n + 1) * index size``), built on the first such call and kept by the design.
+    """
+
+    def __init__(self, X: CSRArrays, n_threads: int):
+        self.X = X
+        self.dtype = X.dtype
+        self.n_samples, self.n_features = X.shape
+        self.nnz = X.nnz
+        self.n_threads = int(n_threads)
+        self._row_bounds: dict[int, np.ndarray] = {}
+        self._csc: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def take_rows(self, sample_rows: np.ndarray) -> "CSRDesign":
+        """The design of the rows ``sample_rows`` (a copy of those rows' entries)."""
+        indptr = self.X.indptr
+        starts, stops = indptr[sample_rows], indptr[sample_rows + 1]
+        lengths = stops - starts
+        new_indptr = np.zeros(sample_rows.size + 1, dtype=indptr.dtype)
+        np.cumsum(lengths, out=new_indptr[1:])
+        # positions of the taken entries: for each taken row, starts[r] + 0 .. lengths[r] - 1
+        offsets = np.repeat(starts - new_indptr[:-1], lengths)
+        positions = np.arange(int(new_indptr[-1]), dtype=np.intp) + offsets
+        sub = CSRArrays(
+            self.X.data[positions],
+            self.X.indices[positions],
+            new_indptr,
+            (int(sample_rows.size), self.n_features),
+        )
+        return CSRDesign(sub, self.n_threads)
+
+    def _bounds(self, n_chunks):
+        """Row chunk bounds of about equal work (a row costs 1 + its non-zeros); cached."""
+        bounds = self._row_bounds.get(n_chunks)
+        if bounds is None:
+            m = self.n_samples
+            cost = self.X.indptr.astype(np.int64) + np.arange(m + 1)
+            targets = np.linspace(0, int(cost[-1]), n_chunks + 1)
+            bounds = np.searchsorted(cost, targets).astype(np.intp)
+            bounds[0], bounds[-1] = 0, m
+            self._row_bounds[n_chunks] = bounds
+        return bounds
+
+    def _team(self, K):
+        work = (self.nnz * CSR_WORK_PER_NONZERO + self.n_samples) * K
+        return team_for_work(self.n_threads, self.n_samples, work)
+
+    def uses_column_pass(self, K: int) -> bool:
+        """True when ``loss_grad`` with K classes takes the column pass (see the class notes)."""
+        team = self._team(K)
+        return team > 1 and team * self.n_features * K * 8 > ROW_ACCUMULATOR_BYTES
+
+    def _csc_arrays(self, team):
+        if self._csc is None:
+            import scipy.sparse
+
+            X = self.X
+            csr = scipy.sparse.csr_matrix((X.data, X.indices, X.indptr), shape=X.shape, copy=False)
+            csc = csr.tocsc()  # a new matrix (repeated entries stay repeated: they add up)
+            index = X.indices.dtype
+            data = np.ascontiguousarray(csc.data, dtype=X.dtype)
+            rows = np.ascontiguousarray(csc.indices, dtype=index)
+            colptr = np.ascontiguousarray(csc.indptr, dtype=index)
+            cost = colptr.astype(np.int64) + np.arange(self.n_features + 1)
+            n_chunks = max(1, min(4 * team, self.n_features))
+            bounds = np.searchsorted(cost, np.linspace(0, int(cost[-1]), n_chunks + 1))
+            bounds = bounds.astype(np.intp)
+            bounds[0], bounds[-1] = 0, self.n_features
+            self._csc = (data, rows, colptr, bounds)
+        return self._csc
+
+    def loss_grad(
+        self,
+        W: np.ndarray,
+        b: np.ndarray | None,
+        labels: np.ndarray | None,
+        Y: np.ndarray | None,
+        sample_weight: np.ndarray | None,
+        grad_scale: float,
+    ) -> tuple[float, np.ndarray, np.ndarray | None]:
+        """Fused data term: ``(sum_i w_i l_i, dW, db)`` without any penalty (as
+        :meth:`DenseDesign.loss_grad`; ``dW`` is a (K, n) float64 view of the kernels' (n, K)
+        result)."""
+        K = W.shape[0]
+        team = self._team(K)
+        csc = (None, None, None, None)
+        n_chunks = team
+        if self.uses_column_pass(K):
+            csc = self._csc_arrays(team)
+        X = self.X
+        Wt = np.ascontiguousarray(W.T)
+        bad, total, dWt, db = _native_csr.loss_and_grad(
+            X.data,
+            X.indices,
+            X.indptr,
+            self.n_features,
+            self._bounds(n_chunks),
+            labels,
+            Y,
+            Wt,
+            b,
+            sample_weight,
+            grad_scale,
+            *csc,
+            team,
+        )
+        if bad >= 0:
+            raise_bad_linear_row(X, W, b, bad)
+        return float(total), dWt.T, db
+
+    def _predict(self, W, b, want_proba):
+        m, K = self.n_samples, W.shape[0]
+        team = self._team(K)
+        proba = np.empty((m, K), dtype=self.dtype) if want_proba else None
+        labels = None if want_proba else np.empty(m, dtype=np.intp)
+        X = self.X
+        bounds = self._bounds(max(1, min(4 * team, m)) if team > 1 else 1)
+        bad = _native_csr.predict(
+            X.data, X.indices, X.indptr, bounds, np.ascontiguousarray(W.T), b, proba, labels, team
+        )
+        if bad >= 0:
+            raise_bad_linear_row(X, W, b, bad)
         return proba if want_proba else labels
 
     def predict_proba(self, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:

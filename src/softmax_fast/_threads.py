@@ -31,6 +31,7 @@ __all__ = [
     "available_cpus",
     "effective_n_threads",
     "team_for_work",
+    "CSR_WORK_PER_NONZERO",
     "one_blas_thread",
     "blas_guard",
 ]
@@ -51,6 +52,9 @@ MIN_WORK_PER_THREAD = SHIPPED_MIN_WORK_PER_THREAD
 # The row-wise kernels gain more from a second thread per unit of work (1.66x at 32,000 logits):
 # a logit counts as this many units.
 ROWWISE_WORK_PER_LOGIT = 32
+# A CSR kernel call's work is (nnz * CSR_WORK_PER_NONZERO + m) * K: each stored entry costs a
+# logit update and a gradient update of K classes, each a gather from a (n, K) table.
+CSR_WORK_PER_NONZERO = 4
 
 
 def available_cpus() -> int:

@@ -6,6 +6,7 @@ arrays are copied only when the kernels need another dtype or layout.
 """
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 
@@ -222,3 +223,119 @@ def check_out(out, shape, dtype, name="out"):
         raise ValueError(f"{name}: has shape {out.shape}, the result has shape {tuple(shape)}")
     if not out.flags.writeable:
         raise ValueError(f"{name}: is read-only")
+
+
+# ----------------------------------------------------------------------------- sparse X
+
+# scipy.sparse formats taken as X: CSR as it is, CSC and COO converted once to CSR.
+SPARSE_FORMATS = ("csr", "csc", "coo")
+
+
+class CSRArrays(NamedTuple):
+    """The three arrays of a validated CSR matrix, as the compiled kernels take them.
+
+    ``data`` float32/float64, ``indices`` and ``indptr`` of one dtype (int32 or int64), all
+    1-D C-contiguous and aligned; ``shape`` (m, n).  Column indices within a row may be unsorted
+    and repeated (repeats add up, as in scipy): the kernels need neither order nor uniqueness.
+    """
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    shape: tuple[int, int]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indices.shape[0])
+
+
+def is_sparse(X) -> bool:
+    """True for a scipy.sparse matrix or array (without importing scipy.sparse otherwise)."""
+    module = type(X).__module__
+    if not module.startswith("scipy.sparse"):
+        return False
+    import scipy.sparse
+
+    return bool(scipy.sparse.issparse(X))
+
+
+def as_csr_arrays(X, name="X", dtype=None) -> CSRArrays:
+    """A scipy.sparse X as validated CSR arrays, without modifying X.
+
+    CSR is used as it is (no copy when its dtypes are the kernels'); CSC and COO are converted
+    once to CSR.  ``dtype=None`` applies the dtype policy (float32 stays float32, other real
+    dtypes become float64).  Checked: the format, a real dtype, ``indptr`` (m + 1 entries,
+    starting at 0, non-decreasing, ending at the number of stored entries), column indices in
+    [0, n), at most 2**31 - 1 columns with int32 indices, finite stored values (naming the first
+    bad row).  Unsorted and duplicate column indices and explicit zeros are allowed.
+    """
+    fmt = getattr(X, "format", None)
+    if fmt not in SPARSE_FORMATS:
+        raise TypeError(
+            f"{name}: scipy.sparse format {fmt!r} is not supported; pass CSR (csr_matrix or "
+            f"csr_array), or CSC or COO (converted once to CSR), e.g. {name}.tocsr()"
+        )
+    if X.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D sparse matrix, got {X.ndim}-D")
+    _check_real_dtype(X, name)
+    if fmt != "csr":
+        X = X.tocsr()  # a new matrix: the caller's is left as it was
+    m, n = (int(s) for s in X.shape)
+    data, indices, indptr = (np.asarray(a) for a in (X.data, X.indices, X.indptr))
+    for part, arr in (("indices", indices), ("indptr", indptr)):
+        if arr.ndim != 1 or arr.dtype.kind not in "iu":
+            raise TypeError(f"{name}: {part} must be a 1-D integer array, got {arr.dtype}")
+    if data.ndim != 1:
+        raise ValueError(f"{name}: data must be 1-D, got shape {data.shape}")
+    if indptr.shape[0] != m + 1:
+        raise ValueError(
+            f"{name}: indptr has {indptr.shape[0]} entries; a CSR matrix of {m} rows needs {m + 1}"
+        )
+    nnz = indices.shape[0]
+    if data.shape[0] != nnz:
+        raise ValueError(
+            f"{name}: data has {data.shape[0]} entries but indices has {nnz}; they must match"
+        )
+    if indptr[0] != 0 or indptr[-1] != nnz:
+        raise ValueError(
+            f"{name}: indptr must start at 0 and end at the number of stored entries ({nnz}); "
+            f"got {indptr[0]} and {indptr[-1]}"
+        )
+    steps = np.diff(indptr)
+    if steps.size and steps.min() < 0:
+        raise ValueError(
+            f"{name}: indptr is not non-decreasing (row {_first_row(steps < 0)} ends before it "
+            f"starts)"
+        )
+    if nnz:
+        low, high = int(indices.min()), int(indices.max())
+        if low < 0 or high >= n:
+            bad = low if low < 0 else high
+            row = int(np.searchsorted(indptr, int(np.flatnonzero(indices == bad)[0]), "right"))
+            raise ValueError(
+                f"{name}: column index {bad} in row {row - 1} is outside [0, {n}) "
+                f"(the matrix has {n} columns)"
+            )
+    if indices.dtype.itemsize < 8 or indptr.dtype.itemsize < 8:
+        if n > 2**31 - 1:
+            raise ValueError(
+                f"{name}: {n} columns need int64 indices (int32 holds at most 2**31 - 1)"
+            )
+    # One signed index dtype for both arrays: int32 when both are 32-bit and fit, else int64.
+    index_dtype = np.dtype(np.int32)
+    if indices.dtype.itemsize > 4 or indptr.dtype.itemsize > 4 or nnz > 2**31 - 1:
+        index_dtype = np.dtype(np.int64)
+    indices = aligned_contiguous(indices, index_dtype)
+    indptr = aligned_contiguous(indptr, index_dtype)
+    target = compute_dtype(data) if dtype is None else np.dtype(dtype)
+    data = aligned_contiguous(data, target)
+    finite = np.isfinite(data)
+    if not finite.all():
+        position = _first_row(~finite)
+        row = int(np.searchsorted(indptr, position, side="right")) - 1
+        raise ValueError(f"{name}: row {row} contains NaN or infinity")
+    return CSRArrays(data, indices, indptr, (m, n))

@@ -4,6 +4,8 @@ call the compiled kernels (``_native``) and turn their status codes into excepti
 Shapes: ``Z`` (m, K) logits, rows are samples and columns classes; ``X`` (m, n); ``W`` (K, n) like
 scikit-learn's ``coef_``; ``b`` (K,).  ``y`` is either integer class indices (m,) in [0, K) or
 target probabilities (m, K).  float32 data stays float32; other real dtypes become float64.
+The linear kernels (``loss_and_grad``, ``predict_proba``, ``predict``) also take ``X`` as a
+``scipy.sparse`` CSR matrix or array (CSC and COO are converted once to CSR), never densified.
 All kernels release the GIL and run on ``n_threads`` OpenMP threads (None: all available cores).
 """
 
@@ -12,12 +14,13 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from ._design import DenseDesign, raise_bad_row
+from ._design import CSRDesign, DenseDesign, raise_bad_row
 from ._native import rowwise as _native_rowwise
 from ._native.rowwise import RowwiseMode
 from ._objective import l2_penalty
 from ._threads import ROWWISE_WORK_PER_LOGIT, effective_n_threads, team_for_work
 from ._validation import (
+    as_csr_arrays,
     as_float_array,
     check_alpha,
     check_finite,
@@ -26,6 +29,7 @@ from ._validation import (
     check_rows,
     check_sample_weight,
     check_targets,
+    is_sparse,
     scaled_weights,
 )
 
@@ -226,23 +230,32 @@ def cross_entropy_grad(
 # ----------------------------------------------------------------------------- linear model
 
 
-def _linear_inputs(X, W, b):
-    Xc = as_float_array(X, "X", ndim=2)
-    Wc = as_float_array(W, "W", ndim=2, dtype=Xc.dtype)
+def _linear_inputs(X, W, b, n_threads):
+    """(design, W, b) of a linear kernel call: dense X as a C-contiguous float array, sparse X
+    as validated CSR arrays (never densified); W and b in X's dtype."""
+    if is_sparse(X):
+        Xc = as_csr_arrays(X, "X")
+        design: DenseDesign | CSRDesign = CSRDesign(Xc, effective_n_threads(n_threads))
+        n_columns = Xc.shape[1]
+    else:
+        Xd = as_float_array(X, "X", ndim=2)
+        design = DenseDesign(Xd, effective_n_threads(n_threads))
+        n_columns = Xd.shape[1]
+    Wc = as_float_array(W, "W", ndim=2, dtype=design.dtype)
     K, n = Wc.shape
     check_n_classes(K, "W")
-    if n != Xc.shape[1]:
-        raise ValueError(f"W: has {n} columns (features) but X has {Xc.shape[1]}")
+    if n != n_columns:
+        raise ValueError(f"W: has {n} columns (features) but X has {n_columns}")
     check_finite(Wc, "W")
     bc = None
     if b is not None:
-        bc = as_float_array(b, "b", ndim=1, dtype=Xc.dtype)
+        bc = as_float_array(b, "b", ndim=1, dtype=design.dtype)
         if bc.shape[0] != K:
             raise ValueError(f"b: has {bc.shape[0]} entries but W has {K} rows (classes)")
         check_finite(bc, "b")
     if max(n, K) >= 2**31:
         raise ValueError("W: more than 2**31 - 1 features or classes is not supported")
-    return Xc, Wc, bc
+    return design, Wc, bc
 
 
 def loss_and_grad(
@@ -261,7 +274,11 @@ def loss_and_grad(
 
     Parameters
     ----------
-    X : array_like of shape (m, n)
+    X : array_like or scipy.sparse matrix/array of shape (m, n)
+        Dense, or sparse: CSR as it is (int32 or int64 indices; unsorted or repeated column
+        indices and explicit zeros are fine, repeats add up); CSC and COO are converted once to
+        CSR; other sparse formats are a TypeError.  Sparse X is never densified and never
+        modified.
     y : array_like of shape (m,) or (m, K)
         Integer class indices, or target probabilities.
     W : array_like of shape (K, n)
@@ -282,32 +299,34 @@ def loss_and_grad(
         ``sum_i w_i (a_i - y_i) / sum(w)``, or None when ``b`` is None.
     """
     alpha = check_alpha(alpha)
-    Xc, Wc, bc = _linear_inputs(X, W, b)
-    m = Xc.shape[0]
+    design, Wc, bc = _linear_inputs(X, W, b, n_threads)
+    m = design.n_samples
     check_rows(m, "X")
-    labels, Y = check_targets(y, m, Wc.shape[0], Xc.dtype)
+    labels, Y = check_targets(y, m, Wc.shape[0], design.dtype)
     w, w_total = check_sample_weight(sample_weight, m)
     if w is not None:
         w, w_total = scaled_weights(w)  # 1 / sum(w) neither overflows nor is 0
-    design = DenseDesign(Xc, effective_n_threads(n_threads))
     total, dW, db = design.loss_grad(Wc, bc, labels, Y, w, 1.0 / w_total)
     penalty, penalty_grad = l2_penalty(Wc, alpha)
     loss = total / w_total + penalty
     if alpha:
         dW += penalty_grad
-    return loss, dW.astype(Xc.dtype, copy=False), None if db is None else db.astype(Xc.dtype)
+    dW = np.ascontiguousarray(dW, dtype=design.dtype)
+    return loss, dW, None if db is None else db.astype(design.dtype)
 
 
 def _linear_predict(X, W, b, n_threads, want_proba):
-    Xc, Wc, bc = _linear_inputs(X, W, b)
-    design = DenseDesign(Xc, effective_n_threads(n_threads))
+    design, Wc, bc = _linear_inputs(X, W, b, n_threads)
     return design.predict_proba(Wc, bc) if want_proba else design.predict(Wc, bc)
 
 
 def predict_proba(
     X: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, *, n_threads: int | None = None
 ) -> NDArray:
-    """Class probabilities ``softmax(X W^T + b)``, shape (m, K), X's dtype."""
+    """Class probabilities ``softmax(X W^T + b)``, shape (m, K), X's dtype.
+
+    ``X`` dense (m, n), or scipy.sparse as for :func:`loss_and_grad`.
+    """
     return _linear_predict(X, W, b, n_threads, want_proba=True)
 
 
@@ -316,6 +335,7 @@ def predict(
 ) -> NDArray:
     """Most probable class ``argmax_k (X W^T + b)_k`` per row (ties: lowest index), shape (m,).
 
-    No (m, K) temporary: logits live in per-thread tiles.
+    ``X`` dense (m, n), or scipy.sparse as for :func:`loss_and_grad`.  No (m, K) temporary:
+    logits live in per-thread tiles (dense) or row blocks (CSR).
     """
     return _linear_predict(X, W, b, n_threads, want_proba=False)
