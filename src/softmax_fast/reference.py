@@ -1,15 +1,25 @@
 """Plain NumPy reference for every softmax_fast kernel.
 
 Written straight from the formulas, vectorized as anyone would write it (matrix products through
-BLAS, no Python loops over rows).  It is the independent truth that the tests and benchmarks
-compare the compiled kernels against, so it imports nothing else from the package and does no
-input validation beyond what NumPy itself does.
+BLAS, or scipy.sparse's for a sparse X; no Python loops over rows).  It is the independent truth
+that the tests and benchmarks compare the compiled kernels against, so it imports nothing else
+from the package and does no input validation beyond what NumPy and SciPy themselves do.
 
 Conventions (the same as the compiled kernels):
 
 * ``Z`` has shape (m, K): rows are samples, columns are classes.
 * ``y`` is either integer class indices of shape (m,) or target probabilities of shape (m, K).
 * ``W`` has shape (K, n) (like scikit-learn's ``coef_``), ``b`` shape (K,), ``X`` shape (m, n).
+* ``X`` (of ``loss_and_grad``, ``predict_proba`` and ``predict``) is dense, or a ``scipy.sparse``
+  matrix or array of any format (CSR, CSC, COO, ...).  A sparse ``X`` is converted to CSR on a
+  copy (the caller's object is never modified: no ``sum_duplicates``/``sort_indices`` on it) and
+  used only through scipy.sparse's products, ``X @ W.T`` and ``(X.T @ G).T``: it is never
+  densified.  Duplicate entries count as their sum, explicit zeros as zeros, and unsorted
+  indices are fine, as scipy.sparse means them.
+* Dtypes: float32 and float64 inputs are computed in their own dtype, and so is ``np.longdouble``
+  (an extended-precision truth for the tests; scipy.sparse supports it too); any other dtype
+  (integers, booleans) is computed in float64.  The same holds for a sparse ``X``'s data, which
+  is converted before its duplicates are summed (two duplicate ``True`` entries count 2).
 * Sample weights ``w`` (shape (m,)) weight each row's loss; the mean is sum(w * loss) / sum(w).
   A row of weight 0 counts 0, even when its loss is +inf.
 
@@ -26,6 +36,7 @@ The maths::
 """
 
 import numpy as np
+from scipy.sparse import issparse
 
 __all__ = [
     "softmax",
@@ -40,11 +51,33 @@ __all__ = [
 ]
 
 
+_FLOATS = (np.float32, np.float64, np.longdouble)
+
+
 def _as_float(a):
     """float32 and float64 stay as they are; so does ``np.longdouble``, in which the tests
     evaluate the reference as an extended-precision truth; anything else becomes float64."""
     a = np.asarray(a)
-    return a if a.dtype in (np.float32, np.float64, np.longdouble) else a.astype(np.float64)
+    return a if a.dtype in _FLOATS else a.astype(np.float64)
+
+
+def _as_float_X(X):
+    """A design matrix: dense as in ``_as_float``; a scipy.sparse one (any format) as a new CSR
+    matrix or array of our own (``tocsr(copy=True)``: for a CSR input, ``tocsr()`` alone would
+    return the caller's object), its data dtype chosen as in ``_as_float``."""
+    if not issparse(X):
+        return _as_float(X)
+    X = X.tocsr(copy=True)
+    return X if X.dtype in _FLOATS else X.astype(np.float64)
+
+
+def _logits(X, W, b):
+    """Z = X W^T + b, shape (m, K), in X's dtype; a dense ndarray for a sparse X too (scipy.sparse's
+    sparse @ dense product)."""
+    Z = np.asarray(X @ W.T)
+    if b is not None:
+        Z = Z + np.asarray(b, dtype=X.dtype)
+    return Z
 
 
 def one_hot(y, n_classes, dtype=np.float64):
@@ -134,34 +167,29 @@ def cross_entropy_grad(Z, y, sample_weight=None):
 
 def loss_and_grad(X, y, W, b=None, alpha=0.0, sample_weight=None):
     """Softmax-regression objective and gradients (loss, dW (K, n), db (K,) or None)."""
-    X = _as_float(X)
+    X = _as_float_X(X)
     W = np.asarray(W, dtype=X.dtype)
-    Z = X @ W.T
-    if b is not None:
-        Z += np.asarray(b, dtype=X.dtype)
+    Z = _logits(X, W, b)
     w = _weights(sample_weight, X.shape[0], X.dtype)
     # No penalty term at all when alpha = 0 (0 * ||W||^2 would be NaN if ||W||^2 overflows).
     penalty = 0.5 * alpha * float(np.sum(W.astype(np.float64) ** 2)) if alpha else 0.0
     loss = cross_entropy(Z, y, sample_weight) + penalty
     G = (softmax(Z) - _targets(y, W.shape[0], X.dtype)) * (w / w.sum())[:, None].astype(X.dtype)
-    dW = G.T @ X + alpha * W
+    # G^T X; for a sparse X as (X^T G)^T, a sparse (CSC) @ dense product.
+    dW = (X.T @ G).T + alpha * W if issparse(X) else G.T @ X + alpha * W
     db = G.sum(axis=0) if b is not None else None
     return loss, dW, db
 
 
 def predict_proba(X, W, b=None):
     """Class probabilities softmax(X W^T + b), shape (m, K)."""
-    X = _as_float(X)
-    Z = X @ np.asarray(W, dtype=X.dtype).T
-    if b is not None:
-        Z = Z + np.asarray(b, dtype=X.dtype)
+    X = _as_float_X(X)
+    Z = _logits(X, np.asarray(W, dtype=X.dtype), b)
     return softmax(Z)
 
 
 def predict(X, W, b=None):
     """Most probable class index per row, shape (m,)."""
-    X = _as_float(X)
-    Z = X @ np.asarray(W, dtype=X.dtype).T
-    if b is not None:
-        Z = Z + np.asarray(b, dtype=X.dtype)
+    X = _as_float_X(X)
+    Z = _logits(X, np.asarray(W, dtype=X.dtype), b)
     return np.argmax(Z, axis=1)
