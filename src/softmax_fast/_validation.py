@@ -326,9 +326,8 @@ def as_csr_arrays(X, name="X", dtype=None) -> CSRArrays:
                 f"{name}: {n} columns need int64 indices (int32 holds at most 2**31 - 1)"
             )
     # One signed index dtype for both arrays: int32 when both are 32-bit and fit, else int64.
-    index_dtype = np.dtype(np.int32)
-    if indices.dtype.itemsize > 4 or indptr.dtype.itemsize > 4 or nnz > 2**31 - 1:
-        index_dtype = np.dtype(np.int64)
+    wide = indices.dtype.itemsize > 4 or indptr.dtype.itemsize > 4 or nnz > 2**31 - 1
+    index_dtype = np.dtype(np.int64) if wide else np.dtype(np.int32)
     indices = aligned_contiguous(indices, index_dtype)
     indptr = aligned_contiguous(indptr, index_dtype)
     target = compute_dtype(data) if dtype is None else np.dtype(dtype)

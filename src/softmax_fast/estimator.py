@@ -6,7 +6,8 @@ and the weights once (float32 stays float32, C order, no copy when already so) -
 to indices -> scale the weights -> resolve ``n_threads`` -> a
 :class:`~softmax_fast._design.DenseDesign` -> :class:`~softmax_fast._objective.SoftmaxObjective`
 -> a solver of :mod:`softmax_fast._solvers` (BLAS held at one thread) -> one fused kernel call
-per evaluation, float64 sums back.
+per evaluation, float64 sums back.  Sparse X takes the same path with a
+:class:`~softmax_fast._design.CSRDesign` (never densified).
 """
 
 import contextlib
@@ -20,10 +21,10 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from . import _solvers, kernels
-from ._design import DenseDesign, raise_bad_linear_row
+from ._design import CSRDesign, DenseDesign, raise_bad_linear_row
 from ._objective import SoftmaxObjective
 from ._threads import effective_n_threads, one_blas_thread
-from ._validation import scaled_weights
+from ._validation import SPARSE_FORMATS, as_csr_arrays, is_sparse, scaled_weights
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -34,6 +35,9 @@ __all__ = ["SoftmaxRegression"]
 
 _SOLVERS = ("lbfgs", "gd", "sgd")
 _DTYPES = [np.float64, np.float32]
+# scipy.sparse X: these formats as they are (CSC and COO are converted once to CSR by the design),
+# any other converted to CSR by scikit-learn's validation.
+_SPARSE = list(SPARSE_FORMATS)
 # partial_fit: the step is learning_rate / sqrt(1 + samples_seen / (this many batches of rows)).
 _PARTIAL_FIT_DECAY_BATCHES = 10
 
@@ -357,7 +361,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         """The fit's objective on validated X, labels and scaled weights (n_threads resolved
         here, once)."""
         return SoftmaxObjective(
-            DenseDesign(X, effective_n_threads(self.n_threads)),
+            self._design(X),
             y_idx,
             sw,
             self.classes_.size,
@@ -422,8 +426,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array_like of shape (n_samples, n_features)
+        X : {array_like, scipy.sparse matrix or array} of shape (n_samples, n_features)
             Training data.  float32 stays float32; C-contiguous float32/float64 data is not copied.
+            Sparse X is never densified: CSR (and CSC or COO, converted once to CSR) goes to the
+            CSR kernels as it is, other sparse formats are converted to CSR.
         y : array_like of shape (n_samples,)
             Class labels (ints, strings, ...), at least two distinct.
         sample_weight : array_like of shape (n_samples,), optional
@@ -449,7 +455,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     def _fit(self, X, y, sample_weight, callback=None):
         self._check_params()
-        X, y = _validate_data(self, X, y, reset=True, dtype=_DTYPES, order="C")
+        X, y = _validate_data(
+            self, X, y, reset=True, dtype=_DTYPES, order="C", accept_sparse=_SPARSE
+        )
         check_classification_targets(y)
         old = None
         if self.warm_start and hasattr(self, "coef_"):
@@ -526,7 +534,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array_like of shape (n_samples, n_features)
+        X : {array_like, scipy.sparse matrix or array} of shape (n_samples, n_features)
         y : array_like of shape (n_samples,)
             Labels; each must be in ``classes`` (this batch may lack some classes).
         classes : array_like of shape (K,), optional
@@ -553,7 +561,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 "classes: must be passed on the first call to partial_fit (all the class labels)"
             )
-        X, y = _validate_data(self, X, y, reset=first, dtype=_DTYPES, order="C")
+        X, y = _validate_data(
+            self, X, y, reset=first, dtype=_DTYPES, order="C", accept_sparse=_SPARSE
+        )
         check_classification_targets(y)
         if first:
             self.classes_ = self._encode_classes(classes, name="classes")
@@ -603,11 +613,17 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     # ----------------------------------------------------------------------------- prediction
     def _check_X(self, X):
         check_is_fitted(self)
-        return _validate_data(self, X, reset=False, dtype=_DTYPES, order="C")
+        return _validate_data(
+            self, X, reset=False, dtype=_DTYPES, order="C", accept_sparse=_SPARSE
+        )
 
     def _design(self, X):
-        """The predict kernels' design of X (validated by ``_check_X``)."""
-        return DenseDesign(X, effective_n_threads(self.n_threads))
+        """The kernels' design of X (validated by scikit-learn; sparse X's structure is checked
+        here, once), ``n_threads`` resolved here."""
+        n_threads = effective_n_threads(self.n_threads)
+        if is_sparse(X):
+            return CSRDesign(as_csr_arrays(X, "X"), n_threads)
+        return DenseDesign(X, n_threads)
 
     def _coefficients(self, dtype):
         """``(coef_, intercept_)`` in the data's dtype (no copy for float64)."""
@@ -618,11 +634,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         whose logits overflow (as the predict kernels report it), never inf or NaN logits."""
         W = self.coef_.astype(X.dtype, copy=False)
         with np.errstate(over="ignore", invalid="ignore"):  # reported just below
-            Z = X @ W.T + self.intercept_.astype(X.dtype, copy=False)
+            Z = np.asarray(X @ W.T) + self.intercept_.astype(X.dtype, copy=False)
         finite_rows = np.isfinite(Z).all(axis=1)
         if not finite_rows.all():
             row = int(np.argmin(finite_rows))
-            raise_bad_linear_row(X, self.coef_, self.intercept_, row)
+            rows_of = as_csr_arrays(X, "X") if is_sparse(X) else X
+            raise_bad_linear_row(rows_of, self.coef_, self.intercept_, row)
         return Z
 
     def decision_function(self, X):
@@ -630,7 +647,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array_like of shape (n_samples, n_features)
+        X : {array_like, scipy.sparse matrix or array} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -681,7 +698,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     # ----------------------------------------------------------------------------- tags
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False
         tags.classifier_tags.multi_class = True
         tags.classifier_tags.multi_label = False
