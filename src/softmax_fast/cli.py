@@ -24,10 +24,13 @@ import numpy as np
 DESCRIPTION = """\
 Softmax regression (multinomial logistic regression) on the CPU.
 
-DATA is a CSV file with a header row, an .npz archive with arrays X and y, or
-an svmlight/libsvm text file (.svm, .svmlight, .libsvm). Model files are
-versioned .npz archives, read without pickle: loading one cannot run code.
-Mistakes in the command line or the data are reported on stderr, exit status 1."""
+DATA is a CSV file with a header row, an .npz archive (a dense array X, or a
+sparse matrix written by scipy.sparse.save_npz, and the labels y), or an
+svmlight/libsvm text file (.svm, .svmlight, .libsvm). Sparse data (svmlight, a
+sparse .npz) stays sparse from the file to the model: it is never densified.
+Model files are versioned .npz archives, read without pickle: loading one
+cannot run code. Mistakes in the command line or the data are reported on
+stderr, exit status 1."""
 
 EPILOG = """\
 examples:
@@ -47,20 +50,24 @@ converges, a warning says what to try (often --standardize)."""
 FIT_EPILOG = """\
 examples:
   softmax-fast fit data.csv --target label --model model.npz --standardize
-  softmax-fast fit data.svm --model model.npz --alpha 1e-3 --max-iter 500 -v"""
+  softmax-fast fit data.svm --model model.npz --alpha 1e-3 --max-iter 500 -v
+  softmax-fast fit sparse.npz --model model.npz --standardize   # CSR arrays and y"""
 
 PREDICT_DESCRIPTION = """\
 Predict with a model file written by 'softmax-fast fit': one CSV row per data
 row, the predicted label (or, with --proba, one probability column per
 class). A CSV data file's feature columns are read by name, in any order;
-other columns (a label) are ignored. A model fitted with --standardize
-applies its stored scaling first."""
+other columns (a label) are ignored. An svmlight file may lack the model's
+last features (it does not record its width): they are taken as zeros. A
+model fitted with --standardize applies its stored scaling first."""
 
 STANDARDIZE_HELP = (
     "scale each feature to mean 0 and variance 1 before fitting (a StandardScaler, fitted on "
     "the training rows, stored in the model file and applied again by 'predict'). Use it when "
     "the features are on very different scales, e.g. raw CSV columns such as income beside age: "
-    "the solver then converges in far fewer iterations. Constant columns are left unscaled."
+    "the solver then converges in far fewer iterations. Constant columns are left unscaled. "
+    "Sparse data (svmlight, a sparse .npz) is scaled to variance 1 without centring "
+    "(StandardScaler(with_mean=False)): subtracting the means would make it dense."
 )
 
 
@@ -186,7 +193,21 @@ def _fit_catching_warnings(model, X, y, callback):
     return converged, list(dict.fromkeys(others))
 
 
+def _no_labels(args, sparse):
+    """The error for a data file read without labels."""
+    if not str(args.data).lower().endswith(".npz"):
+        return UserError(f"{args.data}: name the label column with --target")
+    message = f"{args.data}: the npz archive has no labels (an array 'y', or name it with --target)"
+    if sparse:
+        message += (
+            "; scipy.sparse.save_npz writes none: save the matrix's arrays and y together with "
+            "np.savez (see the README)"
+        )
+    return UserError(message)
+
+
 def cmd_fit(args):
+    import scipy.sparse
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -194,9 +215,12 @@ def cmd_fit(args):
     from .io.data_files import read_data
     from .io.model_file import save_model
 
+    # Sparse data (svmlight, a save_npz archive) arrives as a CSR matrix and stays one: the split,
+    # the scaler and the estimator all take it as it is.
     X, y, names = read_data(args.data, target=args.target)
+    sparse = isinstance(X, scipy.sparse.csr_matrix)
     if y is None:
-        raise UserError(f"{args.data}: name the label column with --target")
+        raise _no_labels(args, sparse)
     if len(np.unique(y)) < 2:
         raise UserError(f"{args.data}: the target has a single class; nothing to learn")
     X_train, X_test, y_train, y_test = _split(X, y, args.test_size, args.seed)
@@ -204,14 +228,18 @@ def cmd_fit(args):
         alpha=args.alpha, solver=args.solver, max_iter=args.max_iter, verbose=int(args.verbose)
     )
     unit = "epoch" if args.solver == "sgd" else "iteration"
-    scaling = ", standardized" if args.standardize else ""
+    scaling = ""
+    if args.standardize:
+        scaling = ", standardized without centring" if sparse else ", standardized"
+    stored = f" (sparse, {X_train.nnz:,} stored values)" if sparse else ""
     _say(
         args,
-        f"fitting on {len(y_train):,} rows x {X.shape[1]} features, "
+        f"fitting on {len(y_train):,} rows x {X.shape[1]} features{stored}, "
         f"{len(np.unique(y_train))} classes ({args.solver}{scaling})",
     )
     start = time.perf_counter()
-    scaler = StandardScaler().fit(X_train) if args.standardize else None
+    # Centring would densify sparse data: it is scaled only (the model file stores means of 0).
+    scaler = StandardScaler(with_mean=not sparse).fit(X_train) if args.standardize else None
     X_fit = X_train if scaler is None else scaler.transform(X_train)
     show_bar = not (args.quiet or args.verbose)
     progress = (
@@ -249,12 +277,23 @@ def cmd_fit(args):
 
 
 def cmd_predict(args):
-    from .io.data_files import read_data
+    import scipy.sparse
+
+    from .io.data_files import SVMLIGHT_SUFFIXES, read_data
     from .io.model_file import load_model
 
     model, names = load_model(args.model)
     # CSV: read the model's feature columns by name, in its order; others (a label) are ignored.
+    # Sparse data stays a CSR matrix: the stored scaler (which does not centre it) and the
+    # model take it as it is.
     X, _, _ = read_data(args.data, columns=names)
+    svmlight = str(args.data).lower().endswith(SVMLIGHT_SUFFIXES)
+    if svmlight and isinstance(X, scipy.sparse.csr_matrix) and X.shape[1] < model.n_features_in_:
+        # An svmlight file's width is its highest feature index: the features after it are
+        # zeros (the same arrays, a wider shape: no copy).
+        X = scipy.sparse.csr_matrix(
+            (X.data, X.indices, X.indptr), shape=(X.shape[0], model.n_features_in_), copy=False
+        )
     if X.shape[1] != model.n_features_in_:
         raise UserError(
             f"{args.data}: {X.shape[1]} feature columns, the model was fitted on "
@@ -312,7 +351,11 @@ def _parser():
         FIT_DESCRIPTION,
         FIT_EPILOG,
     )
-    p.add_argument("data", metavar="DATA", help="CSV (header row), .npz (X, y) or svmlight file")
+    p.add_argument(
+        "data",
+        metavar="DATA",
+        help="CSV (header row), .npz (X or a scipy.sparse.save_npz matrix, and y) or svmlight file",
+    )
     p.add_argument(
         "--target",
         metavar="COLUMN",
@@ -367,7 +410,12 @@ def _parser():
 
     p = command("predict", "predict with a model file", PREDICT_DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="a model file written by 'softmax-fast fit'")
-    p.add_argument("data", metavar="DATA", help="CSV, .npz or svmlight file with the same features")
+    p.add_argument(
+        "data",
+        metavar="DATA",
+        help="CSV, .npz (dense X or a scipy.sparse.save_npz matrix) or svmlight file with the "
+        "same features",
+    )
     p.add_argument("--proba", action="store_true", help="class probabilities, not labels")
     p.add_argument(
         "-o", "--output", metavar="FILE.csv", help="write the CSV here (default: standard output)"

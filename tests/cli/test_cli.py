@@ -105,6 +105,217 @@ def test_fit_then_predict_round_trip_on_svmlight_and_npz(tmp_path, capsys):
     assert "held-out accuracy" in capsys.readouterr().out
 
 
+# ----------------------------------------------------------------------------- sparse data
+
+
+def _sparse_blobs(rng, m=300, n=20, K=3):
+    """K classes, one informative feature each, in n mostly-zero features (~25 % stored)."""
+    y = rng.integers(0, K, m)
+    X = 0.5 * rng.standard_normal((m, n)) * (rng.random((m, n)) < 0.2)
+    X[np.arange(m), y] += 3.0
+    return X, y
+
+
+@pytest.fixture
+def estimator_inputs(monkeypatch):
+    """The types of X that SoftmaxRegression's fit, predict and predict_proba receive from their
+    caller (calls they make to one another are not counted)."""
+    from softmax_fast import SoftmaxRegression
+
+    seen = []
+    depth = [0]
+    for name in ("fit", "predict", "predict_proba"):
+        original = getattr(SoftmaxRegression, name)
+
+        def spy(self, X, *args, _original=original, _name=name, **kwargs):
+            if depth[0] == 0:
+                seen.append((_name, type(X)))
+            depth[0] += 1
+            try:
+                return _original(self, X, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+
+        monkeypatch.setattr(SoftmaxRegression, name, spy)
+    return seen
+
+
+def _dense_fit(X, y, alpha, standardize=False):
+    """The estimator fitted on the same data, dense (a Pipeline with the same scaler)."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from softmax_fast import SoftmaxRegression
+
+    model = SoftmaxRegression(alpha=alpha)
+    if standardize:
+        return make_pipeline(StandardScaler(with_mean=False), model).fit(X, y)
+    return model.fit(X, y)
+
+
+def _predict_csv(model, data, tmp_path, *extra):
+    out = tmp_path / "out.csv"
+    assert cli.main(["predict", str(model), str(data), "-o", str(out), "--quiet", *extra]) == 0
+    header, rows = _read_csv(out)
+    return header, rows
+
+
+# alpha = 0.1: the objective is 0.1-strongly convex in W, so two fits stopped at max|grad| <=
+# 1e-6 (the solver's tol) differ by at most ~2 sqrt(K (n + 1)) 1e-6 / 0.1 ~ 2e-4 in W; the
+# probabilities (gradient in W at most ~|x| / 2, |x| a few units here) by well under 1e-3.
+SPARSE_ALPHA, SPARSE_PROBA_ATOL = "0.1", 1e-3
+
+
+def test_fit_and_predict_keep_svmlight_data_sparse(tmp_path, capsys, estimator_inputs):
+    import scipy.sparse as sp
+    from sklearn.datasets import dump_svmlight_file
+
+    from softmax_fast.io.data_files import read_data
+
+    rng = np.random.default_rng(11)
+    X, y = _sparse_blobs(rng)
+    data, model = tmp_path / "train.svm", tmp_path / "m.npz"
+    dump_svmlight_file(X, y, str(data))
+    X_file = read_data(data)[0]  # what the command reads: X as the file holds it
+    assert sp.issparse(X_file)
+    # with a held-out split (the split of a CSR matrix)
+    assert cli.main(["fit", str(data), "--model", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert re.match(
+        r"fitting on 240 rows x 20 features \(sparse, [1-9][\d,]* stored values\), 3 classes "
+        r"\(lbfgs\)\n",
+        out,
+    ), out
+    assert float(out.split("held-out accuracy ")[1].split()[0]) > 0.95
+    # on every row, against the estimator fitted on the same data dense
+    expected = _dense_fit(X_file.toarray(), y, float(SPARSE_ALPHA))
+    labels, proba = expected.predict(X), expected.predict_proba(X)
+    estimator_inputs.clear()
+    argv = ["fit", str(data), "--model", str(model), "--test-size", "0", "--alpha", SPARSE_ALPHA]
+    assert cli.main([*argv, "--quiet"]) == 0
+    capsys.readouterr()
+    _, rows = _predict_csv(model, data, tmp_path)
+    np.testing.assert_array_equal(np.array([r[0] for r in rows], dtype=int), labels)
+    header, rows = _predict_csv(model, data, tmp_path, "--proba")
+    assert header == ["p(0)", "p(1)", "p(2)"]
+    np.testing.assert_allclose(np.array(rows, dtype=float), proba, atol=SPARSE_PROBA_ATOL)
+    # the estimator got the CSR matrix each time, never a dense array
+    assert [name for name, _ in estimator_inputs] == ["fit", "predict", "predict_proba"]
+    assert all(issubclass(kind, sp.csr_matrix) for _, kind in estimator_inputs), estimator_inputs
+
+
+def test_fit_from_a_sparse_npz_and_predict_from_plain_save_npz(tmp_path, capsys, estimator_inputs):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(12)
+    X, y = _sparse_blobs(rng)
+    C = sp.csr_matrix(X)
+    data, model = tmp_path / "train.npz", tmp_path / "m.npz"
+    # the README's recipe: the matrix's arrays and the labels in one archive
+    np.savez(
+        data, format="csr", shape=C.shape, data=C.data, indices=C.indices, indptr=C.indptr, y=y
+    )
+    expected = _dense_fit(X, y, float(SPARSE_ALPHA))
+    labels, proba = expected.predict(X), expected.predict_proba(X)
+    estimator_inputs.clear()
+    argv = ["fit", str(data), "--model", str(model), "--test-size", "0", "--alpha", SPARSE_ALPHA]
+    assert cli.main([*argv, "--quiet"]) == 0
+    capsys.readouterr()
+    # predict from what scipy.sparse.save_npz writes (no labels), in CSR and in CSC
+    for fmt in ("csr", "csc"):
+        plain = tmp_path / f"new_{fmt}.npz"
+        sp.save_npz(plain, C.asformat(fmt))
+        _, rows = _predict_csv(model, plain, tmp_path, "--proba")
+        np.testing.assert_allclose(np.array(rows, dtype=float), proba, atol=SPARSE_PROBA_ATOL)
+    _, rows = _predict_csv(model, plain, tmp_path)
+    np.testing.assert_array_equal(np.array([r[0] for r in rows], dtype=int), labels)
+    assert [name for name, _ in estimator_inputs] == ["fit", *["predict_proba"] * 2, "predict"]
+    assert all(issubclass(kind, sp.csr_matrix) for _, kind in estimator_inputs), estimator_inputs
+
+
+def test_standardize_on_sparse_data_scales_without_centring(tmp_path, capsys, estimator_inputs):
+    import scipy.sparse as sp
+    from sklearn.datasets import dump_svmlight_file
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from softmax_fast.io.model_file import load_model, read_model_arrays
+
+    rng = np.random.default_rng(13)
+    X, y = _sparse_blobs(rng)
+    X *= np.geomspace(1e-2, 1e2, X.shape[1])  # features on very different scales
+    data, model = tmp_path / "train.svm", tmp_path / "m.npz"
+    dump_svmlight_file(X, y, str(data))
+    argv = ["fit", str(data), "--model", str(model), "--test-size", "0", "--alpha", SPARSE_ALPHA]
+    assert cli.main([*argv, "--standardize"]) == 0
+    out, err = capsys.readouterr()
+    assert "(lbfgs, standardized without centring)" in out and err == ""
+    assert [(name, issubclass(k, sp.csr_matrix)) for name, k in estimator_inputs] == [("fit", True)]
+    # the model file: means of zero (nothing subtracted), the scales of the sparse data
+    content = read_model_arrays(model)
+    np.testing.assert_array_equal(content["scaler_mean"], np.zeros(X.shape[1]))
+    scale = StandardScaler(with_mean=False).fit(sp.csr_matrix(X)).scale_
+    np.testing.assert_allclose(content["scaler_scale"], scale, rtol=1e-12)
+    loaded, _ = load_model(model)
+    assert isinstance(loaded, Pipeline) and loaded[0].with_mean is False
+    # predict scales the CSR matrix (a centring scaler would refuse it) and the model gets it
+    proba = _dense_fit(X, y, float(SPARSE_ALPHA), standardize=True).predict_proba(X)
+    estimator_inputs.clear()
+    _, rows = _predict_csv(model, data, tmp_path, "--proba")
+    np.testing.assert_allclose(np.array(rows, dtype=float), proba, atol=SPARSE_PROBA_ATOL)
+    assert [(name, issubclass(k, sp.csr_matrix)) for name, k in estimator_inputs] == [
+        ("predict_proba", True)
+    ]
+    # the same data dense (a CSV) is still centred
+    csv_data = tmp_path / "train.csv"
+    _write_csv(csv_data, X[:, :4], y)
+    argv = ["fit", str(csv_data), "--target", "label", "--model", str(model), "--standardize"]
+    assert cli.main([*argv, "--quiet"]) == 0
+    assert load_model(model)[0][0].with_mean is True
+
+
+def test_an_svmlight_file_without_the_last_features_predicts(tmp_path, capsys):
+    # svmlight files do not record their width: a file whose rows never use the last features
+    # reads narrower than the model; those features are zeros.
+    from sklearn.datasets import dump_svmlight_file
+
+    rng = np.random.default_rng(14)
+    X, y = _sparse_blobs(rng)
+    data, model = tmp_path / "train.svm", tmp_path / "m.npz"
+    dump_svmlight_file(X, y, str(data))
+    assert cli.main(["fit", str(data), "--model", str(model), "--quiet"]) == 0
+    narrow = tmp_path / "narrow.svm"
+    dump_svmlight_file(X[:, :15], y, str(narrow))
+    capsys.readouterr()
+    _, rows = _predict_csv(model, narrow, tmp_path)
+    assert len(rows) == len(y)
+    # more features than the model is still an error
+    wide = tmp_path / "wide.svm"
+    dump_svmlight_file(np.hstack([X, np.ones((len(y), 1))]), y, str(wide))
+    assert cli.main(["predict", str(model), str(wide)]) == 1
+    assert "21 feature columns, the model was fitted on 20" in capsys.readouterr().err
+
+
+def test_a_sparse_npz_without_labels_cannot_be_fitted(tmp_path, capsys):
+    import scipy.sparse as sp
+
+    path = tmp_path / "plain.npz"
+    sp.save_npz(path, sp.csr_matrix(np.eye(4)))
+    assert cli.main(["fit", str(path), "--model", str(tmp_path / "m.npz")]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"softmax-fast: error: {path}: the npz archive has no labels (an array 'y', or name it "
+        f"with --target); scipy.sparse.save_npz writes none: save the matrix's arrays and y "
+        f"together with np.savez (see the README)\n"
+    )
+    np.savez(path, X=np.eye(4))
+    assert cli.main(["fit", str(path), "--model", str(tmp_path / "m.npz")]) == 1
+    assert capsys.readouterr().err == (
+        f"softmax-fast: error: {path}: the npz archive has no labels (an array 'y', or name it "
+        f"with --target)\n"
+    )
+
+
 def test_wrong_number_of_features_at_predict(tmp_path, capsys):
     rng = np.random.default_rng(2)
     X, y = _separable(rng)
@@ -354,7 +565,16 @@ def test_ctrl_c_during_fit_is_one_line_and_status_130(wine, tmp_path, capsys, mo
     "command, expected",
     [
         ([], ["Softmax regression", "fit", "predict", "examples:"]),
-        (["fit"], ["Fit a softmax regression", "--standardize", "income beside age", "FILE.npz"]),
+        (
+            ["fit"],
+            [
+                "Fit a softmax regression",
+                "--standardize",
+                "income beside age",
+                "FILE.npz",
+                "(StandardScaler(with_mean=False))",
+            ],
+        ),
         (["predict"], ["Predict with a model file", "--proba", "FILE.csv", "MODEL"]),
         (["demo"], ["handwritten digits", "--quick", "FILE.png"]),
         (["bench"], ["NumPy reference", "--quick"]),

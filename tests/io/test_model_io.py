@@ -162,10 +162,36 @@ def test_a_pipeline_with_a_scaler_round_trips(tmp_path, with_mean, with_std):
     loaded, names = model_file.load_model(path)
     assert isinstance(loaded, Pipeline) and names == ["a", "b", "c", "d"]
     assert [name for name, _ in loaded.steps] == ["standardscaler", "softmaxregression"]
+    assert loaded[0].with_mean == with_mean  # means of zero load as a scaler that does not centre
     np.testing.assert_array_equal(loaded.predict(X), pipeline.predict(X))
     np.testing.assert_allclose(loaded.predict_proba(X), pipeline.predict_proba(X), rtol=1e-12)
     np.testing.assert_array_equal(loaded.classes_, pipeline.classes_)
     assert loaded.n_features_in_ == 4
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # not the point
+def test_a_scaler_that_does_not_centre_scales_sparse_input_after_loading(tmp_path):
+    # What `softmax-fast fit --standardize` fits on sparse input: StandardScaler(with_mean=False).
+    # It is stored as means of zero (as every version-2 file stores it) and loads as a scaler
+    # that does not centre, so that it transforms a CSR matrix instead of refusing it.
+    import scipy.sparse as sp
+
+    pipeline, X = _fitted_pipeline(np.random.default_rng(3), with_mean=False)
+    path = tmp_path / "m.npz"
+    model_file.save_model(pipeline, path)
+    content = model_file.read_model_arrays(path)
+    np.testing.assert_array_equal(content["scaler_mean"], np.zeros(4))
+    np.testing.assert_array_equal(content["scaler_scale"], pipeline[0].scale_)
+    loaded, _ = model_file.load_model(path)
+    assert loaded[0].with_mean is False and loaded[0].with_std is True
+    X_sparse = sp.csr_matrix(np.where(np.abs(X) > 1, X, 0.0))
+    scaled = loaded[0].transform(X_sparse)
+    assert sp.issparse(scaled) and scaled.nnz == X_sparse.nnz
+    expected = pipeline[0].transform(X_sparse)
+    np.testing.assert_array_equal(scaled.toarray(), expected.toarray())
+    np.testing.assert_array_equal(
+        loaded[0].transform(X_sparse.toarray()), pipeline[0].transform(X_sparse.toarray())
+    )
 
 
 def test_a_model_without_a_scaler_loads_as_the_estimator(tmp_path):

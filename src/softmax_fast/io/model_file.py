@@ -11,7 +11,10 @@ when the file holds no scaler, else a ``Pipeline`` of a ``StandardScaler`` (step
 ``"standardscaler"``) and the ``SoftmaxRegression`` (step ``"softmaxregression"``), so that
 ``estimator.predict(X)`` on raw features is always right.  Both kinds have ``predict``,
 ``predict_proba``, ``classes_`` and ``n_features_in_``.  The loaded scaler holds ``mean_``,
-``scale_`` and ``n_features_in_`` (``var_`` and ``n_samples_seen_`` are not stored).
+``scale_`` and ``n_features_in_`` (``var_`` and ``n_samples_seen_`` are not stored).  A scaler
+that does not centre (``StandardScaler(with_mean=False)``, what ``--standardize`` fits on sparse
+input) is stored with means of zero and loads as one that does not centre, so that it scales
+sparse input without densifying it.
 
 Safety
 ------
@@ -35,7 +38,8 @@ array              content
 ``params``         JSON text of the estimator's ``get_params()`` (JSON-serializable values)
 ``feature_names``  (n,) strings, or absent when the model was fitted without names
 ``scaler_mean``    (n,) float64 feature means, subtracted before the model (optional, with
-                   ``scaler_scale``; version 2)
+                   ``scaler_scale``; version 2); all zeros for a scaler that does not
+                   centre, which loads as ``StandardScaler(with_mean=False)``
 ``scaler_scale``   (n,) float64 positive feature scales, divided by after the mean (optional,
                    with ``scaler_mean``; version 2; a constant column has scale 1)
 =================  ========================================================================
@@ -285,10 +289,15 @@ def _checked_scaler(path, arrays, version, n):
 
 
 def _fitted_scaler(mean, scale):
-    """A fitted StandardScaler applying ``(X - mean) / scale``."""
+    """A fitted StandardScaler applying ``(X - mean) / scale``.
+
+    Means of zero (what a ``with_mean=False`` scaler is stored as, in every version-2 file) give
+    a scaler with ``with_mean=False``: the same arithmetic on dense input, and sparse input is
+    scaled rather than refused (centring would densify it).
+    """
     from sklearn.preprocessing import StandardScaler
 
-    scaler = StandardScaler()
+    scaler = StandardScaler(with_mean=bool(np.any(mean != 0)))
     scaler.mean_, scaler.scale_, scaler.n_features_in_ = mean, scale, mean.shape[0]
     return scaler
 
