@@ -10,6 +10,7 @@ import warnings
 import joblib
 import numpy as np
 import pytest
+from fitted_models import MIN_DECIDED, assert_same_model, assert_same_predictions
 from optimum_bounds import (
     EPS,
     assert_predictions_agree,
@@ -179,49 +180,6 @@ def _sklearn_reached_our_optimum(
     return comparison if comparison.loss_b <= comparison.loss_a * (1 + 1e-10) else None
 
 
-# a prediction comparison must decide at least this fraction of the rows (their top-two logit
-# gap exceeds twice the two models' logit difference): near one optimum the logits differ by far
-# less than the typical top-two gap, so that almost every row is decided
-_MIN_DECIDED = 0.99
-
-
-def _logit_columns(Z):
-    """decision_function as K columns: for two classes it is the one logit z of classes_[1]
-    against classes_[0], whose softmax and argmax are those of (0, z)."""
-    return np.column_stack([np.zeros_like(Z), Z]) if Z.ndim == 1 else Z
-
-
-def _assert_same_predictions(X, a, b, params_a, params_b):
-    """Models ``a`` and ``b`` (coefficients ``params`` = (coef, intercept), all K rows; for two
-    classes in the reference form, row 0 zero) predict alike wherever their logits decide."""
-    rounding = logit_rounding(X, *params_a) + logit_rounding(X, *params_b)
-    Z_a = _logit_columns(a.decision_function(X))
-    Z_b = _logit_columns(b.decision_function(X))
-    assert_predictions_agree(a.predict(X), b.predict(X), Z_a, Z_b, rounding, _MIN_DECIDED)
-
-
-def _assert_same_model(X, a, b, params_a, params_b, comparison):
-    """What one optimum implies for the two fitted models (optimum_bounds' module docstring):
-    the coefficients within the strong-convexity radius sqrt(2 gap / alpha), coefficients and
-    centred intercepts within the local-curvature radius, each logit (common intercept shift
-    removed) within radius * ||(x_i, 1)||, the predictions alike on the decided rows, and the
-    probabilities within the factor exp(+-osc) of their logit difference."""
-    if np.isfinite(comparison.w_radius):  # alpha > 0: modulus alpha in W
-        assert comparison.w_dist <= comparison.w_radius, comparison
-    assert comparison.dist <= comparison.radius, comparison
-    rounding = logit_rounding(X, *params_a) + logit_rounding(X, *params_b)
-    Z_a = _logit_columns(a.decision_function(X))
-    Z_b = _logit_columns(b.decision_function(X))
-    # the common intercept shift the comparison removed (0 for a reference-class form)
-    shift = np.asarray(params_a[1]) - np.asarray(params_b[1]) - comparison.delta_b
-    # (the two subtractions round by <= eps (|dz| + |shift|) each)
-    logit_bound = comparison.radius * augmented_norms(X) + rounding + 2 * EPS * np.abs(shift).max()
-    assert np.all(np.abs(Z_a - Z_b - shift).max(axis=1) <= logit_bound)
-    assert_predictions_agree(a.predict(X), b.predict(X), Z_a, Z_b, rounding, _MIN_DECIDED)
-    P_a, P_b = a.predict_proba(X), b.predict_proba(X)
-    assert np.all(np.abs(P_a - P_b) <= probability_tolerance(P_a, P_b, Z_a, Z_b, rounding))
-
-
 def _assert_not_below_the_optimum(X, y, alpha, ref, other, sample_weight=None):
     """``ref`` (an lbfgs fit at tol=1e-10) is certified within 1e-10 relative of min J by its
     gradient and Hessian alone (optimum_bounds.excess_bound); then no ``other`` fit's objective
@@ -260,10 +218,10 @@ def test_lbfgs_matches_sklearn_logistic_regression(problem):
     params = (ours.coef_, ours.intercept_), (sk.coef_, sk.intercept_)
     comparison = _sklearn_reached_our_optimum(X, y, alpha, sk.coef_, sk.intercept_, ours)
     if comparison is None:
-        _assert_same_predictions(X, ours, sk, *params)
+        assert_same_predictions(X, ours, sk, *params)
         return
     # intercepts are identified up to a common shift: the comparison centres them
-    _assert_same_model(X, ours, sk, *params, comparison)
+    assert_same_model(X, ours, sk, *params, comparison)
     # ours are centred (the mean subtracted in float64)
     assert abs(ours.intercept_.sum()) <= centred_sum_bound(ours.intercept_)
 
@@ -302,7 +260,7 @@ def test_gd_and_sgd_reach_the_lbfgs_objective(problem):
     assert sgd.loss_curve_[-1] == pytest.approx(f_sgd, rel=0, abs=_two_evaluations(X, sgd, f_sgd))
     # all three predict (almost) alike
     assert np.mean(sgd.predict(X) == ref.predict(X)) > 0.98
-    _assert_same_predictions(X, gd, ref, (gd.coef_, gd.intercept_), (ref.coef_, ref.intercept_))
+    assert_same_predictions(X, gd, ref, (gd.coef_, gd.intercept_), (ref.coef_, ref.intercept_))
 
 
 def test_sgd_is_reproducible_with_random_state():
@@ -335,13 +293,13 @@ def test_binary_reference_class_is_logistic_regression():
     params = (ours.coef_, ours.intercept_), (sk_coef, sk_intercept)
     comparison = _sklearn_reached_our_optimum(X, y01, alpha, sk_coef, sk_intercept, ours, free=[1])
     if comparison is None:
-        _assert_same_predictions(X, ours, sk, *params)
+        assert_same_predictions(X, ours, sk, *params)
         return
     # decision_function follows scikit-learn's binary convention: shape (m,), > 0 means classes_[1]
     assert ours.decision_function(X).shape == sk.decision_function(X).shape == (X.shape[0],)
     # coefficients and intercept within the radii, decision functions within radius *
     # ||(x_i, 1)||, predictions and probabilities alike (row 0 is fixed: no shift to remove)
-    _assert_same_model(X, ours, sk, *params, comparison)
+    assert_same_model(X, ours, sk, *params, comparison)
 
 
 def test_reference_form_and_symmetric_form_agree_without_penalty():
@@ -420,9 +378,9 @@ def test_class_weight_balanced_matches_sklearn():
         X, y, alpha, sk.coef_, sk.intercept_, ours, sample_weight=weights
     )
     if comparison is None:
-        _assert_same_predictions(X, ours, sk, *params)
+        assert_same_predictions(X, ours, sk, *params)
     else:  # the intercepts compared centred (identified up to a common shift)
-        _assert_same_model(X, ours, sk, *params, comparison)
+        assert_same_model(X, ours, sk, *params, comparison)
     plain = SoftmaxRegression(alpha=alpha).fit(X, y)
     assert np.mean(ours.predict(X) == 2) > np.mean(plain.predict(X) == 2)
 
@@ -540,7 +498,7 @@ def test_float32_is_never_copied_to_float64(monkeypatch):
     )
     Z32 = m32.decision_function(X32).astype(np.float64)
     Z64 = m64.decision_function(X)
-    assert_predictions_agree(m32.predict(X32), m64.predict(X), Z32, Z64, rounding, _MIN_DECIDED)
+    assert_predictions_agree(m32.predict(X32), m64.predict(X), Z32, Z64, rounding, MIN_DECIDED)
     undecided = 1.0 - decided_rows(Z32, Z64, rounding).mean()
     assert abs(m32.score(X32, y) - m64.score(X, y)) <= undecided
     assert m32.predict_proba(X32[:5]).dtype == np.float32
@@ -623,7 +581,7 @@ def test_fitted_attributes_and_probabilities():
     # predict (the kernel's logits) is the argmax of decision_function (NumPy's) on every row
     # whose top-two gap the rounding of the two cannot close
     rounding = logit_rounding(X, model.coef_, model.intercept_)
-    assert_predictions_agree(model.predict(X), Z.argmax(axis=1), Z, Z, rounding, _MIN_DECIDED)
+    assert_predictions_agree(model.predict(X), Z.argmax(axis=1), Z, Z, rounding, MIN_DECIDED)
     # with alpha > 0 each feature's coefficients sum to 0 over the classes (the penalty's optimum)
     np.testing.assert_allclose(model.coef_.sum(axis=0), 0.0, atol=1e-6)
 
