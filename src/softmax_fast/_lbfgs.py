@@ -1,0 +1,582 @@
+r"""Unconstrained limited-memory BFGS: the algorithm behind ``solver="lbfgs"``.
+
+:func:`minimize_lbfgs` minimizes a smooth function f from its value and gradient.  Each iteration
+moves along ``d = -H g``, where H is the L-BFGS approximation of the inverse Hessian built from
+the last ``m = 10`` pairs ``s_i = x_{i+1} - x_i``, ``y_i = g_{i+1} - g_i`` and ``H_0 = gamma I``
+with ``gamma = s'y / y'y`` of the newest pair; the step length comes from a strong-Wolfe line
+search (Moré & Thuente, 1994; ``c1 = 1e-4``, ``c2 = 0.9``, at most 50 evaluations).
+
+**The direction: the compact representation.**  H is applied in the compact form of Byrd,
+Nocedal & Schnabel (1994, eq. 3.1), with S, Y the n x k matrices of the pairs (oldest first),
+R the upper triangle of S'Y and D its diagonal::
+
+    H g = gamma g + S u - gamma Y p,   p = R^-1 S'g,   u = R^-T (D p + gamma Y'Y p - gamma Y'g)
+
+The pairs live in one preallocated (1 + 2m, n) array, the current gradient in row 0 and pair i
+in rows 1 + 2i and 2 + 2i of a ring buffer, so that an iteration makes two passes over the
+history: one matrix-vector product gives S'g and Y'g at the new point, one more gives
+``d = [g, s_0, y_0, ...] c`` from the 1 + 2k coefficients c.  The k x k matrices R and Y'Y are
+updated incrementally: the new pair's column is S'g_new - S'g_old (both products are at hand)
+and its diagonal is computed directly (``s'y`` from the line search, ``y'y`` by a dot product),
+so no pass is spent on them.
+
+The plain two-loop recursion computes the same direction with 4m dot products and axpy's, each
+a separate pass (about 10m vector reads and writes per iteration against about 4m + 8 here) and
+a Python-level call per pair.  ``benchmarks/lbfgs_solver.py --memory`` measures both (the
+figures are in ``benchmarks/RESULTS.md``, "Our own L-BFGS"): the compact form is faster at 1,000
+parameters (fewer Python-level calls) and at 2.6 million (fewer passes over memory), so it is
+the one kept.
+
+**Stopping** (as SciPy's L-BFGS-B): ``max|g_i| <= gtol`` (checked at the start point too: then
+no iteration), or a relative decrease ``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol``, or
+``max_iter`` iterations.  When the line search fails, or the direction is not one of descent,
+the history is dropped and steepest descent is tried once; when that fails too the gradient is
+at the precision of the arithmetic and the solver stops there (counted as converged, like
+SciPy's ``ABNORMAL_TERMINATION_IN_LNSRCH``).
+
+The objective is evaluated once at the start point and otherwise only inside the line search;
+the value and gradient at each accepted point are the line search's.  A non-finite value or
+directional derivative at a trial step makes the line search shrink the step; at the start point
+it is a ``ValueError``.
+"""
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+from scipy.linalg import blas as _blas
+
+# BLAS on float64 vectors and the small matrices, called positionally (each call ~0.5 us, a
+# third of a NumPy call's overhead); every output is a contiguous float64 buffer of ours, which
+# the wrappers update in place
+_dcopy, _dscal, _daxpy, _ddot = _blas.dcopy, _blas.dscal, _blas.daxpy, _blas.ddot
+_dgemv, _dsymv, _dsbmv, _dtrsv, _idamax = (
+    _blas.dgemv,
+    _blas.dsymv,
+    _blas.dsbmv,
+    _blas.dtrsv,
+    _blas.idamax,
+)
+
+__all__ = ["LbfgsResult", "minimize_lbfgs"]
+
+HISTORY = 10
+"""(s, y) pairs kept."""
+C1 = 1e-4
+"""Sufficient-decrease constant of the strong Wolfe conditions."""
+C2 = 0.9
+"""Curvature constant of the strong Wolfe conditions."""
+MAX_LINE_SEARCH = 50
+"""Objective evaluations allowed in one line search."""
+
+GTOL, MAX_ITER, FTOL, LINE_SEARCH_FAILED = 0, 1, 2, 3
+"""Status codes of :class:`LbfgsResult`."""
+_MESSAGES = {
+    GTOL: "max|g| <= gtol",
+    MAX_ITER: "max_iter reached",
+    FTOL: "relative decrease of f <= ftol",
+    LINE_SEARCH_FAILED: "no step along steepest descent satisfies the Wolfe conditions",
+}
+
+_EPS = float(np.finfo(np.float64).eps)
+# a pair is kept only when s'y > _EPS * y'y (enough positive curvature for H to stay definite)
+_CURVATURE_EPS = _EPS
+# Moré–Thuente: the step interval grows by a factor in [1.1, 4] while no minimizer is bracketed,
+# the search gives up when the bracket is narrower than _XTOL relative, and steps are <= 1e10
+_XTRAPL, _XTRAPU = 1.1, 4.0
+_XTOL = 1e-14
+_STEP_MAX = 1e10
+
+Callback = Callable[[int, np.ndarray, float, np.ndarray, float], None]
+"""``callback(iteration, x, f, g, max|g|)`` after each iteration (x and g are the solver's own
+buffers: read them, do not keep or modify them)."""
+
+
+class LbfgsResult(NamedTuple):
+    """What :func:`minimize_lbfgs` returns.
+
+    Attributes
+    ----------
+    x : ndarray of shape (n,)
+        The last iterate (float64).
+    fun : float
+        f there.
+    grad : ndarray of shape (n,)
+        The gradient there.
+    n_iter : int
+        Iterations done (accepted line-search steps, as SciPy's ``nit``).
+    n_fev : int
+        Objective evaluations, the one at the start point included.
+    status : int
+        :data:`GTOL`, :data:`MAX_ITER`, :data:`FTOL` or :data:`LINE_SEARCH_FAILED`.
+    """
+
+    x: np.ndarray
+    fun: float
+    grad: np.ndarray
+    n_iter: int
+    n_fev: int
+    status: int
+
+    @property
+    def converged(self) -> bool:
+        """False only when ``max_iter`` stopped the solver."""
+        return self.status != MAX_ITER
+
+    @property
+    def message(self) -> str:
+        """The stopping reason in words."""
+        return _MESSAGES[self.status]
+
+
+class _CompactMemory:
+    """The (s, y) history and the L-BFGS direction in compact form (module docstring).
+
+    ``Z`` (1 + 2m, n): row 0 the current gradient ``g`` (the caller writes it), rows 1 + 2j and
+    2 + 2j the pair of ring slot j.  Slots fill 0, 1, ... after each reset, so the k active
+    pairs are always rows 1 .. 2k; once all m are full, the oldest pair is in slot ``head``.
+    The small quantities are in chronological order (oldest first), s and y interleaved:
+    ``G[2i, 2j + 1] = s_i'y_j`` (i <= j: R) and ``G[2i + 1, 2j + 1] = y_i'y_j`` (i <= j: the
+    upper triangle of Y'Y), and ``_sy_g`` holds s_j'g, y_j'g at the last direction's gradient.
+    The vector work is BLAS called directly (positional arguments: at 63 parameters NumPy's
+    per-call overhead would be most of the solver's time).
+    """
+
+    def __init__(self, n: int, m: int):
+        self.m = m
+        self.Z = np.zeros((1 + 2 * m, n))
+        self.g = self.Z[0]
+        self.G = np.zeros((2 * m, 2 * m))
+        self._q = np.zeros(2 * m)
+        self._sy_g = np.zeros(2 * m)
+        self._sy_g_old = np.zeros(2 * m)
+        self._coef = np.zeros(1 + 2 * m)
+        self.k = 0
+        self.head = 0
+        self.gamma = 1.0
+        self._new = False  # a pair came in since the last direction
+        self._dropped = False  # and the oldest pair went out
+
+    def reset(self) -> None:
+        """Forget every pair."""
+        self.k = 0
+        self.head = 0
+        self._new = False
+
+    def push(self, step: float, d: np.ndarray, y: np.ndarray, sy: float, yy: float) -> None:
+        """Store the pair ``s = step * d``, ``y``, given s'y and y'y (> 0), dropping the oldest
+        when all m slots are full."""
+        m, k = self.m, self.k
+        self._dropped = k == m
+        if self._dropped:
+            slot = self.head
+            self.head = (slot + 1) % m
+            self.G[:-2, :-2] = self.G[2:, 2:]
+        else:
+            slot = k
+            self.k = k = k + 1
+        s_row = self.Z[1 + 2 * slot]
+        _dcopy(d, s_row)
+        _dscal(step, s_row)
+        _dcopy(y, self.Z[2 + 2 * slot])
+        j = 2 * (k - 1)
+        self.G[j, j + 1] = sy
+        self.G[j + 1, j + 1] = yy
+        self.gamma = sy / yy
+        self._new = True
+
+    def direction(self, d: np.ndarray) -> None:
+        """Write ``-H g`` into ``d`` (at least one pair stored)."""
+        m, k, head = self.m, self.k, self.head
+        G, Z, ab, old = self.G, self.Z, self._sy_g_old, self._sy_g
+        # the first pass: s_j'g, y_j'g for every pair, in slot order, then chronological
+        if head:
+            q = self._q
+            _dgemv(1.0, Z[1:].T, self.g, 0.0, q, 0, 1, 0, 1, 1, 1)
+            r = 2 * (m - head)
+            ab[:r] = q[2 * head :]
+            ab[r:] = q[: 2 * head]
+        else:
+            _dgemv(1.0, Z[1 : 1 + 2 * k].T, self.g, 0.0, ab, 0, 1, 0, 1, 1, 1)
+        self._sy_g, self._sy_g_old = ab, old
+        j = 2 * (k - 1)
+        if self._new and j:
+            # the new pair's products with the older ones: s_i'y_new = s_i'g_new - s_i'g_old
+            # (y_i'y_new likewise), both products at hand
+            start = 2 if self._dropped else 0
+            np.subtract(ab[:j], old[start : start + j], out=G[:j, j + 1])
+        self._new = False
+        gamma = self.gamma
+        R = G[0 : 2 * k : 2, 1 : 2 * k : 2]
+        p = _dtrsv(R, ab[0 : 2 * k : 2], 1, 0, 0, 0)  # R p = S'g
+        w = _dsymv(gamma, G[1 : 2 * k : 2, 1 : 2 * k : 2], p, -gamma, ab[1 : 2 * k : 2])
+        _dsbmv(0, 1.0, R.diagonal()[None, :], p, 1, 0, 1.0, w, 1, 0, 0, 1)  # w += D p
+        u = _dtrsv(R, w, 1, 0, 0, 1, 0, 1)  # R'u = D p + gamma (Y'Y p - Y'g)
+        _dscal(-gamma, p)
+        # d = -(gamma g + S u - gamma Y p): coefficients of the rows of Z, in slot order
+        coef = self._coef
+        coef[0] = gamma
+        if head:
+            r = m - head
+            _dcopy(u, coef, r, 0, 1, 1 + 2 * head, 2)
+            _dcopy(u, coef, head, r, 1, 1, 2)
+            _dcopy(p, coef, r, 0, 1, 2 + 2 * head, 2)
+            _dcopy(p, coef, head, r, 1, 2, 2)
+        else:
+            _dcopy(u, coef, k, 0, 1, 1, 2)
+            _dcopy(p, coef, k, 0, 1, 2, 2)
+        _dgemv(-1.0, Z[: 1 + 2 * k].T, coef[: 1 + 2 * k], 0.0, d, 0, 1, 0, 1, 0, 1)
+
+
+def _line_search(
+    fun: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x: np.ndarray,
+    d: np.ndarray,
+    xt: np.ndarray,
+    f0: float,
+    dphi0: float,
+    step: float,
+    max_evals: int,
+) -> tuple[bool, float, float, np.ndarray | None, float, int]:
+    """Moré–Thuente line search for phi(t) = f(x + t d), phi'(0) = ``dphi0`` < 0.
+
+    Finds t with phi(t) <= phi(0) + C1 t phi'(0) and |phi'(t)| <= C2 |phi'(0)|, starting at
+    ``step``.  Until a minimizer is bracketed it works on psi(t) = phi(t) - C1 t phi'(0) (so
+    that a step satisfying both conditions is not passed over), then on phi; each trial step
+    comes from cubic and quadratic interpolation of the values and derivatives at the ends of
+    the interval of uncertainty (:func:`_next_step`), with bisection when the interval does not
+    shrink fast enough.  A trial with a non-finite value or derivative is treated as too long:
+    it becomes the far end of the interval and the next trial is halfway to the best point.
+    The trial points are written into ``xt``.
+
+    Returns
+    -------
+    ok : bool
+        Whether a step satisfying the strong Wolfe conditions was found (then ``xt`` holds
+        ``x + t d``).  False: rounding errors prevent progress, the interval became narrower
+        than ``_XTOL``, or ``max_evals`` evaluations did not suffice.
+    step, f, g, dphi : float, float, ndarray or None, float
+        The accepted step, phi and grad f there, phi' there.
+    n_evals : int
+        Objective evaluations done.
+    """
+    n = x.size
+    gtest = C1 * dphi0
+    curvature = -C2 * dphi0
+    bracketed = False
+    stage_one = True
+    width = _STEP_MAX
+    width1 = 2.0 * width
+    # stx: the best step so far; sty: the other end of the interval of uncertainty
+    stx = sty = 0.0
+    fx = fy = f0
+    gx = gy = dphi0
+    stmin, stmax = 0.0, step * (1.0 + _XTRAPU)
+    # below this step x + step * d may round to x (then |step d_i| <= eps |x_i| for every i);
+    # worked out only for a search that has needed many trials
+    tiny_step = -1.0
+    n_evals = 0
+    while n_evals < max_evals:
+        _dcopy(x, xt)
+        _daxpy(d, xt, n, step)
+        if n_evals >= 5:
+            if tiny_step < 0.0:
+                tiny_step = _EPS * abs(float(x[_idamax(x)])) / abs(float(d[_idamax(d)]))
+            if step <= tiny_step and np.array_equal(xt, x):
+                break  # no move: the search has failed
+        n_evals += 1
+        value, g = fun(xt)
+        f = float(value)
+        dphi = _ddot(g, d)
+        if not (math.isfinite(f) and math.isfinite(dphi)):
+            # too long a step: the far end of a bracket, and bisect towards the best point
+            bracketed = True
+            sty, fy, gy = step, math.inf, math.nan
+            stmin, stmax = min(stx, sty), max(stx, sty)
+            width1 = width = stmax - stmin
+            new = stx + 0.5 * (step - stx)
+            if new == stx or new == step:
+                break
+            step = new
+            continue
+        ftest = f0 + step * gtest
+        if f <= ftest and abs(dphi) <= curvature:
+            return True, step, f, g, dphi, n_evals
+        if stage_one and f <= ftest and dphi >= 0.0:
+            stage_one = False
+        # no further progress possible (MINPACK-2 dcsrch's warnings)
+        if bracketed and (step <= stmin or step >= stmax or stmax - stmin <= _XTOL * stmax):
+            break
+        if step == _STEP_MAX and f <= ftest and dphi <= gtest:
+            break
+        if stage_one and fx >= f > ftest:
+            # psi instead of phi: the same interpolation on the shifted values and slopes
+            stx, fxm, gxm, sty, fym, gym, bracketed, step = _next_step(
+                stx,
+                fx - stx * gtest,
+                gx - gtest,
+                sty,
+                fy - sty * gtest,
+                gy - gtest,
+                step,
+                f - step * gtest,
+                dphi - gtest,
+                bracketed,
+                stmin,
+                stmax,
+            )
+            fx, gx = fxm + stx * gtest, gxm + gtest
+            fy, gy = fym + sty * gtest, gym + gtest
+        else:
+            stx, fx, gx, sty, fy, gy, bracketed, step = _next_step(
+                stx, fx, gx, sty, fy, gy, step, f, dphi, bracketed, stmin, stmax
+            )
+        if bracketed:
+            if abs(sty - stx) >= 0.66 * width1:
+                step = stx + 0.5 * (sty - stx)
+            width1 = width
+            width = abs(sty - stx)
+            stmin, stmax = min(stx, sty), max(stx, sty)
+        else:
+            stmin = step + _XTRAPL * (step - stx)
+            stmax = step + _XTRAPU * (step - stx)
+        step = min(max(step, 0.0), _STEP_MAX)
+        if bracketed and (step <= stmin or step >= stmax or stmax - stmin <= _XTOL * stmax):
+            break  # MINPACK would evaluate at stx again; the search has failed
+    return False, 0.0, f0, None, dphi0, n_evals
+
+
+def _next_step(
+    stx: float,
+    fx: float,
+    dx: float,
+    sty: float,
+    fy: float,
+    dy: float,
+    stp: float,
+    fp: float,
+    dp: float,
+    bracketed: bool,
+    stpmin: float,
+    stpmax: float,
+) -> tuple[float, float, float, float, float, float, bool, float]:
+    """One update of the interval of uncertainty and the next trial step (Moré & Thuente, 1994,
+    section 4; MINPACK-2's dcstep).
+
+    ``stx, fx, dx``: the best step and its value and derivative; ``sty, fy, dy``: the other end
+    of the interval; ``stp, fp, dp``: the trial just evaluated.  Returns the new
+    ``stx, fx, dx, sty, fy, dy``, whether a minimizer is now bracketed, and the next trial.
+    A degenerate interpolation (a zero denominator, or an end of the interval with an infinite
+    value) falls back to bisection, or to the far bound while nothing is bracketed.
+    """
+    sgnd = dp * math.copysign(1.0, dx)
+    try:
+        if fp > fx:
+            # 1. a higher value: a minimizer is bracketed.  The cubic step if it is closer to
+            # stx than the quadratic (values and dx) step, else halfway between the two.
+            theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
+            s = max(abs(theta), abs(dx), abs(dp))
+            gamma = s * math.sqrt(max(0.0, (theta / s) ** 2 - (dx / s) * (dp / s)))
+            if stp < stx:
+                gamma = -gamma
+            p = (gamma - dx) + theta
+            q = ((gamma - dx) + gamma) + dp
+            stpc = stx + (p / q) * (stp - stx)
+            stpq = stx + ((dx / ((fx - fp) / (stp - stx) + dx)) / 2.0) * (stp - stx)
+            if abs(stpc - stx) < abs(stpq - stx):
+                stpf = stpc
+            else:
+                stpf = stpc + (stpq - stpc) / 2.0
+            bracketed = True
+        elif sgnd < 0.0:
+            # 2. a lower value, derivatives of opposite signs: bracketed.  The cubic step if it
+            # is farther from stp than the secant step, else the secant step.
+            theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
+            s = max(abs(theta), abs(dx), abs(dp))
+            gamma = s * math.sqrt(max(0.0, (theta / s) ** 2 - (dx / s) * (dp / s)))
+            if stp > stx:
+                gamma = -gamma
+            p = (gamma - dp) + theta
+            q = ((gamma - dp) + gamma) + dx
+            stpc = stp + (p / q) * (stx - stp)
+            stpq = stp + (dp / (dp - dx)) * (stx - stp)
+            stpf = stpc if abs(stpc - stp) > abs(stpq - stp) else stpq
+            bracketed = True
+        elif abs(dp) < abs(dx):
+            # 3. a lower value, same signs, the derivative's magnitude decreases: the cubic step
+            # only if it goes the right way (its minimizer beyond stp), safeguarded
+            theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
+            s = max(abs(theta), abs(dx), abs(dp))
+            gamma = s * math.sqrt(max(0.0, (theta / s) ** 2 - (dx / s) * (dp / s)))
+            if stp > stx:
+                gamma = -gamma
+            p = (gamma - dp) + theta
+            q = (gamma + (dx - dp)) + gamma
+            r = p / q
+            if r < 0.0 and gamma != 0.0:
+                stpc = stp + r * (stx - stp)
+            elif stp > stx:
+                stpc = stpmax
+            else:
+                stpc = stpmin
+            stpq = stp + (dp / (dp - dx)) * (stx - stp)
+            if bracketed:
+                stpf = stpc if abs(stpc - stp) < abs(stpq - stp) else stpq
+                if stp > stx:
+                    stpf = min(stp + 0.66 * (sty - stp), stpf)
+                else:
+                    stpf = max(stp + 0.66 * (sty - stp), stpf)
+            else:
+                stpf = stpc if abs(stpc - stp) > abs(stpq - stp) else stpq
+                stpf = max(stpmin, min(stpmax, stpf))
+        else:
+            # 4. a lower value, same signs, the derivative does not decrease: the cubic step
+            # through stp and sty if bracketed, else the bound
+            if bracketed:
+                if not math.isfinite(fy):
+                    stpf = stp + 0.5 * (sty - stp)
+                else:
+                    theta = 3.0 * (fp - fy) / (sty - stp) + dy + dp
+                    s = max(abs(theta), abs(dy), abs(dp))
+                    gamma = s * math.sqrt(max(0.0, (theta / s) ** 2 - (dy / s) * (dp / s)))
+                    if stp > sty:
+                        gamma = -gamma
+                    p = (gamma - dp) + theta
+                    q = ((gamma - dp) + gamma) + dy
+                    stpf = stp + (p / q) * (sty - stp)
+            elif stp > stx:
+                stpf = stpmax
+            else:
+                stpf = stpmin
+    except (ZeroDivisionError, OverflowError, ValueError):
+        stpf = math.nan
+    # the new interval
+    extrapolate_to = stpmax if stp > stx else stpmin
+    if fp > fx:
+        sty, fy, dy = stp, fp, dp
+    else:
+        if sgnd < 0.0:
+            sty, fy, dy = stx, fx, dx
+        stx, fx, dx = stp, fp, dp
+    if not math.isfinite(stpf):
+        stpf = stx + 0.5 * (sty - stx) if bracketed else extrapolate_to
+    return stx, fx, dx, sty, fy, dy, bracketed, stpf
+
+
+def _abs_max(v: np.ndarray) -> float:
+    return abs(float(v[_idamax(v)])) if v.size else 0.0
+
+
+def minimize_lbfgs(
+    fun: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x0: np.ndarray,
+    *,
+    max_iter: int,
+    gtol: float,
+    ftol: float,
+    history: int = HISTORY,
+    max_line_search: int = MAX_LINE_SEARCH,
+    callback: Callback | None = None,
+) -> LbfgsResult:
+    """Minimize ``f`` by L-BFGS with a strong-Wolfe line search (see the module docstring).
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x) -> (f(x), grad f(x))``, a float and an array of x's shape.  ``x`` is one of
+        the solver's buffers: ``fun`` must not modify it or keep a reference to it.
+    x0 : ndarray of shape (n,)
+        The start point (copied, as float64).
+    max_iter : int
+        Iteration limit (>= 0).
+    gtol : float
+        Stop when ``max|g_i| <= gtol``.
+    ftol : float
+        Stop when ``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol``.
+    history : int
+        Pairs (s, y) kept.
+    max_line_search : int
+        Objective evaluations allowed in one line search.
+    callback : callable or None
+        ``callback(iteration, x, f, g, max|g|)`` after each iteration.
+
+    Returns
+    -------
+    LbfgsResult
+
+    Raises
+    ------
+    ValueError
+        When f or its gradient is not finite at ``x0``, or ``x0`` is not one-dimensional.
+    """
+    x = np.array(x0, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"x0: must be one-dimensional, got shape {x.shape}")
+    value, g0 = fun(x)
+    f = float(value)
+    n_fev = 1
+    memory = _CompactMemory(x.size, history)
+    g = memory.g
+    np.copyto(g, g0)
+    if not (math.isfinite(f) and np.isfinite(g).all()):
+        raise ValueError(
+            "the objective or its gradient is not finite at the starting point "
+            f"(objective {f!r}); check the data and the initial coefficients"
+        )
+    gmax = _abs_max(g)
+    if gmax <= gtol:
+        return LbfgsResult(x, f, g.copy(), 0, n_fev, GTOL)
+    n = x.size
+    xt = np.empty_like(x)
+    d = np.empty_like(x)
+    y = np.empty_like(x)
+    n_iter = 0
+    status = MAX_ITER
+    while n_iter < max_iter:
+        if memory.k:
+            memory.direction(d)
+            step = 1.0
+        else:
+            # steepest descent, a first step of length at most 1
+            _dcopy(g, d)
+            _dscal(-1.0, d)
+            gg = _ddot(g, g)
+            if math.isfinite(gg):
+                step = min(1.0, 1.0 / math.sqrt(gg)) if gg > 0.0 else 1.0
+            else:  # ||g|| beyond the float range: 1 / (sqrt(n) max|g|) <= 1 / ||g||
+                step = 1.0 / (math.sqrt(g.size) * gmax)
+        dphi0 = _ddot(g, d)
+        ok = dphi0 < 0.0
+        if ok:
+            ok, step, f_new, g_new, dphi, n_evals = _line_search(
+                fun, x, d, xt, f, dphi0, step, max_line_search
+            )
+            n_fev += n_evals
+        if not ok:
+            if memory.k:  # forget the curvature pairs, try steepest descent
+                memory.reset()
+                continue
+            status = LINE_SEARCH_FAILED
+            break
+        assert g_new is not None
+        _dcopy(g_new, y)
+        _daxpy(g, y, n, -1.0)  # y = g_new - g
+        _dcopy(g_new, g)
+        sy = step * (dphi - dphi0)  # s'y, > 0 by the curvature condition
+        yy = _ddot(y, y)
+        if sy > _CURVATURE_EPS * yy:
+            memory.push(step, d, y, sy, yy)
+        x, xt = xt, x
+        f_old, f = f, f_new
+        n_iter += 1
+        gmax = _abs_max(g)
+        if callback is not None:
+            callback(n_iter, x, f, g, gmax)
+        if gmax <= gtol:
+            status = GTOL
+            break
+        if f_old - f <= ftol * max(abs(f_old), abs(f), 1.0):
+            status = FTOL
+            break
+    return LbfgsResult(x, f, g.copy(), n_iter, n_fev, status)
