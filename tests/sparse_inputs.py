@@ -16,6 +16,10 @@ test modules import it by name: ``from sparse_inputs import random_csr, SPARSE_C
   matrix, computed from its arrays without reading (and so caching) scipy's lazy flags.
 * ``snapshot(X)`` / ``assert_unchanged(X, snap)``: that a function left the caller's matrix
   exactly as it was (arrays, dtypes, shape, class, and scipy's cached format flags).
+* ``stored_counts(X)``, ``rounding_bounds(...)``, ``assert_within(...)``: first-order bounds on
+  the rounding of one evaluation of the softmax-regression results (the terms of its sums,
+  the unit roundoff of its arithmetic, the rounding of its outputs), and the check that two
+  evaluations differ by no more than the sum of their bounds.
 
 scipy's format flags: "sorted" means non-decreasing column indices within each row, "canonical"
 means sorted with no duplicate (row, column) entries; explicit zeros do not make a matrix
@@ -290,6 +294,154 @@ def format_flags(X):
         raise ValueError(f"format_flags: a compressed format, not {X.format}")
     is_sorted, strictly = _row_sorted(X.indptr, X.indices)
     return {"has_sorted_indices": is_sorted, "has_canonical_format": strictly}
+
+
+# ---------------------------------------------------------------------------------------------
+# Rounding bounds of one evaluation (kernels or reference, dense or sparse)
+# ---------------------------------------------------------------------------------------------
+
+EPS64 = float(np.finfo(np.float64).eps)
+# Accuracy of the exp and log of the evaluations bounded here, in ulps: NumPy's float64 SIMD
+# versions within 4 (test_reference.py's NP_ULP; its float32 ones and the C library's long
+# double ones are no worse), the kernels' own vectorized ones about 1 (tests/native/test_exp.py).
+EXP_LOG_ULP = 4
+
+
+def stored_counts(X):
+    """Terms of the sparse sums: stored entries (duplicates and explicit zeros included) per row
+    and per column of a CSR, CSC or COO X, from its arrays (no scipy operation on X)."""
+    m, n = X.shape
+    if X.format in ("csr", "csc"):
+        indptr = np.asarray(X.indptr, dtype=np.int64)
+        major = np.diff(indptr)
+        minor = np.asarray(X.indices[: indptr[-1]], dtype=np.int64)
+        if X.format == "csr":
+            return major, np.bincount(minor, minlength=n)
+        return np.bincount(minor, minlength=m), major
+    if X.format == "coo":
+        rows, cols = np.asarray(X.row, dtype=np.int64), np.asarray(X.col, dtype=np.int64)
+        return np.bincount(rows, minlength=m), np.bincount(cols, minlength=n)
+    raise ValueError(f"stored_counts: CSR, CSC or COO, not {X.format}")
+
+
+def _softmax64(Z):
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def rounding_bounds(D, Y, W, b, alpha, w, *, u, row_terms, col_terms, u_sum=EPS64, u_out=0.0):
+    """First-order bounds on how far one evaluation of softmax regression is from the exact
+    result, from exact float64 copies of its inputs: D (m, n) the dense X, Y (m, K) the targets,
+    W (K, n), b (K,) or None, alpha, w (m,) or None.  The evaluation's arithmetic has unit eps
+    ``u`` (2 unit roundoffs: also covers the second-order terms), its loss sums unit ``u_sum``;
+    its dW, db and probabilities are rounded once more at the end, to a unit ``u_out`` (0: none);
+    ``row_terms``/``col_terms`` are the terms of its sums per row/column (a dense evaluation's
+    have n and m; a sparse one's the stored entries, ``stored_counts``).  Returns a dict of
+    bounds: "dz" (m,), "P" (m, K), "loss", "dW" (K, n), "db" (K,).
+
+    The derivation of tests/reference/test_reference_sparse.py (``_one_side_bounds``), with
+    ``u_out`` and the penalty's summation order added:
+
+    * Logits: an (N + 1)-term sum (N = max(n, terms of the row), + b) in any order:
+      |dz_i| <= (N + 1) u max_k (|x_i| . |w_k| + |b_k|).
+    * Softmax, with s = max z - z >= 0: exp(-s) is off by u s (the rounded shift) + ULP u
+      (exp) + 2 dz (the logits, shift included), relatively; the K-term sum by K u more, and
+      the division by u: |dp/p| <= eps_p = 2 dz + 2 u (max s + ULP) + (K + 1) u.
+    * G = (p - y) omega, omega = w / sum(w) (a float64 sum of m weights, a division, a cast):
+      |dG| <= omega p eps_p + |G| (3 u + (m + 1) eps64).  (A kernel forms p omega - y omega:
+      its rounding of y omega, 2 u omega y <= 2 u (omega p + |G|), is inside these terms.)
+    * dW = G^T X + alpha W, an (M + 1)-term sum (M = max(m, terms of the column)) in any order
+      (chunk partial sums added in any tree: no more roundings per term):
+      |d dW| <= |dG|^T |X| + (M + 1) u (|G|^T |X| + alpha |W|) + u alpha |W|; db = sum_i G_i:
+      |d db| <= sum_i |dG_i| + m u sum_i |G_i|.  Then the final rounding: u_out (|dW| + bound).
+    * Probabilities: p eps_p, then u_out (p + p eps_p).
+    * log_softmax = -s - log sum exp(-s): |d logp| <= eps_lp = 2 dz + 2 u max s + (K + ULP) u
+      + ULP u log K + u max|logp|; a row's loss -sum_k y_k logp_k: eps_lp sum y + (K + 1) u
+      sum_k y_k |logp_k|; the loss, a sum of m weighted row losses, divided by sum(w), plus the
+      penalty (alpha / 2) ||W||^2 (a sum of K n squares in float64, in any order):
+      sum_i omega_i e_i + (m + 1) u_sum |L| + 3 eps64 |L| + (K n + 3) u_sum (alpha / 2) ||W||^2.
+    """
+    return RoundingBounds(D, Y, W, b, alpha, w).of(
+        u=u, row_terms=row_terms, col_terms=col_terms, u_sum=u_sum, u_out=u_out
+    )
+
+
+class RoundingBounds:
+    """``rounding_bounds`` of several evaluations of one problem: the exact quantities (logits,
+    probabilities, G, ...) are computed once, ``of(u=..., ...)`` gives one evaluation's bounds."""
+
+    def __init__(self, D, Y, W, b, alpha, w):
+        m, n = D.shape
+        K = W.shape[0]
+        bb = np.zeros(K) if b is None else b
+        self.shape = (m, n, K)
+        self.alpha = alpha
+        self.absX = np.abs(D)
+        Z = D @ W.T + bb
+        self.M = (self.absX @ np.abs(W).T + np.abs(bb)).max(axis=1, initial=0.0)
+        s = Z.max(axis=1, keepdims=True) - Z
+        self.smax = s.max(axis=1)
+        self.P = _softmax64(Z)
+        self.logP = -s - np.log(np.exp(-s).sum(axis=1, keepdims=True))
+        wn = np.ones(m) if w is None else np.asarray(w, dtype=np.float64)
+        self.omega = wn / wn.sum()
+        self.G = (self.P - Y) * self.omega[:, None]
+        self.absG_X = np.abs(self.G).T @ self.absX
+        self.aW = abs(alpha) * np.abs(W)
+        self.abs_dW = np.abs(self.G.T @ D + alpha * W)
+        self.abs_db = np.abs(self.G.sum(axis=0))
+        self.sum_absG = np.abs(self.G).sum(axis=0)
+        self.Y_sum = Y.sum(axis=1)
+        self.Y_abs_logP = (Y * np.abs(self.logP)).sum(axis=1)
+        # (no penalty at all for alpha = 0: 0 * inf would be NaN where ||W||^2 overflows)
+        self.penalty = 0.5 * abs(alpha) * float(np.sum(W**2)) if alpha else 0.0
+        self.L = abs(float(self.omega @ -(Y * self.logP).sum(axis=1)) + self.penalty)
+
+    def of(self, *, u, row_terms, col_terms, u_sum=EPS64, u_out=0.0):
+        """The bounds of one evaluation (the arguments as for ``rounding_bounds``)."""
+        m, n, K = self.shape
+        ULP = EXP_LOG_ULP
+        dz = (np.maximum(n, row_terms) + 1) * u * self.M
+        eps_p = 2 * dz + 2 * u * (self.smax + ULP) + (K + 1) * u
+        dG = self.omega[:, None] * self.P * eps_p[:, None]
+        dG = dG + np.abs(self.G) * (3 * u + (m + 1) * EPS64)
+        col = np.maximum(m, col_terms)[None, :] + 1
+        dW = dG.T @ self.absX + col * u * (self.absG_X + self.aW) + u * self.aW
+        dW = dW + u_out * (self.abs_dW + dW)
+        db = dG.sum(axis=0) + m * u * self.sum_absG
+        db = db + u_out * (self.abs_db + db)
+        dP = self.P * eps_p[:, None]
+        dP = dP + u_out * (self.P + dP)
+
+        eps_lp = (
+            2 * dz
+            + 2 * u * self.smax
+            + (K + ULP) * u
+            + ULP * u * np.log(K)
+            + u * np.abs(self.logP).max(axis=1)
+        )
+        e_row = eps_lp * self.Y_sum + (K + 1) * u * self.Y_abs_logP
+        L = self.L
+        loss = float(self.omega @ e_row) + (m + 1) * u_sum * L + 3 * EPS64 * L
+        loss += (K * n + 3) * u_sum * self.penalty
+        return {"dz": dz, "P": dP, "loss": loss, "dW": dW, "db": db}
+
+
+def assert_within(actual, desired, bound, what):
+    """|actual - desired| <= bound elementwise (bound broadcast); NaN never passes."""
+    actual, desired = np.asarray(actual, np.float64), np.asarray(desired, np.float64)
+    assert actual.shape == desired.shape, f"{what}: shape {actual.shape} != {desired.shape}"
+    assert not np.isnan(actual).any(), f"{what}: NaN in the result"
+    err = np.abs(actual - desired)
+    bound = np.broadcast_to(np.asarray(bound, np.float64), err.shape)
+    excess = err - bound
+    if err.size == 0:
+        return
+    worst = np.unravel_index(int(np.argmax(np.where(np.isnan(excess), np.inf, excess))), err.shape)
+    assert excess[worst] <= 0, (
+        f"{what}: |difference| = {err[worst]:.3e} > bound {bound[worst]:.3e} at {worst} "
+        f"(got {actual[worst]!r}, expected {desired[worst]!r})"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
