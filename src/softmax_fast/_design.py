@@ -191,10 +191,23 @@ class DenseDesign:
 
 # ----------------------------------------------------------------------------- CSR X
 
-# The most extra memory the CSR gradient may take as per-chunk (n, K) float64 row accumulators
-# (one pass over X).  Above it the gradient takes the column pass, whose extra memory does not
-# grow with the threads: G (m x K float64) plus a CSC copy of X, built once per design.
+# The most extra memory a CSR call may take as per-chunk float64 tables of m x K logits (the
+# column-wise kernel) or n x K gradient accumulators (the row-wise one).  Above it the gradient
+# takes the column pass, whose extra memory does not grow with the threads: G (m x K float64)
+# plus the CSC copy of X, built once per design.
 ROW_ACCUMULATOR_BYTES = 256 * 2**20
+
+
+def _balanced_bounds(pointers, n_chunks):
+    """Chunk bounds over the rows (columns) of compressed ``pointers`` (length count + 1) so
+    that each chunk has about equal cost, an item costing 1 + its entries: shape (n_chunks + 1,),
+    0 first and count last, non-decreasing."""
+    count = pointers.shape[0] - 1
+    cost = pointers.astype(np.int64) + np.arange(count + 1)
+    bounds = np.searchsorted(cost, np.linspace(0, int(cost[-1]), n_chunks + 1))
+    bounds = bounds.astype(np.intp)
+    bounds[0], bounds[-1] = 0, count
+    return bounds
 
 
 class CSRDesign:
@@ -210,11 +223,22 @@ class CSRDesign:
 
     Notes
     -----
-    Extra memory of ``loss_grad`` besides its (K, n) float64 result: with ``t`` threads,
-    ``t * n * K * 8`` bytes of row accumulators when that is at most
-    :data:`ROW_ACCUMULATOR_BYTES` (or ``t == 1``: the accumulator is the result); otherwise
-    ``m * K * 8`` bytes for G plus the CSC copy of X (``nnz * (itemsize + index size)`` +
-    ``(n + 1) * index size``), built on the first such call and kept by the design.
+    ``loss_grad`` takes one of three strategies (:meth:`strategy`), each a function of the
+    shape, K and the team size only, so results are reproducible for a given ``n_threads``:
+
+    * ``"columns"`` when X has fewer rows than columns (text data): both products run over the
+      CSC copy of X, column by column, scattering into and gathering from the m x K logits
+      table, the smaller of the two tables; extra memory ``t * m * K * 8`` bytes for ``t``
+      threads, plus the CSC copy;
+    * ``"rows"``: one pass over the CSR rows, each thread adding its rows' gradient into its own
+      (n, K) accumulator: extra memory ``t * n * K * 8`` bytes (none beyond the result with one
+      thread);
+    * ``"rows+column pass"`` when those tables would exceed :data:`ROW_ACCUMULATOR_BYTES`:
+      logits by rows, then the gradient by columns from G: extra memory ``m * K * 8`` bytes
+      plus the CSC copy, whatever the thread count.
+
+    The CSC copy (``nnz * (itemsize + index size) + (n + 1) * index size`` bytes) is built on
+    the first call that needs it and kept by the design (a fit builds it once).
     """
 
     def __init__(self, X: CSRArrays, n_threads: int):
@@ -224,7 +248,8 @@ class CSRDesign:
         self.nnz = X.nnz
         self.n_threads = int(n_threads)
         self._row_bounds: dict[int, np.ndarray] = {}
-        self._csc: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._csc: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._col_bounds: dict[int, np.ndarray] = {}
 
     def take_rows(self, sample_rows: np.ndarray) -> "CSRDesign":
         """The design of the rows ``sample_rows`` (a copy of those rows' entries)."""
@@ -248,11 +273,7 @@ class CSRDesign:
         """Row chunk bounds of about equal work (a row costs 1 + its non-zeros); cached."""
         bounds = self._row_bounds.get(n_chunks)
         if bounds is None:
-            m = self.n_samples
-            cost = self.X.indptr.astype(np.int64) + np.arange(m + 1)
-            targets = np.linspace(0, int(cost[-1]), n_chunks + 1)
-            bounds = np.searchsorted(cost, targets).astype(np.intp)
-            bounds[0], bounds[-1] = 0, m
+            bounds = _balanced_bounds(self.X.indptr, n_chunks)
             self._row_bounds[n_chunks] = bounds
         return bounds
 
@@ -260,12 +281,24 @@ class CSRDesign:
         work = (self.nnz * CSR_WORK_PER_NONZERO + self.n_samples) * K
         return team_for_work(self.n_threads, self.n_samples, work)
 
-    def uses_column_pass(self, K: int) -> bool:
-        """True when ``loss_grad`` with K classes takes the column pass (see the class notes)."""
+    def strategy(self, K: int) -> str:
+        """The strategy of ``loss_grad`` with K classes: "columns", "rows" or
+        "rows+column pass" (see the class notes)."""
         team = self._team(K)
-        return team > 1 and team * self.n_features * K * 8 > ROW_ACCUMULATOR_BYTES
+        m, n = self.n_samples, self.n_features
+        if m < n and team * m * K * 8 <= ROW_ACCUMULATOR_BYTES:
+            return "columns"
+        if team == 1 or team * n * K * 8 <= ROW_ACCUMULATOR_BYTES:
+            return "rows"
+        return "rows+column pass"
 
-    def _csc_arrays(self, team):
+    def uses_column_pass(self, K: int) -> bool:
+        """True when ``loss_grad`` with K classes forms the gradient by columns, from the CSC
+        copy (the "columns" and "rows+column pass" strategies)."""
+        return self.strategy(K) != "rows"
+
+    def _csc_arrays(self):
+        """(data, row indices, column pointers) of X in CSC, X's dtypes; built once."""
         if self._csc is None:
             import scipy.sparse
 
@@ -273,16 +306,21 @@ class CSRDesign:
             csr = scipy.sparse.csr_matrix((X.data, X.indices, X.indptr), shape=X.shape, copy=False)
             csc = csr.tocsc()  # a new matrix (repeated entries stay repeated: they add up)
             index = X.indices.dtype
-            data = np.ascontiguousarray(csc.data, dtype=X.dtype)
-            rows = np.ascontiguousarray(csc.indices, dtype=index)
-            colptr = np.ascontiguousarray(csc.indptr, dtype=index)
-            cost = colptr.astype(np.int64) + np.arange(self.n_features + 1)
-            n_chunks = max(1, min(4 * team, self.n_features))
-            bounds = np.searchsorted(cost, np.linspace(0, int(cost[-1]), n_chunks + 1))
-            bounds = bounds.astype(np.intp)
-            bounds[0], bounds[-1] = 0, self.n_features
-            self._csc = (data, rows, colptr, bounds)
+            self._csc = (
+                np.ascontiguousarray(csc.data, dtype=X.dtype),
+                np.ascontiguousarray(csc.indices, dtype=index),
+                np.ascontiguousarray(csc.indptr, dtype=index),
+            )
         return self._csc
+
+    def _column_bounds(self, n_chunks):
+        """Column chunk bounds of about equal work (a column costs 1 + its entries); cached."""
+        bounds = self._col_bounds.get(n_chunks)
+        if bounds is None:
+            colptr = self._csc_arrays()[2]
+            bounds = _balanced_bounds(colptr, n_chunks)
+            self._col_bounds[n_chunks] = bounds
+        return bounds
 
     def loss_grad(
         self,
@@ -298,27 +336,45 @@ class CSRDesign:
         result)."""
         K = W.shape[0]
         team = self._team(K)
-        csc = (None, None, None, None)
-        n_chunks = team
-        if self.uses_column_pass(K):
-            csc = self._csc_arrays(team)
+        strategy = self.strategy(K)
         X = self.X
         Wt = np.ascontiguousarray(W.T)
-        bad, total, dWt, db = _native_csr.loss_and_grad(
-            X.data,
-            X.indices,
-            X.indptr,
-            self.n_features,
-            self._bounds(n_chunks),
-            labels,
-            Y,
-            Wt,
-            b,
-            sample_weight,
-            grad_scale,
-            *csc,
-            team,
-        )
+        if strategy == "columns":
+            data, rows, colptr = self._csc_arrays()
+            bad, total, dWt, db = _native_csr.loss_and_grad_columns(
+                data,
+                rows,
+                colptr,
+                self.n_samples,
+                self._column_bounds(team),
+                self._bounds(team),
+                labels,
+                Y,
+                Wt,
+                b,
+                sample_weight,
+                grad_scale,
+                team,
+            )
+        else:
+            csc = (None, None, None, None)
+            if strategy == "rows+column pass":
+                csc = (*self._csc_arrays(), self._column_bounds(4 * team))
+            bad, total, dWt, db = _native_csr.loss_and_grad(
+                X.data,
+                X.indices,
+                X.indptr,
+                self.n_features,
+                self._bounds(team),
+                labels,
+                Y,
+                Wt,
+                b,
+                sample_weight,
+                grad_scale,
+                *csc,
+                team,
+            )
         if bad >= 0:
             raise_bad_linear_row(X, W, b, bad)
         return float(total), dWt.T, db

@@ -44,3 +44,51 @@ cdef extern from "_sfgemm.h" nogil:
 cdef inline bint _cpu_runs_small_gemm() noexcept nogil:
     """True when the AVX2+FMA micro-kernels of _sfgemm.h are compiled in and this CPU has both."""
     return SF_HAVE_SMALL_GEMM and sf_cpu_has_avx2_fma()
+
+
+cdef extern from "_sfsparse.h" nogil:
+    # The CSR kernels' inner loops (see the header), per value type (d, f) and index type.
+    void sf_csr_logits_d_i32(const double *data, const cnp.int32_t *indices,
+                             const cnp.int32_t *indptr, const double *Wt, const double *b,
+                             double *Z, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t K)
+    void sf_csr_logits_d_i64(const double *data, const cnp.int64_t *indices,
+                             const cnp.int64_t *indptr, const double *Wt, const double *b,
+                             double *Z, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t K)
+    void sf_csr_logits_f_i32(const float *data, const cnp.int32_t *indices,
+                             const cnp.int32_t *indptr, const float *Wt, const float *b,
+                             double *Z, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t K)
+    void sf_csr_logits_f_i64(const float *data, const cnp.int64_t *indices,
+                             const cnp.int64_t *indptr, const float *Wt, const float *b,
+                             double *Z, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t K)
+    void sf_csr_scatter_d_i32(const double *data, const cnp.int32_t *indices, Py_ssize_t p0,
+                              Py_ssize_t p1, const double *g, double *acc, Py_ssize_t K)
+    void sf_csr_scatter_d_i64(const double *data, const cnp.int64_t *indices, Py_ssize_t p0,
+                              Py_ssize_t p1, const double *g, double *acc, Py_ssize_t K)
+    void sf_csr_scatter_f_i32(const float *data, const cnp.int32_t *indices, Py_ssize_t p0,
+                              Py_ssize_t p1, const double *g, double *acc, Py_ssize_t K)
+    void sf_csr_scatter_f_i64(const float *data, const cnp.int64_t *indices, Py_ssize_t p0,
+                              Py_ssize_t p1, const double *g, double *acc, Py_ssize_t K)
+    void sf_csc_logits_d_i32(const double *data, const cnp.int32_t *rows,
+                             const cnp.int32_t *colptr, const double *Wt, double *Z,
+                             Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)
+    void sf_csc_logits_d_i64(const double *data, const cnp.int64_t *rows,
+                             const cnp.int64_t *colptr, const double *Wt, double *Z,
+                             Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)
+    void sf_csc_logits_f_i32(const float *data, const cnp.int32_t *rows,
+                             const cnp.int32_t *colptr, const float *Wt, double *Z,
+                             Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)
+    void sf_csc_logits_f_i64(const float *data, const cnp.int64_t *rows,
+                             const cnp.int64_t *colptr, const float *Wt, double *Z,
+                             Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)
+    void sf_csc_grad_d_i32(const double *data, const cnp.int32_t *rows,
+                           const cnp.int32_t *colptr, const double *G, double *dWt,
+                           Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)
+    void sf_csc_grad_d_i64(const double *data, const cnp.int64_t *rows,
+                           const cnp.int64_t *colptr, const double *G, double *dWt,
+                           Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)
+    void sf_csc_grad_f_i32(const float *data, const cnp.int32_t *rows,
+                           const cnp.int32_t *colptr, const double *G, double *dWt,
+                           Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)
+    void sf_csc_grad_f_i64(const float *data, const cnp.int64_t *rows,
+                           const cnp.int64_t *colptr, const double *G, double *dWt,
+                           Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)

@@ -41,3 +41,18 @@ def predict(
     labels: _Intp | None,
     n_threads: int,
 ) -> int: ...
+def loss_and_grad_columns(
+    csc_data: _FArray,
+    csc_indices: _Index,
+    csc_indptr: _Index,
+    n_samples: int,
+    col_bounds: _Intp,
+    row_bounds: _Intp,
+    labels: _Intp | None,
+    Y: _FArray | None,
+    Wt: _FArray,
+    b: _FArray | None,
+    sample_weight: _F64 | None,
+    grad_scale: float,
+    n_threads: int,
+) -> tuple[int, float, _F64, _F64 | None]: ...

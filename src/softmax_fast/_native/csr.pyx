@@ -34,7 +34,15 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY
 from libc.string cimport memcpy
 
-from ._common cimport csr_index, intp_t, sf_vexp_d, sf_vlog_ge1_d
+cimport numpy as cnp
+
+from ._common cimport (
+    csr_index, intp_t, sf_csc_grad_d_i32, sf_csc_grad_d_i64, sf_csc_grad_f_i32, sf_csc_grad_f_i64,
+    sf_csc_logits_d_i32, sf_csc_logits_d_i64, sf_csc_logits_f_i32, sf_csc_logits_f_i64,
+    sf_csr_logits_d_i32, sf_csr_logits_d_i64, sf_csr_logits_f_i32, sf_csr_logits_f_i64,
+    sf_csr_scatter_d_i32, sf_csr_scatter_d_i64, sf_csr_scatter_f_i32, sf_csr_scatter_f_i64,
+    sf_vexp_d, sf_vlog_ge1_d,
+)
 from ._rows cimport _team_size
 from ._workspace cimport _Workspace, _alloc, _first_bad, _ordered_rows_sum, _ordered_sum
 
@@ -52,24 +60,69 @@ cdef struct RowScratch:
     double *target_sum     # sum_k y_k (1 for labels)                          (ROW_BLOCK)
 
 
-cdef inline void _row_logits(const floating *data, const csr_index *indices, Py_ssize_t p0,
-                             Py_ssize_t p1, const floating *Wt, const floating *b, double *z,
+cdef inline void _csr_logits(const floating *data, const csr_index *indices,
+                             const csr_index *indptr, const floating *Wt, const floating *b,
+                             double *Z, Py_ssize_t r0, Py_ssize_t r1,
                              Py_ssize_t K) noexcept nogil:
-    """z = b + sum_{p in [p0, p1)} data[p] * Wt[indices[p], :] in float64."""
-    cdef Py_ssize_t p, k
-    cdef double x
-    cdef const floating *w_row
-    if b != NULL:
-        for k in range(K):
-            z[k] = b[k]
+    """Z[r - r0, :] = b + sum_p data[p] * Wt[indices[p], :] for rows [r0, r1), in float64."""
+    if floating is double:
+        if csr_index is cnp.int32_t:
+            sf_csr_logits_d_i32(data, indices, indptr, Wt, b, Z, r0, r1, K)
+        else:
+            sf_csr_logits_d_i64(data, indices, indptr, Wt, b, Z, r0, r1, K)
     else:
-        for k in range(K):
-            z[k] = 0.0
-    for p in range(p0, p1):
-        x = data[p]
-        w_row = Wt + <Py_ssize_t>indices[p] * K
-        for k in range(K):
-            z[k] = z[k] + x * w_row[k]
+        if csr_index is cnp.int32_t:
+            sf_csr_logits_f_i32(data, indices, indptr, Wt, b, Z, r0, r1, K)
+        else:
+            sf_csr_logits_f_i64(data, indices, indptr, Wt, b, Z, r0, r1, K)
+
+
+cdef inline void _csr_scatter(const floating *data, const csr_index *indices, Py_ssize_t p0,
+                              Py_ssize_t p1, const double *g, double *acc,
+                              Py_ssize_t K) noexcept nogil:
+    """acc[indices[p], :] += data[p] * g for p in [p0, p1)."""
+    if floating is double:
+        if csr_index is cnp.int32_t:
+            sf_csr_scatter_d_i32(data, indices, p0, p1, g, acc, K)
+        else:
+            sf_csr_scatter_d_i64(data, indices, p0, p1, g, acc, K)
+    else:
+        if csr_index is cnp.int32_t:
+            sf_csr_scatter_f_i32(data, indices, p0, p1, g, acc, K)
+        else:
+            sf_csr_scatter_f_i64(data, indices, p0, p1, g, acc, K)
+
+
+cdef inline void _csc_logits(const floating *data, const csr_index *rows,
+                             const csr_index *colptr, const floating *Wt, double *Z,
+                             Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K) noexcept nogil:
+    """Z[rows[p], :] += data[p] * Wt[j, :] over the entries of columns [j0, j1)."""
+    if floating is double:
+        if csr_index is cnp.int32_t:
+            sf_csc_logits_d_i32(data, rows, colptr, Wt, Z, j0, j1, K)
+        else:
+            sf_csc_logits_d_i64(data, rows, colptr, Wt, Z, j0, j1, K)
+    else:
+        if csr_index is cnp.int32_t:
+            sf_csc_logits_f_i32(data, rows, colptr, Wt, Z, j0, j1, K)
+        else:
+            sf_csc_logits_f_i64(data, rows, colptr, Wt, Z, j0, j1, K)
+
+
+cdef inline void _csc_grad(const floating *data, const csr_index *rows,
+                           const csr_index *colptr, const double *G, double *dWt,
+                           Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K) noexcept nogil:
+    """dWt[j, :] = sum over column j's entries (in order) of data[p] * G[rows[p], :]."""
+    if floating is double:
+        if csr_index is cnp.int32_t:
+            sf_csc_grad_d_i32(data, rows, colptr, G, dWt, j0, j1, K)
+        else:
+            sf_csc_grad_d_i64(data, rows, colptr, G, dWt, j0, j1, K)
+    else:
+        if csr_index is cnp.int32_t:
+            sf_csc_grad_f_i32(data, rows, colptr, G, dWt, j0, j1, K)
+        else:
+            sf_csc_grad_f_i64(data, rows, colptr, G, dWt, j0, j1, K)
 
 
 cdef inline double _shift_row(double *z, Py_ssize_t K) noexcept nogil:
@@ -94,27 +147,42 @@ cdef inline double _sum_row(const double *e, Py_ssize_t K) noexcept nogil:
 
 cdef Py_ssize_t _loss_grad_rows(
     const floating *data, const csr_index *indices, const csr_index *indptr,
+    const double *Z_parts, Py_ssize_t n_parts, Py_ssize_t part_stride,
     const intp_t *labels, const floating *Y, const floating *Wt, const floating *b,
     const double *sw, double grad_scale, RowScratch ws, double *acc, double *G, double *db,
     double *loss_sum, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t K,
 ) noexcept nogil:
     """Loss and gradient terms of rows [r0, r1), block by block.
 
-    Per row: l_i = log(s_i) * sum_k y_ik - sum_k y_ik shifted_ik, G_i = (E_i / s_i - y_i) * w_i *
+    The logits come from the CSR arrays, or (``Z_parts`` not NULL) are the sum, in part order,
+    of ``n_parts`` (m x K) partial products ``part_stride`` apart, plus b.  Per row:
+    l_i = log(s_i) * sum_k y_ik - sum_k y_ik shifted_ik, G_i = (E_i / s_i - y_i) * w_i *
     grad_scale; db += G_i; then either ``acc`` (n x K) += x_i^T G_i over the row's non-zeros, or
-    G_i stored in row i of ``G`` (m x K) for the column pass.  Returns -1 or the first bad row.
+    G_i stored in row i of ``G`` (m x K; it may be the first part: row i is read before it is
+    written) for a column pass.  Returns -1 or the first bad row.
     """
-    cdef Py_ssize_t r, nb, i, k, p, row
-    cdef double total = 0.0, w, coef, x, y_ik
+    cdef Py_ssize_t r, nb, i, k, row, c
+    cdef double total = 0.0, w, coef, y_ik
     cdef double *z
-    cdef double *a_row
+    cdef const double *part
     r = r0
     while r < r1:
         nb = min(<Py_ssize_t>ROW_BLOCK, r1 - r)
+        if Z_parts == NULL:
+            _csr_logits(data, indices, indptr, Wt, b, ws.Z, r, r + nb, K)
         for i in range(nb):
             row = r + i
             z = ws.Z + i * K
-            _row_logits(data, indices, indptr[row], indptr[row + 1], Wt, b, z, K)
+            if Z_parts != NULL:
+                for k in range(K):
+                    z[k] = Z_parts[row * K + k]
+                for c in range(1, n_parts):
+                    part = Z_parts + c * part_stride + row * K
+                    for k in range(K):
+                        z[k] = z[k] + part[k]
+                if b != NULL:
+                    for k in range(K):
+                        z[k] = z[k] + b[k]
             _shift_row(z, K)
             # What the loss needs of the shifted logits; y_k = 0 terms are left out, so that a
             # -inf shifted logit of a class with no target mass counts 0, not NaN.
@@ -153,35 +221,12 @@ cdef Py_ssize_t _loss_grad_rows(
             for k in range(K):
                 db[k] = db[k] + z[k]
             if acc != NULL:
-                for p in range(indptr[row], indptr[row + 1]):
-                    x = data[p]
-                    a_row = acc + <Py_ssize_t>indices[p] * K
-                    for k in range(K):
-                        a_row[k] = a_row[k] + x * z[k]
+                _csr_scatter(data, indices, indptr[row], indptr[row + 1], z, acc, K)
             else:
                 memcpy(G + row * K, z, K * sizeof(double))
         r = r + nb
     loss_sum[0] = total
     return -1
-
-
-cdef void _grad_columns(const floating *csc_data, const csr_index *csc_rows,
-                        const csr_index *csc_indptr, const double *G, double *dWt,
-                        Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K) noexcept nogil:
-    """dWt[j, :] = sum over column j's entries (row order) of x_ij * G[i, :], for j in [j0, j1)."""
-    cdef Py_ssize_t j, p, k
-    cdef double x
-    cdef double *out
-    cdef const double *g
-    for j in range(j0, j1):
-        out = dWt + j * K
-        for k in range(K):
-            out[k] = 0.0
-        for p in range(csc_indptr[j], csc_indptr[j + 1]):
-            x = csc_data[p]
-            g = G + <Py_ssize_t>csc_rows[p] * K
-            for k in range(K):
-                out[k] = out[k] + x * g[k]
 
 
 def loss_and_grad(const floating[::1] data, const csr_index[::1] indices,
@@ -235,7 +280,8 @@ def loss_and_grad(const floating[::1] data, const csr_index[::1] indices,
         ws.target = &per_row[c, 2 * <Py_ssize_t>ROW_BLOCK]
         ws.target_sum = &per_row[c, 3 * <Py_ssize_t>ROW_BLOCK]
         bad[c] = _loss_grad_rows(
-            p_data, p_indices, &indptr[0], p_labels, p_Y, p_Wt, p_b, p_sw, grad_scale, ws,
+            p_data, p_indices, &indptr[0], NULL, 0, 0, p_labels, p_Y, p_Wt, p_b, p_sw,
+            grad_scale, ws,
             NULL if column_pass else &acc[c, 0], p_G, &db_parts[c, 0], &loss_sums[c, 0],
             row_bounds[c], row_bounds[c + 1], K)
     work.poison_padding(False)
@@ -263,8 +309,72 @@ cdef void _column_pass(const floating[::1] csc_data, const csr_index[::1] csc_in
     cdef const double *p_G = &G[0, 0] if G.shape[0] > 0 else NULL
     cdef int team = _team_size(n_threads, n_col_chunks)
     for c in prange(n_col_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
-        _grad_columns(p_data, p_rows, &csc_indptr[0], p_G, &dWt[0, 0], col_bounds[c],
-                      col_bounds[c + 1], K)
+        _csc_grad(p_data, p_rows, &csc_indptr[0], p_G, &dWt[0, 0], col_bounds[c],
+                  col_bounds[c + 1], K)
+
+
+def loss_and_grad_columns(const floating[::1] csc_data, const csr_index[::1] csc_indices,
+                          const csr_index[::1] csc_indptr, Py_ssize_t n_samples,
+                          const intp_t[::1] col_bounds, const intp_t[::1] row_bounds,
+                          const intp_t[::1] labels, const floating[:, ::1] Y,
+                          const floating[:, ::1] Wt, const floating[::1] b,
+                          const double[::1] sample_weight, double grad_scale, int n_threads):
+    """The fused loss and gradient from the CSC form of X alone, for X with fewer rows than
+    columns (then the logits table, m x K, is the smaller one to scatter into and gather from).
+
+    1. Column chunks (``col_bounds``) each add their columns' x_ij W[:, j] into their own (m, K)
+       logits part;  2. row chunks (``row_bounds``) sum the parts in order (+ b), take the
+       softmax, loss and G into the first part;  3. column chunks form dWt[j, :] = sum_i x_ij G_i.
+    Extra memory: n_col_chunks * m * K * 8 bytes.  Returns what ``loss_and_grad`` returns.
+    """
+    cdef Py_ssize_t m = n_samples, n = csc_indptr.shape[0] - 1, K = Wt.shape[1]
+    cdef Py_ssize_t n_col_chunks = col_bounds.shape[0] - 1, n_chunks = row_bounds.shape[0] - 1
+    if m <= 0 or K == 0 or n_chunks < 1 or n_col_chunks < 1:
+        raise ValueError("loss_and_grad_columns needs m > 0, K > 0 and non-empty chunk bounds")
+    cdef _Workspace work = _Workspace(n_chunks)
+    cdef double[:, ::1] Zs = work.rows(<Py_ssize_t>ROW_BLOCK * K, np.float64)
+    cdef double[:, ::1] per_row = work.rows(4 * <Py_ssize_t>ROW_BLOCK, np.float64)
+    cdef double[:, ::1] db_parts = work.rows(K, np.float64, zero=True)
+    cdef double[:, ::1] loss_sums = work.rows(1, np.float64, zero=True)
+    cdef double[:, ::1] Z_parts = _alloc((n_col_chunks, m * K), np.float64, 0)
+    cdef intp_t[::1] bad = _alloc(n_chunks, np.intp, -1)
+    cdef const floating *p_data = &csc_data[0] if csc_data.shape[0] > 0 else NULL
+    cdef const csr_index *p_rows = &csc_indices[0] if csc_indices.shape[0] > 0 else NULL
+    cdef const intp_t *p_labels = &labels[0] if labels is not None else NULL
+    cdef const floating *p_Y = &Y[0, 0] if Y is not None else NULL
+    cdef const floating *p_Wt = &Wt[0, 0] if Wt.shape[0] > 0 else NULL
+    cdef const floating *p_b = &b[0] if b is not None else NULL
+    cdef const double *p_sw = &sample_weight[0] if sample_weight is not None else NULL
+    cdef double *p_Z = &Z_parts[0, 0]
+    cdef RowScratch ws
+    cdef Py_ssize_t c
+    cdef int team = _team_size(n_threads, n_col_chunks)
+    if n > 0:
+        for c in prange(n_col_chunks, nogil=True, schedule="dynamic", chunksize=1,
+                        num_threads=team):
+            _csc_logits(p_data, p_rows, &csc_indptr[0], p_Wt, p_Z + c * m * K,
+                        col_bounds[c], col_bounds[c + 1], K)
+    work.poison_padding(True)
+    team = _team_size(n_threads, n_chunks)
+    for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
+        ws.Z = &Zs[c, 0]
+        ws.row_sum = &per_row[c, 0]
+        ws.log_sum = &per_row[c, <Py_ssize_t>ROW_BLOCK]
+        ws.target = &per_row[c, 2 * <Py_ssize_t>ROW_BLOCK]
+        ws.target_sum = &per_row[c, 3 * <Py_ssize_t>ROW_BLOCK]
+        bad[c] = _loss_grad_rows(
+            p_data, p_rows, <const csr_index *>NULL, p_Z, n_col_chunks, m * K, p_labels, p_Y,
+            p_Wt, p_b, p_sw, grad_scale, ws, NULL, p_Z, &db_parts[c, 0], &loss_sums[c, 0], row_bounds[c],
+            row_bounds[c + 1], K)
+    work.poison_padding(False)
+    first_bad = _first_bad(bad)
+    dWt = _alloc((n, K), np.float64, 0 if first_bad >= 0 else None)
+    cdef double[:, ::1] dWt_view = dWt
+    cdef double[:, ::1] G = np.asarray(Z_parts)[0].reshape(m, K)  # G went into the first part
+    if first_bad < 0 and n > 0:
+        _column_pass(csc_data, csc_indices, csc_indptr, col_bounds, G, dWt_view, n_threads)
+    db = _ordered_rows_sum(np.asarray(db_parts)[:, :K]) if b is not None else None
+    return first_bad, _ordered_sum(loss_sums), dWt, db
 
 
 # ----------------------------------------------------------------------------- prediction
@@ -281,9 +391,9 @@ cdef Py_ssize_t _predict_rows(const floating *data, const csr_index *indices,
     r = r0
     while r < r1:
         nb = min(<Py_ssize_t>ROW_BLOCK, r1 - r)
+        _csr_logits(data, indices, indptr, Wt, b, Z, r, r + nb, K)
         for i in range(nb):
             z = Z + i * K
-            _row_logits(data, indices, indptr[r + i], indptr[r + i + 1], Wt, b, z, K)
             if proba != NULL:
                 _shift_row(z, K)
             else:
