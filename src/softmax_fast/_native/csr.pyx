@@ -364,8 +364,8 @@ def loss_and_grad_columns(const floating[::1] csc_data, const csr_index[::1] csc
         ws.target_sum = &per_row[c, 3 * <Py_ssize_t>ROW_BLOCK]
         bad[c] = _loss_grad_rows(
             p_data, p_rows, <const csr_index *>NULL, p_Z, n_col_chunks, m * K, p_labels, p_Y,
-            p_Wt, p_b, p_sw, grad_scale, ws, NULL, p_Z, &db_parts[c, 0], &loss_sums[c, 0], row_bounds[c],
-            row_bounds[c + 1], K)
+            p_Wt, p_b, p_sw, grad_scale, ws, NULL, p_Z, &db_parts[c, 0], &loss_sums[c, 0],
+            row_bounds[c], row_bounds[c + 1], K)
     work.poison_padding(False)
     first_bad = _first_bad(bad)
     dWt = _alloc((n, K), np.float64, 0 if first_bad >= 0 else None)
@@ -386,7 +386,8 @@ cdef Py_ssize_t _predict_rows(const floating *data, const csr_index *indices,
     """Rows [r0, r1): softmax(x_i W^T + b) into ``proba`` (if not NULL), else the argmax (ties:
     lowest index) into ``labels_out``.  Returns -1 or the first row with invalid logits."""
     cdef Py_ssize_t r, nb, i, k, best
-    cdef double inv, s, mx
+    cdef double inv, mx
+    cdef bint invalid
     cdef double *z
     r = r0
     while r < r1:
@@ -397,16 +398,18 @@ cdef Py_ssize_t _predict_rows(const floating *data, const csr_index *indices,
             if proba != NULL:
                 _shift_row(z, K)
             else:
-                # Valid rows: no NaN and no +inf (then the sum is not NaN and the max is finite)
-                # -- the same rule as the softmax kernels.
-                s = _sum_row(z, K)
+                # Valid rows: no NaN, no +inf and a finite logit -- the same rule as the
+                # softmax kernels (``not z < inf`` holds for NaN and +inf).
+                invalid = False
                 best = 0
                 mx = z[0]
-                for k in range(1, K):
+                for k in range(K):
+                    if not z[k] < INFINITY:
+                        invalid = True
                     if z[k] > mx:
                         mx = z[k]
                         best = k
-                if s != s or mx == INFINITY or mx == -INFINITY:
+                if invalid or mx == -INFINITY:
                     return r + i
                 labels_out[r + i] = best
         if proba != NULL:

@@ -226,20 +226,22 @@ cdef Py_ssize_t _predict_chunk(const floating *X, const floating *W, const float
                 for k in range(K):
                     proba[(t0 + i) * K + k] = Zt[k * nt + i] * row_max[i]
         else:
-            # Valid rows: no NaN and no +inf (the sum of the logits is then not NaN and their
-            # max is finite) -- the same rule as the softmax kernels.
-            _tile_sums(Zt, row_sum, nt, K)
+            # Valid rows: no NaN, no +inf and a finite logit -- the same rule as the softmax
+            # kernels.  row_sum[i] flags a NaN or +inf (``not v < inf``) in row i.
             for i in range(nt):
                 row_max[i] = Zt[i]
                 labels_out[t0 + i] = 0
+                row_sum[i] = 0.0 if Zt[i] < INFINITY else 1.0
             for k in range(1, K):
                 for i in range(nt):
                     v = Zt[k * nt + i]
+                    if not v < INFINITY:
+                        row_sum[i] = 1.0
                     if v > row_max[i]:
                         row_max[i] = v
                         labels_out[t0 + i] = k
             for i in range(nt):
-                if row_sum[i] != row_sum[i] or row_max[i] == INFINITY or row_max[i] == -INFINITY:
+                if row_sum[i] != 0.0 or row_max[i] == -INFINITY:
                     return t0 + i
         t0 = t0 + tile
     return -1
