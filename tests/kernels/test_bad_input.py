@@ -6,17 +6,26 @@ non-finite values, bad options) and the exception that value must raise.  Each c
 exception type, that the message names the argument (as a whole word, so "Z" does not match
 "Zero" nor "np.Z"), where given that the message says more (the row, the label), that the inputs
 are unchanged after the failing call, and, by completing, that the interpreter did not crash.
-The messages that name the first offending row of the logits follow the table.
+The messages that name the first offending row of the logits follow the table; then sparse X
+(a second table: bad CSR structure, non-finite stored values, unsupported formats and dtypes,
+too many columns for int32 indices, overflowing logits), and CSC/COO input with a bad
+structure, run in a fresh interpreter so that a crash shows as a failed test.
 
 Accepted-but-odd inputs (float16, lists, matrices, big-endian, huge weights, ...) are in
 test_odd_inputs.py; the estimator's bad parameters and data in estimator/test_estimator_input.py.
 """
 
+import os
 import re
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from kernel_test_helpers import PUBLIC_ARRAY_ARGS, Snapshot
+from sparse_inputs import assert_unchanged, snapshot
 
 import softmax_fast as sf
 
@@ -646,3 +655,528 @@ def test_errors_do_not_break_later_calls():
             sf.loss_and_grad(d["X"], np.full(M, K), d["W"], d["b"], n_threads=2)
     P = sf.softmax(d["Z"], n_threads=2)
     np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sparse X
+# ---------------------------------------------------------------------------------------------
+
+
+def sparse_x(dtype=np.float64, index_dtype=np.int32, m=M, container=sp.csr_matrix):
+    """base_data's X with the entry (i, i mod N) of every row i zeroed, as a fresh CSR with
+    sorted indices of ``index_dtype``: row i stores exactly two entries, at positions 2i and
+    2i + 1 of data and indices (indptr = 0, 2, 4, ...)."""
+    X = base_data(dtype, m)["X"].copy()
+    X[np.arange(m), np.arange(m) % N] = 0
+    A = container(X)
+    A.indices = A.indices.astype(index_dtype)
+    A.indptr = A.indptr.astype(index_dtype)
+    assert A.nnz == 2 * m and np.array_equal(A.indptr, 2 * np.arange(m + 1))
+    return A
+
+
+def _with(X, **arrays):
+    """X with some of its arrays replaced (assigned after construction: scipy checks nothing)."""
+    for name, value in arrays.items():
+        setattr(X, name, value)
+    return X
+
+
+def _data_with(X, positions, values):
+    data = X.data.copy()
+    data[positions] = values
+    return _with(X, data=data)
+
+
+def _indices_with(X, position, value):
+    indices = X.indices.copy()
+    indices[position] = value
+    return _with(X, indices=indices)
+
+
+def _indptr_with(X, position, value):
+    indptr = X.indptr.copy()
+    indptr[position] = value
+    return _with(X, indptr=indptr)
+
+
+def _huge_int32_csr():
+    """(1, 2**31) CSR with int32 indices: scipy's constructor upcasts the index arrays to int64
+    for that shape, so the int32 ones are assigned afterwards (scipy lets that through)."""
+    data, indices, indptr = np.ones(1), np.array([5], np.int32), np.array([0, 1], np.int32)
+    X = sp.csr_matrix((data, indices, indptr), shape=(1, 2**31))
+    assert X.indices.dtype == np.int64  # scipy's own choice for 2**31 columns
+    return _with(X, indices=indices, indptr=indptr)
+
+
+def _sparse_of_dtype(dtype):
+    X = sparse_x()
+    if dtype is object:  # scipy.sparse refuses object data at construction: assigned after
+        return _with(X, data=X.data.astype(object))
+    return X.astype(dtype)
+
+
+OTHER_FORMATS = {
+    "lil_matrix": lambda X: sp.lil_matrix(X),
+    "lil_array": lambda X: sp.lil_array(X),
+    "dok_matrix": lambda X: sp.dok_matrix(X),
+    "dok_array": lambda X: sp.dok_array(X),
+    "bsr_matrix": lambda X: sp.bsr_matrix(X),
+    "bsr_array": lambda X: sp.bsr_array(X),
+    "dia_matrix": lambda X: sp.dia_matrix(X),
+    "dia_array": lambda X: sp.dia_array(X),
+}
+
+
+def _sparse_cases():
+    """(case id, make the bad X (and other overrides), exception, names, message regex)."""
+    W = base_data()["W"]
+    cases = [
+        # ---- non-finite stored values: the message names the first bad row --------------
+        (
+            "nan-row3",
+            lambda: {"X": _data_with(sparse_x(), 6, np.nan)},
+            ValueError,
+            ("X",),
+            r"\bX: row 3 contains NaN or infinity",
+        ),
+        (
+            "inf-row3",
+            lambda: {"X": _data_with(sparse_x(), 7, np.inf)},
+            ValueError,
+            ("X",),
+            r"\bX: row 3 contains NaN or infinity",
+        ),
+        (
+            "-inf-row3",
+            lambda: {"X": _data_with(sparse_x(), 6, -np.inf)},
+            ValueError,
+            ("X",),
+            r"\bX: row 3 contains NaN or infinity",
+        ),
+        (
+            "nan-rows-4-and-2",
+            lambda: {"X": _data_with(sparse_x(), [9, 5], np.nan)},
+            ValueError,
+            ("X",),
+            r"\bX: row 2 contains",
+        ),
+        (
+            "nan-float32-row5",
+            lambda: {"X": _data_with(sparse_x(np.float32), 10, np.nan)},
+            ValueError,
+            ("X",),
+            r"\bX: row 5 contains",
+        ),
+        (
+            "inf-int64-indices-row1",
+            lambda: {"X": _data_with(sparse_x(index_dtype=np.int64), 3, np.inf)},
+            ValueError,
+            ("X",),
+            r"\bX: row 1 contains",
+        ),
+        (
+            "nan-csr_array-row0",
+            lambda: {"X": _data_with(sparse_x(container=sp.csr_array), 0, np.nan)},
+            ValueError,
+            ("X",),
+            r"\bX: row 0 contains",
+        ),
+        # ---- column indices outside [0, n) --------------------------------------------------
+        (
+            "index-n-row2",
+            lambda: {"X": _indices_with(sparse_x(), 4, N)},
+            ValueError,
+            ("X",),
+            rf"\bX: column index {N} in row 2 is outside \[0, {N}\)",
+        ),
+        (
+            "index-negative-row4",
+            lambda: {"X": _indices_with(sparse_x(), 9, -1)},
+            ValueError,
+            ("X",),
+            r"\bX: column index -1 in row 4 is outside",
+        ),
+        (
+            "index-2**40-int64-row1",
+            lambda: {"X": _indices_with(sparse_x(index_dtype=np.int64), 3, 2**40)},
+            ValueError,
+            ("X",),
+            rf"\bX: column index {2**40} in row 1\b",
+        ),
+        (
+            "index-int64-min-row0",
+            lambda: {"X": _indices_with(sparse_x(index_dtype=np.int64), 0, np.iinfo(np.int64).min)},
+            ValueError,
+            ("X",),
+            r"\bX: column index -\d+ in row 0\b",
+        ),
+        # ---- indptr --------------------------------------------------------------------------
+        (
+            "indptr-decreasing",
+            lambda: {"X": _indptr_with(sparse_x(), 2, 1)},
+            ValueError,
+            ("X",),
+            r"\bX: indptr is not non-decreasing \(row 1 ends before it starts\)",
+        ),
+        (
+            "indptr-start-1",
+            lambda: {"X": _indptr_with(sparse_x(), 0, 1)},
+            ValueError,
+            ("X",),
+            r"start at 0 and end at the number of stored entries \(12\); got 1 and 12",
+        ),
+        (
+            "indptr-end-short",
+            lambda: {"X": _indptr_with(sparse_x(), -1, 11)},
+            ValueError,
+            ("X",),
+            r"end at the number of stored entries \(12\); got 0 and 11",
+        ),
+        (
+            "indptr-end-long",
+            lambda: {"X": _indptr_with(sparse_x(), -1, 13)},
+            ValueError,
+            ("X",),
+            r"end at the number of stored entries \(12\); got 0 and 13",
+        ),
+        (
+            "indptr-length",
+            lambda: {
+                "X": (lambda X: _with(X, indptr=np.append(X.indptr, X.indptr[-1])))(sparse_x())
+            },
+            ValueError,
+            ("X",),
+            rf"indptr has {M + 2} entries; a CSR matrix of {M} rows needs",
+        ),
+        (
+            "indptr-float",
+            lambda: {"X": (lambda X: _with(X, indptr=X.indptr.astype(np.float64)))(sparse_x())},
+            TypeError,
+            ("X",),
+            r"\bX: indptr must be a 1-D integer array",
+        ),
+        (
+            "indices-float",
+            lambda: {"X": (lambda X: _with(X, indices=X.indices.astype(np.float64)))(sparse_x())},
+            TypeError,
+            ("X",),
+            r"\bX: indices must be a 1-D integer array",
+        ),
+        (
+            "data-short",
+            lambda: {"X": (lambda X: _with(X, data=X.data[:-1].copy()))(sparse_x())},
+            ValueError,
+            ("X",),
+            r"data has 11 entries but indices has 12",
+        ),
+        (
+            "indices-short",
+            lambda: {"X": (lambda X: _with(X, indices=X.indices[:-1].copy()))(sparse_x())},
+            ValueError,
+            ("X",),
+            r"data has 12 entries but indices has 11",
+        ),
+        # ---- shapes ---------------------------------------------------------------------------
+        (
+            "W-more-columns",
+            lambda: {"X": sparse_x(), "W": np.ones((K, N + 1))},
+            ValueError,
+            ("X", "W"),
+            rf"\bW: has {N + 1} columns \(features\) but X has {N}\b",
+        ),
+        (
+            "W-fewer-columns",
+            lambda: {"X": sparse_x(), "W": np.ones((K, N - 1))},
+            ValueError,
+            ("X", "W"),
+            rf"\bW: has {N - 1} columns \(features\) but X has {N}\b",
+        ),
+        (
+            "W-K0",
+            lambda: {"X": sparse_x(), "W": np.zeros((0, N)), "b": None},
+            ValueError,
+            ("W",),
+            r"no classes",
+        ),
+        (
+            "1-D-coo_array",
+            lambda: {"X": sp.coo_array(np.ones(N))},
+            ValueError,
+            ("X",),
+            r"expected a 2-D sparse matrix, got 1-D",
+        ),
+        # ---- more than 2**31 - 1 columns with int32 indices ----------------------------------
+        (
+            "int32-indices-2**31-columns",
+            lambda: {"X": _huge_int32_csr()},
+            ValueError,
+            ("X",),
+            r"\bX: 2147483648 columns need int64 indices",
+        ),
+        # ---- logits that overflow (finite X and W) ---------------------------------------------
+        (
+            "overflow-row3",
+            lambda: {"X": _data_with(sparse_x(), [6, 7], 1e308), "W": np.abs(W) + 1.0},
+            ValueError,
+            ("X",),
+            r"\bX: the logits X @ W\.T \+ b of row 3 are not finite: the row contains \+inf",
+        ),
+        (
+            "overflow-all-neginf-row3",
+            lambda: {"X": _data_with(sparse_x(), [6, 7], -1e308), "W": np.abs(W) + 1.0},
+            ValueError,
+            ("X",),
+            r"\bX: the logits .* of row 3 .* no finite logit",
+        ),
+        (
+            "overflow-float64-b-row3",
+            lambda: {
+                "X": _data_with(sparse_x(), [6, 7], 1e308),
+                "W": np.abs(W) + 1.0,
+                "b": np.full(K, 1e308),
+            },
+            ValueError,
+            ("X",),
+            r"\bof row 3\b",
+        ),
+    ]
+    # ---- other scipy.sparse formats: a TypeError that says which ones are accepted ----------
+    for fmt, make in OTHER_FORMATS.items():
+        cases.append(
+            (
+                fmt,
+                (lambda make=make: {"X": make(sparse_x())}),
+                TypeError,
+                ("X",),
+                r"format '\w+' is not supported; pass CSR .*CSC or COO",
+            )
+        )
+    # ---- dtypes that are not real numbers (boolean too, as for dense X) --------------------
+    for dt_id, dtype, word in (
+        ("complex128", np.complex128, "complex"),
+        ("complex64", np.complex64, "complex"),
+        ("bool", np.bool_, "boolean"),
+        ("object", object, "object"),
+    ):
+        cases.append(
+            (
+                f"dtype-{dt_id}",
+                (lambda dtype=dtype: {"X": _sparse_of_dtype(dtype)}),
+                TypeError,
+                ("X",),
+                rf"\bX: {word} arrays are not supported",
+            )
+        )
+    return cases
+
+
+SPARSE_BAD = _sparse_cases()
+
+
+def check_sparse_raises(fname, exc, names, overrides, message):
+    """As check_raises, for a sparse X: the caller's matrix unchanged after the failing call
+    (sparse_inputs.snapshot: arrays, dtypes, attributes, cached flags), and no NaN result."""
+    d = base_data()
+    X = overrides["X"]
+    m = X.shape[0] if X.ndim == 2 else M
+    if m != M and fname == "loss_and_grad":
+        overrides = {"y": np.zeros(m, dtype=np.int64), **overrides}
+    args, kwargs = build_call(fname, d, overrides)
+    sparse_snap = snapshot(X)
+    snap = Snapshot(**{k: v for k, v in overrides.items() if k != "X"})
+    with pytest.raises(exc, match=names_pattern(*names)) as info:
+        getattr(sf, fname)(*args, **kwargs)
+    assert_unchanged(X, sparse_snap)
+    snap.assert_unchanged()
+    if message is not None:
+        assert re.search(message, str(info.value)), str(info.value)
+    return info
+
+
+@pytest.mark.parametrize("fname", X_FUNCS)
+@pytest.mark.parametrize(
+    ("case_id", "make", "exc", "names", "message"), SPARSE_BAD, ids=[c[0] for c in SPARSE_BAD]
+)
+def test_bad_sparse_x(fname, case_id, make, exc, names, message):
+    check_sparse_raises(fname, exc, names, make(), message)
+
+
+@pytest.mark.parametrize("fname", X_FUNCS)
+def test_sparse_x_without_columns_for_huge_shape_with_int64_indices(fname):
+    # int64 indices may name 2**31 columns; then W must have as many (and the kernels take at
+    # most 2**31 - 1 features): the message names W and X's column count.
+    X = _huge_int32_csr()
+    X = _with(X, indices=X.indices.astype(np.int64), indptr=X.indptr.astype(np.int64))
+    overrides = {"X": X, "y": np.zeros(1, np.int64)} if fname == "loss_and_grad" else {"X": X}
+    check_sparse_raises(
+        fname,
+        ValueError,
+        ("W",),
+        overrides,
+        rf"\bW: has {N} columns \(features\) but X has {2**31}\b",
+    )
+
+
+def test_sparse_x_without_rows_has_no_loss():
+    X = sp.csr_matrix((0, N))
+    check_sparse_raises(
+        "loss_and_grad",
+        ValueError,
+        ("X",),
+        {"X": X, "y": np.zeros(0, dtype=np.int64)},
+        r"\bX: has no rows",
+    )
+
+
+@pytest.mark.parametrize(
+    ("fname", "arg"),
+    [
+        ("predict", "W"),
+        ("predict", "b"),
+        ("loss_and_grad", "y"),
+        ("loss_and_grad", "sample_weight"),
+        ("softmax", "Z"),
+        ("cross_entropy", "Z"),
+    ],
+)
+def test_sparse_arguments_other_than_x_are_refused(fname, arg):
+    d = base_data()
+    good = {"W": d["W"], "b": d["b"], "y": np.eye(K)[d["y"]], "sample_weight": d["w"], "Z": d["Z"]}
+    value = sp.csr_matrix(np.atleast_2d(good[arg]))
+    overrides = {arg: value}
+    if fname == "loss_and_grad" and arg != "y":
+        overrides["y"] = d["y"]
+    args, kwargs = build_call(fname, d, overrides)
+    with pytest.raises((TypeError, ValueError), match=names_pattern(arg)):
+        getattr(sf, fname)(*args, **kwargs)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 4])
+@pytest.mark.parametrize("kind", ["nan", "overflow"])
+@pytest.mark.parametrize("fname", X_FUNCS)
+def test_first_offending_sparse_row_with_threads(fname, kind, n_threads):
+    # Many rows, several bad ones spread over what each thread would get; row 2400 is first:
+    # NaN is caught by the validation, overflowing logits by the kernel's row chunks.
+    m = 5000
+    X = sparse_x(m=m)
+    bad_rows = np.array([4700, 2600, 2400, 4999])
+    positions = np.concatenate([2 * bad_rows, 2 * bad_rows + 1])
+    X = _data_with(X, positions, np.nan if kind == "nan" else 1e308)
+    overrides = {"X": X, "n_threads": n_threads, "W": np.abs(base_data()["W"]) + 1.0}
+    if fname == "loss_and_grad":
+        overrides["y"] = np.zeros(m, dtype=np.int64)
+    info = check_sparse_raises(fname, ValueError, ("X",), overrides, _row_pattern(2400))
+    assert not re.search(r"\brow (?:2600|4700|4999)\b", str(info.value)), str(info.value)
+
+
+def test_sparse_errors_do_not_break_later_calls():
+    good = sparse_x()
+    d = base_data()
+    for _ in range(3):
+        with pytest.raises(ValueError):
+            sf.loss_and_grad(_data_with(sparse_x(), 3, np.nan), d["y"], d["W"], n_threads=2)
+        with pytest.raises(ValueError):
+            sf.predict(_indices_with(sparse_x(), 3, -5), d["W"], n_threads=2)
+    P = sf.predict_proba(good, d["W"], d["b"], n_threads=2)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-12)
+
+
+# CSC and COO input with a bad structure, each call in a forked child of one fresh interpreter
+# (it imports softmax_fast once and runs no OpenMP region itself), so that a crash (segfault,
+# heap corruption) shows as a failed case and not as a dead test run.
+_CONVERTED_CASES = {
+    # CSC: row indices outside [0, m) -- scipy's tocsr() writes outside its arrays
+    "csc-row-index-m": "X = sp.csc_matrix(D); X.indices[2] = D.shape[0]",
+    "csc-row-index-huge": "X = sp.csc_matrix(D); X.indices[2] = 10**9",
+    "csc-row-index-negative": "X = sp.csc_matrix(D); X.indices[2] = -1",
+    "csc-indptr-beyond-nnz": "X = sp.csc_matrix(D); X.indptr[1] = 10**6",
+    "csc-indptr-decreasing": "X = sp.csc_matrix(D); X.indptr[1] = X.indptr[2] + 1",
+    # COO: row or column indices outside the shape
+    "coo-row-huge": "X = sp.coo_matrix(D); X.row[2] = 10**9",
+    "coo-row-negative": "X = sp.coo_matrix(D); X.row[2] = -1",
+    "coo-col-huge": "X = sp.coo_matrix(D); X.col[2] = 10**9",
+    "coo-col-negative": "X = sp.coo_matrix(D); X.col[2] = -1",
+    # non-finite values (converted first, then checked: the row is X's row)
+    "csc-nan-row1": "X = sp.csc_matrix(D); X.data[5] = np.nan",
+    "coo-inf-row2": "X = sp.coo_matrix(D); X.data[7] = np.inf",
+}
+_CONVERTED_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    import numpy as np, scipy.sparse as sp
+    import softmax_fast as sf
+
+    D = np.arange(1.0, 13.0).reshape(4, 3)
+    W = np.ones((2, 3))
+    CASES = {cases!r}
+    for case, build in CASES.items():
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                exec(build)
+                sf.predict_proba(X, W)
+                print(case, "RETURNED", flush=True)
+            except BaseException as exc:
+                print(case, "RAISED", type(exc).__name__, str(exc).replace(chr(10), " "),
+                      flush=True)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        print(case, "STATUS", status, flush=True)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def converted_results():
+    if not hasattr(os, "fork"):
+        pytest.skip("needs os.fork")
+    script = _CONVERTED_SCRIPT.format(cases=_CONVERTED_CASES)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = {}
+    for line in result.stdout.splitlines():
+        case, what, rest = (line.split(" ", 2) + [""])[:3]
+        outcome.setdefault(case, {})[what] = rest
+    return outcome
+
+
+_CRASHES = pytest.mark.xfail(
+    strict=True,
+    reason="BUG (_validation.as_csr_arrays): CSC/COO input is converted with X.tocsr() before "
+    "any check of its arrays; scipy's conversion indexes its output by the stored row indices "
+    "(CSC indices, COO row) and trusts indptr, so a row index outside [0, m) or an indptr "
+    "past nnz writes outside scipy's buffers (segfault: row 10**9, indptr 10**6; heap "
+    "corruption, 'free(): invalid next size' at exit, or a silently wrong result: row m or -1), "
+    "and a decreasing CSC indptr silently drops/moves entries, instead of a ValueError naming X",
+)
+_CONVERTED_EXPECTED = {
+    "csc-row-index-m": (r"^ValueError X: ", _CRASHES),
+    "csc-row-index-huge": (r"^ValueError X: ", _CRASHES),
+    "csc-row-index-negative": (r"^ValueError X: ", _CRASHES),
+    "csc-indptr-beyond-nnz": (r"^ValueError X: ", _CRASHES),
+    "csc-indptr-decreasing": (r"^ValueError X: ", _CRASHES),
+    "coo-row-huge": (r"^ValueError X: ", _CRASHES),
+    "coo-row-negative": (r"^ValueError X: ", _CRASHES),
+    "coo-col-huge": (r"^ValueError X: column index 1000000000 in row 0 is outside", None),
+    "coo-col-negative": (r"^ValueError X: column index -1 in row 0 is outside", None),
+    "csc-nan-row1": (r"^ValueError X: row 1 contains NaN or infinity", None),
+    "coo-inf-row2": (r"^ValueError X: row 2 contains NaN or infinity", None),
+}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(case, marks=() if mark is None else (mark,))
+        for case, (_, mark) in _CONVERTED_EXPECTED.items()
+    ],
+)
+def test_bad_csc_and_coo_structure(case, converted_results):
+    got = converted_results.get(case, {})
+    assert got.get("STATUS") == "0", f"{case}: the child died (wait status {got.get('STATUS')})"
+    assert "RAISED" in got, f"{case}: returned a result instead of raising ({got})"
+    assert re.search(_CONVERTED_EXPECTED[case][0], got["RAISED"]), got["RAISED"]
