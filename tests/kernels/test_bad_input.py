@@ -941,6 +941,20 @@ def _sparse_cases():
             r"\bof row 3\b",
         ),
     ]
+    # W huge: row 3 (values 1) overflows, the other rows (values 0.1) do not
+    cases.append(
+        (
+            "overflow-W-huge-row3",
+            lambda: {
+                "X": _data_with(_with(sparse_x(), data=np.full(2 * M, 0.1)), [6, 7], 1.0),
+                "W": np.full((K, N), 1e308),
+                "b": None,
+            },
+            ValueError,
+            ("X",),
+            r"\bX: the logits X @ W\.T \+ b of row 3 are not finite",
+        )
+    )
     # ---- other scipy.sparse formats: a TypeError that says which ones are accepted ----------
     for fmt, make in OTHER_FORMATS.items():
         cases.append(
@@ -952,7 +966,11 @@ def _sparse_cases():
                 r"format '\w+' is not supported; pass CSR .*CSC or COO",
             )
         )
-    # ---- dtypes that are not real numbers (boolean too, as for dense X) --------------------
+    # ---- dtypes that are not real numbers ----------------------------------------------------
+    # Boolean data is refused as for dense X (a TypeError, not float64 0/1): scipy adds the
+    # duplicates of a boolean matrix as a logical or (True + True = True) while a float64 copy
+    # would hold 2.0, so what such a matrix means is ambiguous.  Integer data is accepted and
+    # computed in float64 (test_sparse_kernels.py).
     for dt_id, dtype, word in (
         ("complex128", np.complex128, "complex"),
         ("complex64", np.complex64, "complex"),

@@ -537,12 +537,18 @@ def _infinite_loss_row_problem(targets):
     return X, y, W, b
 
 
-@pytest.mark.parametrize(("path", "n_threads"), [("rows", 1), ("rows", 2), ("columns", 2)])
+@pytest.mark.parametrize(
+    ("path", "n_threads"),
+    [("rows", 1), ("rows", 2), ("column_pass", 2), ("wide", 1), ("wide", 2)],
+)
 @pytest.mark.parametrize("targets", ["labels", "probabilities"])
 def test_weight_zero_row_with_infinite_loss_counts_zero(targets, path, n_threads, monkeypatch):
-    if path == "columns":
+    if path == "column_pass":
         monkeypatch.setattr(_design, "ROW_ACCUMULATOR_BYTES", 0)
     X, y, W, b = _infinite_loss_row_problem(targets)
+    if path == "wide":  # more columns than rows: 8 empty columns, with coefficients 0.5
+        X = sp.hstack([X, sp.csr_matrix((X.shape[0], 8))], format="csr")
+        W = np.hstack([W, np.full((2, 8), 0.5)])
     m = X.shape[0]
     w = np.array([1.0, 2.0, 0.0, 1.0, 0.5, 1.0, 1.5])
     snap = snapshot(X)
@@ -688,21 +694,15 @@ def test_float32_logits_are_formed_in_float64(rng):
 
 
 # ---------------------------------------------------------------------------------------------
-# Known bug
+# Valid rows whose plain sum of logits is NaN
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG (csr.pyx and dense.pyx _predict_rows/_predict_chunk): predict tests a row with "
-    "the plain sum of its logits; logits [1e308, 1e308, -inf] (the -inf an overflow of "
-    "1e308 * -10) are valid (no NaN, no +inf, a finite one: predict_proba gives [.5, .5, 0]) "
-    "but their sum is inf + -inf = NaN, so predict raises 'X: ... row 0 ... has no finite "
-    "logit (all -inf)' instead of returning label 0",
-)
 @pytest.mark.parametrize("form", ["sparse", "dense"])
 def test_predict_row_with_huge_logits_and_an_overflowed_one(form):
+    """Logits [1e308, 1e308, -inf] (the -inf an overflow of 1e308 * -10) are valid: no NaN, no
+    +inf, a finite one.  Their plain sum is inf + -inf = NaN, which predict once took for a bad
+    row (fixed in b1e2240: the rule is tested per logit)."""
     X = sp.csr_matrix(np.array([[1e308, 1.0]]))
     X = X if form == "sparse" else X.toarray()
     W = np.array([[1.0, 0.0], [1.0, 0.0], [-10.0, 0.0]])
