@@ -15,14 +15,14 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
-from optimum_bounds import EPS, compare, rounding_bound
+from optimum_bounds import EPS, compare, logit_magnitude, rounding_bound
 from optimum_bounds import _gradient_rounding as gradient_rounding
 from optimum_bounds import objective as reference_objective
 from sklearn.datasets import load_digits, load_iris, load_wine, make_classification
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 
-from softmax_fast import _lbfgs
+from softmax_fast import _lbfgs, _solvers
 from softmax_fast._design import DenseDesign
 from softmax_fast._objective import SoftmaxObjective
 from softmax_fast._threads import effective_n_threads
@@ -190,6 +190,41 @@ def _strong_convexity_pair(X, y, alpha, sw, ours, theirs, free):
     return float(J_a), g_a**2 / (2 * alpha)
 
 
+@pytest.mark.parametrize("name", _CASES)
+def test_reaches_scipys_optimum(name):
+    X, y, alpha, fit_intercept, reference, sw = _case(name)
+    objective = _objective(X, y, alpha, fit_intercept, reference, sw)
+    theta0 = np.zeros(objective.n_params)
+    kw = dict(max_iter=10_000, tol=1e-10, ftol=FTOL)
+    ours = _solvers.lbfgs(objective, theta0, **kw)
+    theirs = _solvers._scipy_lbfgs(objective, theta0, **kw)
+    assert ours.converged and theirs.converged
+    assert len(ours.loss_curve) == ours.n_iter >= 1
+    # the last loss is the objective at the returned parameters (the kernels are deterministic)
+    assert ours.loss_curve[-1] == objective.value_and_grad(ours.theta)[0]
+    a, b = _parameters(objective, ours.theta), _parameters(objective, theirs.theta)
+    X64 = np.asarray(X, dtype=np.float64)  # float32 X: the same values, J evaluated exactly
+    free = slice(None) if reference is None else [k for k in range(a[0].shape[0]) if k != reference]
+    if not fit_intercept:
+        J, excess = _strong_convexity_pair(X64, y, alpha, sw, a, b, free)
+        assert excess <= 1e-10 * J
+        return
+    if X.dtype == np.float32:
+        # The solvers see J computed from float32 logits (W, b and X rounded to float32): below
+        # the rounding of that evaluation no solver can tell two points apart, so that is the
+        # certificate asked of ours (optimum_bounds.rounding_bound in float32, the inputs'
+        # rounding counted as in logit_rounding: 2 eps32 A_i per row, CE's slope <= 2).
+        J = reference_objective(X64, y, *a, alpha, sw)[0]
+        omega = np.full(X.shape[0], 1.0 / X.shape[0]) if sw is None else sw / sw.sum()
+        gate = rounding_bound(X64, *a, J, sw, eps=EPS32) + 2 * EPS32 * float(
+            omega @ logit_magnitude(X64, *a)
+        )
+    else:
+        # the gate the estimator tests ask of an lbfgs fit at tol=1e-10
+        gate = 1e-10 * float(reference_objective(X64, y, *a, alpha, sw)[0])
+    _assert_certified_pair(X64, y, alpha, free, sw, a, b, gate)
+
+
 # ----------------------------------------------------------------------------- test functions
 
 
@@ -314,6 +349,11 @@ def test_optimal_start_point_takes_no_iteration():
     assert (res.n_iter, res.n_fev, res.status, res.converged) == (0, 1, _lbfgs.GTOL, True)
     assert len(fun.evaluations) == 1 and not calls
     np.testing.assert_array_equal(res.x, c)
+    # the solver module's contract: no iteration, no report, converged
+    steps = []
+    objective = _FunctionObjective(_diagonal_quadratic(d, c))
+    out = _solvers.lbfgs(objective, c.copy(), max_iter=50, tol=0.0, ftol=0.0, progress=steps.append)
+    assert (out.n_iter, out.loss_curve, out.converged, steps) == (0, [], True, [])
 
 
 def test_max_iter_stops_unconverged():
@@ -321,6 +361,8 @@ def test_max_iter_stops_unconverged():
     fun = _diagonal_quadratic(d, np.ones(100))
     res = _lbfgs.minimize_lbfgs(fun, np.zeros(100), max_iter=5, gtol=1e-12, ftol=0.0)
     assert (res.n_iter, res.status, res.converged) == (5, _lbfgs.MAX_ITER, False)
+    out = _solvers.lbfgs(_FunctionObjective(fun), np.zeros(100), max_iter=5, tol=1e-12, ftol=0.0)
+    assert (out.n_iter, len(out.loss_curve), out.converged) == (5, 5, False)
     zero = _lbfgs.minimize_lbfgs(fun, np.zeros(100), max_iter=0, gtol=1e-12, ftol=0.0)
     assert (zero.n_iter, zero.n_fev, zero.converged) == (0, 1, False)
 
@@ -424,6 +466,44 @@ class _FunctionObjective:
 def _small_softmax_objective():
     X, y = _softmax_problem(200, 4, 3, seed=23)
     return _objective(X, y, 1e-3, True, None, None)
+
+
+@pytest.mark.parametrize("problem", ["softmax", "dense_quadratic", "rosenbrock"])
+def test_progress_and_loss_curve_contract(problem, rng):
+    if problem == "softmax":
+        inner = _small_softmax_objective()
+        fun, theta0 = inner.value_and_grad, np.zeros(inner.n_params)
+    elif problem == "dense_quadratic":
+        fun, _, _ = _dense_quadratic(30, 1e3, rng)
+        theta0 = np.zeros(30)
+    else:
+        fun, theta0 = _rosenbrock, np.array([-1.2, 1.0])
+    objective = _FunctionObjective(fun)
+    evaluations = objective.recorder.evaluations
+    steps, seen = [], []
+
+    def progress(step):
+        steps.append(step)
+        seen.append(len(evaluations))
+
+    res = _solvers.lbfgs(objective, theta0, max_iter=500, tol=1e-9, ftol=FTOL, progress=progress)
+    assert res.converged
+    # one report per iteration, numbered, with the value and max|g| of the newest evaluation
+    # (the accepted point is the line search's last trial: nothing was evaluated again for it)
+    assert len(steps) == res.n_iter == len(res.loss_curve) >= 2
+    assert [s.iteration for s in steps] == list(range(1, res.n_iter + 1))
+    assert all(s.max_iter == 500 and s.unit == "iteration" for s in steps)
+    for step, n_seen, loss in zip(steps, seen, res.loss_curve, strict=True):
+        _, value, grad = evaluations[n_seen - 1]
+        assert step.objective == value == loss
+        assert step.grad_max == np.abs(grad).max()
+    np.testing.assert_array_equal(res.theta, evaluations[seen[-1] - 1][0])
+    # the objective decreases at every iteration (sufficient decrease), from the start value
+    values = [evaluations[0][1], *res.loss_curve]
+    assert all(b <= a for a, b in pairwise(values))
+    # never evaluated twice in a row at one point, and never outside a line search
+    assert all(not np.array_equal(a[0], b[0]) for a, b in pairwise(evaluations))
+    assert len(evaluations) == seen[-1] or res.n_iter == 500
 
 
 @pytest.mark.parametrize("problem", ["softmax", "dense_quadratic", "rosenbrock", "nonfinite"])
@@ -579,6 +659,8 @@ def test_nonfinite_at_the_start_point_is_a_value_error(bad):
 
     with pytest.raises(ValueError, match="not finite at the starting point"):
         _lbfgs.minimize_lbfgs(fun, np.zeros(3), max_iter=10, gtol=1e-6, ftol=0.0)
+    with pytest.raises(ValueError, match="not finite at the starting point"):
+        _solvers.lbfgs(_FunctionObjective(fun), np.zeros(3), max_iter=10, tol=1e-6, ftol=0.0)
 
 
 # ----------------------------------------------------------------------------- implementation
