@@ -263,6 +263,76 @@ def is_sparse(X) -> bool:
     return bool(scipy.sparse.issparse(X))
 
 
+def _check_compressed(data, indices, indptr, n_major, n_minor, name, major, minor):
+    """The arrays of a CSR (major = row) or CSC (major = column) matrix: integer index arrays,
+    ``indptr`` of n_major + 1 entries from 0 to the number of stored entries, non-decreasing,
+    minor indices in [0, n_minor), as many values as indices."""
+    data, indices, indptr = (np.asarray(a) for a in (data, indices, indptr))
+    for part, arr in (("indices", indices), ("indptr", indptr)):
+        if arr.ndim != 1 or arr.dtype.kind not in "iu":
+            raise TypeError(f"{name}: {part} must be a 1-D integer array, got {arr.dtype}")
+    if data.ndim != 1:
+        raise ValueError(f"{name}: data must be 1-D, got shape {data.shape}")
+    if indptr.shape[0] != n_major + 1:
+        raise ValueError(
+            f"{name}: indptr has {indptr.shape[0]} entries; a matrix of {n_major} {major}s "
+            f"needs {n_major + 1}"
+        )
+    nnz = indices.shape[0]
+    if data.shape[0] != nnz:
+        raise ValueError(
+            f"{name}: data has {data.shape[0]} entries but indices has {nnz}; they must match"
+        )
+    if indptr[0] != 0 or indptr[-1] != nnz:
+        raise ValueError(
+            f"{name}: indptr must start at 0 and end at the number of stored entries ({nnz}); "
+            f"got {indptr[0]} and {indptr[-1]}"
+        )
+    steps = np.diff(indptr)
+    if steps.size and steps.min() < 0:
+        raise ValueError(
+            f"{name}: indptr is not non-decreasing ({major} {_first_row(steps < 0)} ends "
+            f"before it starts)"
+        )
+    if nnz:
+        low, high = int(indices.min()), int(indices.max())
+        if low < 0 or high >= n_minor:
+            bad = low if low < 0 else high
+            where = int(np.searchsorted(indptr, int(np.flatnonzero(indices == bad)[0]), "right"))
+            raise ValueError(
+                f"{name}: {minor} index {bad} in {major} {where - 1} is outside "
+                f"[0, {n_minor}) (the matrix has {n_minor} {minor}s)"
+            )
+
+
+def _check_coo(X, m, n, name):
+    """The coordinates of a COO matrix: integer, one per stored value, within the shape."""
+    data = np.asarray(X.data)
+    rows, cols = np.asarray(X.row), np.asarray(X.col)
+    for part, coords in (("row", rows), ("col", cols)):
+        if coords.ndim != 1 or coords.dtype.kind not in "iu":
+            raise TypeError(f"{name}: {part} must be a 1-D integer array, got {coords.dtype}")
+        if coords.shape[0] != data.shape[0]:
+            raise ValueError(
+                f"{name}: {part} has {coords.shape[0]} entries but data has {data.shape[0]}; "
+                f"they must match"
+            )
+    outside = (rows < 0) | (rows >= m)
+    if outside.any():
+        p = _first_row(outside)
+        raise ValueError(
+            f"{name}: row index {int(rows[p])} of stored entry {p} is outside [0, {m}) (the "
+            f"matrix has {m} rows)"
+        )
+    outside = (cols < 0) | (cols >= n)
+    if outside.any():
+        p = _first_row(outside)
+        raise ValueError(
+            f"{name}: column index {int(cols[p])} in row {int(rows[p])} is outside [0, {n}) "
+            f"(the matrix has {n} columns)"
+        )
+
+
 def as_csr_arrays(X, name="X", dtype=None) -> CSRArrays:
     """A scipy.sparse X as validated CSR arrays, without modifying X.
 
@@ -282,44 +352,18 @@ def as_csr_arrays(X, name="X", dtype=None) -> CSRArrays:
     if X.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D sparse matrix, got {X.ndim}-D")
     _check_real_dtype(X, name)
-    if fmt != "csr":
-        X = X.tocsr()  # a new matrix: the caller's is left as it was
     m, n = (int(s) for s in X.shape)
+    # The caller's arrays are checked before any scipy conversion, which trusts them (a bad
+    # index of a CSC or COO matrix would make tocsr() write out of bounds).
+    if fmt == "coo":
+        _check_coo(X, m, n, name)
+        X = X.tocsr()  # a new matrix: the caller's is left as it was
+    elif fmt == "csc":
+        _check_compressed(X.data, X.indices, X.indptr, n, m, name, "column", "row")
+        X = X.tocsr()
     data, indices, indptr = (np.asarray(a) for a in (X.data, X.indices, X.indptr))
-    for part, arr in (("indices", indices), ("indptr", indptr)):
-        if arr.ndim != 1 or arr.dtype.kind not in "iu":
-            raise TypeError(f"{name}: {part} must be a 1-D integer array, got {arr.dtype}")
-    if data.ndim != 1:
-        raise ValueError(f"{name}: data must be 1-D, got shape {data.shape}")
-    if indptr.shape[0] != m + 1:
-        raise ValueError(
-            f"{name}: indptr has {indptr.shape[0]} entries; a CSR matrix of {m} rows needs {m + 1}"
-        )
+    _check_compressed(data, indices, indptr, m, n, name, "row", "column")
     nnz = indices.shape[0]
-    if data.shape[0] != nnz:
-        raise ValueError(
-            f"{name}: data has {data.shape[0]} entries but indices has {nnz}; they must match"
-        )
-    if indptr[0] != 0 or indptr[-1] != nnz:
-        raise ValueError(
-            f"{name}: indptr must start at 0 and end at the number of stored entries ({nnz}); "
-            f"got {indptr[0]} and {indptr[-1]}"
-        )
-    steps = np.diff(indptr)
-    if steps.size and steps.min() < 0:
-        raise ValueError(
-            f"{name}: indptr is not non-decreasing (row {_first_row(steps < 0)} ends before it "
-            f"starts)"
-        )
-    if nnz:
-        low, high = int(indices.min()), int(indices.max())
-        if low < 0 or high >= n:
-            bad = low if low < 0 else high
-            row = int(np.searchsorted(indptr, int(np.flatnonzero(indices == bad)[0]), "right"))
-            raise ValueError(
-                f"{name}: column index {bad} in row {row - 1} is outside [0, {n}) "
-                f"(the matrix has {n} columns)"
-            )
     if indices.dtype.itemsize < 8 or indptr.dtype.itemsize < 8:
         if n > 2**31 - 1:
             raise ValueError(
