@@ -331,17 +331,15 @@ class CSRDesign:
         sample_weight: np.ndarray | None,
         grad_scale: float,
     ) -> tuple[float, np.ndarray, np.ndarray | None]:
-        """Fused data term: ``(sum_i w_i l_i, dW, db)`` without any penalty (as
-        :meth:`DenseDesign.loss_grad`; ``dW`` is a (K, n) float64 view of the kernels' (n, K)
-        result)."""
+        """Fused data term: ``(sum_i w_i l_i, dW, db)`` without any penalty, as
+        :meth:`DenseDesign.loss_grad` (``dW`` (K, n) float64)."""
         K = W.shape[0]
         team = self._team(K)
         strategy = self.strategy(K)
         X = self.X
-        Wt = np.ascontiguousarray(W.T)
         if strategy == "columns":
             data, rows, colptr = self._csc_arrays()
-            bad, total, dWt, db = _native_csr.loss_and_grad_columns(
+            bad, total, dW, db = _native_csr.loss_and_grad_columns(
                 data,
                 rows,
                 colptr,
@@ -350,7 +348,7 @@ class CSRDesign:
                 self._bounds(team),
                 labels,
                 Y,
-                Wt,
+                W,
                 b,
                 sample_weight,
                 grad_scale,
@@ -360,7 +358,7 @@ class CSRDesign:
             csc = (None, None, None, None)
             if strategy == "rows+column pass":
                 csc = (*self._csc_arrays(), self._column_bounds(4 * team))
-            bad, total, dWt, db = _native_csr.loss_and_grad(
+            bad, total, dW, db = _native_csr.loss_and_grad(
                 X.data,
                 X.indices,
                 X.indptr,
@@ -368,7 +366,7 @@ class CSRDesign:
                 self._bounds(team),
                 labels,
                 Y,
-                Wt,
+                np.ascontiguousarray(W.T),
                 b,
                 sample_weight,
                 grad_scale,
@@ -377,7 +375,7 @@ class CSRDesign:
             )
         if bad >= 0:
             raise_bad_linear_row(X, W, b, bad)
-        return float(total), dWt.T, db
+        return float(total), dW, db
 
     def _predict(self, W, b, want_proba):
         m, K = self.n_samples, W.shape[0]

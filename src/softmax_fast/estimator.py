@@ -49,7 +49,7 @@ def _all_or_nothing(estimator):
     A failed or interrupted fit (``KeyboardInterrupt`` from Ctrl-C, a ``ValueError`` raised after
     ``classes_`` or ``n_features_in_`` were already set) then leaves the estimator exactly as it was
     before the call: unfitted, or with its previous, mutually consistent attributes -- never a new
-    ``classes_`` next to an old ``coef_``.  (SciPy's optimizer and the solvers return to Python
+    ``classes_`` next to an old ``coef_``.  (The solvers return to Python
     between kernel calls, so Ctrl-C is seen there and arrives here as ``KeyboardInterrupt``.)
     """
     saved = dict(vars(estimator))
@@ -103,7 +103,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     fit_intercept : bool, default=True
         Fit the intercepts ``b`` (not penalized).
     solver : {"lbfgs", "gd", "sgd"}, default="lbfgs"
-        ``"lbfgs"``: SciPy's L-BFGS-B on the fused loss and gradient.  ``"gd"``: full-batch
+        ``"lbfgs"``: limited-memory BFGS (10 pairs, strong-Wolfe line search; softmax_fast's
+        own, SciPy's L-BFGS-B stopping rule) on the fused loss and gradient.  ``"gd"``: full-batch
         gradient descent with the fixed step ``learning_rate``: ``w <- w - learning_rate * grad J``
         (``grad J`` includes ``alpha * W``).  ``"sgd"``: shuffled mini-batches of ``batch_size``
         rows with the decaying step ``learning_rate / sqrt(1 + samples_seen / n_samples)``; the

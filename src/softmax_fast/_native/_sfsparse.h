@@ -11,8 +11,10 @@
  *
  *   csr_logits   z[i, :]  = b + sum_p x_p Wt[j_p, :]        rows [r0, r1) of a block, into Z
  *   csr_scatter  acc[j_p, :] += x_p g                        one row's entries
- *   csc_logits   Z[i_p, :] += x_p Wt[j, :]                   columns [j0, j1)
- *   csc_grad     dWt[j, :] = sum_p x_p G[i_p, :]             columns [j0, j1)
+ *   csc_logits   Z[i_p, :] += x_p W[:, j]                    columns [j0, j1), W (K x n)
+ *   csc_grad     dW[:, j] = sum_p x_p G[i_p, :]              columns [j0, j1), dW (K x n)
+ * (the column kernels read W and write dW in their (K, n) layout: a column's K values go
+ * through a per-thread buffer of K doubles, so that no transposed copy is needed)
  */
 #ifndef SOFTMAX_FAST_SFSPARSE_H
 #define SOFTMAX_FAST_SFSPARSE_H
@@ -105,26 +107,31 @@ SF_MULTIVERSION SF_MAYBE_UNUSED static void sf_csr_scatter_##SUFFIX(            
 }                                                                                              \
 SF_MULTIVERSION SF_MAYBE_UNUSED static void sf_csc_logits_##SUFFIX(                            \
     const T *restrict data, const I *restrict rows, const I *restrict colptr,                 \
-    const T *restrict Wt, double *restrict Z, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)      \
+    const T *restrict W, Py_ssize_t n, double *restrict Z, double *restrict w, Py_ssize_t j0,  \
+    Py_ssize_t j1, Py_ssize_t K)                                                               \
 {                                                                                              \
-    for (Py_ssize_t j = j0; j < j1; j++)                                                       \
-        for (Py_ssize_t p = (Py_ssize_t)colptr[j]; p < (Py_ssize_t)colptr[j + 1]; p++) {       \
+    for (Py_ssize_t j = j0; j < j1; j++) {                                                     \
+        const Py_ssize_t p0 = (Py_ssize_t)colptr[j], p1 = (Py_ssize_t)colptr[j + 1];           \
+        if (p0 == p1) continue;                                                                \
+        for (Py_ssize_t k = 0; k < K; k++) w[k] = (double)W[k * n + j];                        \
+        for (Py_ssize_t p = p0; p < p1; p++) {                                                 \
             SF_PREFETCH_AHEAD(Z, rows, p, (Py_ssize_t)colptr[j1], K);                          \
-            AXPY_T(Z + (Py_ssize_t)rows[p] * K, (double)data[p], Wt + j * K, K);               \
+            sf_axpy_d(Z + (Py_ssize_t)rows[p] * K, (double)data[p], w, K);                     \
         }                                                                                      \
+    }                                                                                          \
 }                                                                                              \
 SF_MULTIVERSION SF_MAYBE_UNUSED static void sf_csc_grad_##SUFFIX(                              \
     const T *restrict data, const I *restrict rows, const I *restrict colptr,                 \
-    const double *restrict G, double *restrict dWt, Py_ssize_t j0, Py_ssize_t j1,             \
-    Py_ssize_t K)                                                                              \
+    const double *restrict G, double *restrict dW, Py_ssize_t n, double *restrict acc,         \
+    Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)                                                \
 {                                                                                              \
     for (Py_ssize_t j = j0; j < j1; j++) {                                                     \
-        double *restrict out = dWt + j * K;                                                    \
-        for (Py_ssize_t k = 0; k < K; k++) out[k] = 0.0;                                       \
+        for (Py_ssize_t k = 0; k < K; k++) acc[k] = 0.0;                                       \
         for (Py_ssize_t p = (Py_ssize_t)colptr[j]; p < (Py_ssize_t)colptr[j + 1]; p++) {       \
             SF_PREFETCH_AHEAD(G, rows, p, (Py_ssize_t)colptr[j1], K);                          \
-            sf_axpy_d(out, (double)data[p], G + (Py_ssize_t)rows[p] * K, K);                   \
+            sf_axpy_d(acc, (double)data[p], G + (Py_ssize_t)rows[p] * K, K);                   \
         }                                                                                      \
+        for (Py_ssize_t k = 0; k < K; k++) dW[k * n + j] = acc[k];                             \
     }                                                                                          \
 }
 

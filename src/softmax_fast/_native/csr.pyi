@@ -50,7 +50,7 @@ def loss_and_grad_columns(
     row_bounds: _Intp,
     labels: _Intp | None,
     Y: _FArray | None,
-    Wt: _FArray,
+    W: _FArray,
     b: _FArray | None,
     sample_weight: _F64 | None,
     grad_scale: float,

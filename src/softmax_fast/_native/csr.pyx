@@ -94,35 +94,39 @@ cdef inline void _csr_scatter(const floating *data, const csr_index *indices, Py
 
 
 cdef inline void _csc_logits(const floating *data, const csr_index *rows,
-                             const csr_index *colptr, const floating *Wt, double *Z,
-                             Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K) noexcept nogil:
-    """Z[rows[p], :] += data[p] * Wt[j, :] over the entries of columns [j0, j1)."""
+                             const csr_index *colptr, const floating *W, Py_ssize_t n, double *Z,
+                             double *w, Py_ssize_t j0, Py_ssize_t j1,
+                             Py_ssize_t K) noexcept nogil:
+    """Z[rows[p], :] += data[p] * W[:, j] over the entries of columns [j0, j1); W is (K, n) and
+    ``w`` a buffer of K doubles for one of its columns."""
     if floating is double:
         if csr_index is cnp.int32_t:
-            sf_csc_logits_d_i32(data, rows, colptr, Wt, Z, j0, j1, K)
+            sf_csc_logits_d_i32(data, rows, colptr, W, n, Z, w, j0, j1, K)
         else:
-            sf_csc_logits_d_i64(data, rows, colptr, Wt, Z, j0, j1, K)
+            sf_csc_logits_d_i64(data, rows, colptr, W, n, Z, w, j0, j1, K)
     else:
         if csr_index is cnp.int32_t:
-            sf_csc_logits_f_i32(data, rows, colptr, Wt, Z, j0, j1, K)
+            sf_csc_logits_f_i32(data, rows, colptr, W, n, Z, w, j0, j1, K)
         else:
-            sf_csc_logits_f_i64(data, rows, colptr, Wt, Z, j0, j1, K)
+            sf_csc_logits_f_i64(data, rows, colptr, W, n, Z, w, j0, j1, K)
 
 
 cdef inline void _csc_grad(const floating *data, const csr_index *rows,
-                           const csr_index *colptr, const double *G, double *dWt,
-                           Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K) noexcept nogil:
-    """dWt[j, :] = sum over column j's entries (in order) of data[p] * G[rows[p], :]."""
+                           const csr_index *colptr, const double *G, double *dW, Py_ssize_t n,
+                           double *acc, Py_ssize_t j0, Py_ssize_t j1,
+                           Py_ssize_t K) noexcept nogil:
+    """dW[:, j] = sum over column j's entries (in order) of data[p] * G[rows[p], :], dW (K, n),
+    through ``acc``, a buffer of K doubles."""
     if floating is double:
         if csr_index is cnp.int32_t:
-            sf_csc_grad_d_i32(data, rows, colptr, G, dWt, j0, j1, K)
+            sf_csc_grad_d_i32(data, rows, colptr, G, dW, n, acc, j0, j1, K)
         else:
-            sf_csc_grad_d_i64(data, rows, colptr, G, dWt, j0, j1, K)
+            sf_csc_grad_d_i64(data, rows, colptr, G, dW, n, acc, j0, j1, K)
     else:
         if csr_index is cnp.int32_t:
-            sf_csc_grad_f_i32(data, rows, colptr, G, dWt, j0, j1, K)
+            sf_csc_grad_f_i32(data, rows, colptr, G, dW, n, acc, j0, j1, K)
         else:
-            sf_csc_grad_f_i64(data, rows, colptr, G, dWt, j0, j1, K)
+            sf_csc_grad_f_i64(data, rows, colptr, G, dW, n, acc, j0, j1, K)
 
 
 cdef inline double _shift_row(double *z, Py_ssize_t K) noexcept nogil:
@@ -242,8 +246,8 @@ def loss_and_grad(const floating[::1] data, const csr_index[::1] indices,
     and ``col_bounds`` (the CSC arrays of X and the column chunks' first columns) the gradient
     takes the column pass, else per-chunk row accumulators.
 
-    Returns (first_bad_row or -1, sum_i w_i l_i, dWt (n, K) float64, db (K,) float64 or None),
-    with dWt = X^T G and db = sum_i g_i where g_i = (softmax(W x_i + b) - y_i) * w_i * grad_scale.
+    Returns (first_bad_row or -1, sum_i w_i l_i, dW (K, n) float64, db (K,) float64 or None),
+    with dW = G^T X and db = sum_i g_i where g_i = (softmax(W x_i + b) - y_i) * w_i * grad_scale.
     """
     cdef Py_ssize_t m = indptr.shape[0] - 1, n = n_features, K = Wt.shape[1]
     cdef Py_ssize_t n_chunks = row_bounds.shape[0] - 1
@@ -286,48 +290,56 @@ def loss_and_grad(const floating[::1] data, const csr_index[::1] indices,
             row_bounds[c], row_bounds[c + 1], K)
     work.poison_padding(False)
     first_bad = _first_bad(bad)
-    cdef double[:, ::1] dWt_view
+    cdef double[:, ::1] dW_view
     if column_pass:
-        dWt = _alloc((n, K), np.float64, 0 if first_bad >= 0 else None)
-        dWt_view = dWt
+        dW = _alloc((K, n), np.float64, 0 if first_bad >= 0 else None)
+        dW_view = dW
         if first_bad < 0 and n > 0:
-            _column_pass(csc_data, csc_indices, csc_indptr, col_bounds, G, dWt_view, n_threads)
-    elif n_chunks == 1:
-        dWt = np.asarray(acc)[0, :n * K].reshape(n, K)
+            _column_pass(csc_data, csc_indices, csc_indptr, col_bounds, G, dW_view, n_threads)
     else:
-        dWt = _ordered_rows_sum(np.asarray(acc)[:, :n * K]).reshape(n, K)
+        # the accumulators are (n, K): the sum in chunk order, then one transposed copy
+        dWt = np.asarray(acc)[0, :n * K] if n_chunks == 1 else _ordered_rows_sum(
+            np.asarray(acc)[:, :n * K])
+        dW = _alloc((K, n), np.float64)
+        dW[...] = dWt.reshape(n, K).T
     db = _ordered_rows_sum(np.asarray(db_parts)[:, :K]) if b is not None else None
-    return first_bad, _ordered_sum(loss_sums), dWt, db
+    return first_bad, _ordered_sum(loss_sums), dW, db
 
 
 cdef void _column_pass(const floating[::1] csc_data, const csr_index[::1] csc_indices,
                        const csr_index[::1] csc_indptr, const intp_t[::1] col_bounds,
-                       const double[:, ::1] G, double[:, ::1] dWt, int n_threads):
-    cdef Py_ssize_t K = dWt.shape[1], n_col_chunks = col_bounds.shape[0] - 1, c
+                       const double[:, ::1] G, double[:, ::1] dW, int n_threads):
+    """dW (K, n) = G^T X, threaded over the column chunks of ``col_bounds``."""
+    cdef Py_ssize_t K = dW.shape[0], n = dW.shape[1], n_col_chunks = col_bounds.shape[0] - 1, c
+    cdef _Workspace work = _Workspace(n_col_chunks)
+    cdef double[:, ::1] acc = work.rows(K, np.float64)
     cdef const floating *p_data = &csc_data[0] if csc_data.shape[0] > 0 else NULL
     cdef const csr_index *p_rows = &csc_indices[0] if csc_indices.shape[0] > 0 else NULL
     cdef const double *p_G = &G[0, 0] if G.shape[0] > 0 else NULL
     cdef int team = _team_size(n_threads, n_col_chunks)
+    work.poison_padding(True)
     for c in prange(n_col_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
-        _csc_grad(p_data, p_rows, &csc_indptr[0], p_G, &dWt[0, 0], col_bounds[c],
-                  col_bounds[c + 1], K)
+        _csc_grad(p_data, p_rows, &csc_indptr[0], p_G, &dW[0, 0], n, &acc[c, 0],
+                  col_bounds[c], col_bounds[c + 1], K)
+    work.poison_padding(False)
 
 
 def loss_and_grad_columns(const floating[::1] csc_data, const csr_index[::1] csc_indices,
                           const csr_index[::1] csc_indptr, Py_ssize_t n_samples,
                           const intp_t[::1] col_bounds, const intp_t[::1] row_bounds,
                           const intp_t[::1] labels, const floating[:, ::1] Y,
-                          const floating[:, ::1] Wt, const floating[::1] b,
+                          const floating[:, ::1] W, const floating[::1] b,
                           const double[::1] sample_weight, double grad_scale, int n_threads):
     """The fused loss and gradient from the CSC form of X alone, for X with fewer rows than
     columns (then the logits table, m x K, is the smaller one to scatter into and gather from).
 
     1. Column chunks (``col_bounds``) each add their columns' x_ij W[:, j] into their own (m, K)
        logits part;  2. row chunks (``row_bounds``) sum the parts in order (+ b), take the
-       softmax, loss and G into the first part;  3. column chunks form dWt[j, :] = sum_i x_ij G_i.
+       softmax, loss and G into the first part;  3. column chunks form dW[:, j] = sum_i x_ij G_i.
+    W and dW are (K, n), as the caller has them (no transposed copy).
     Extra memory: n_col_chunks * m * K * 8 bytes.  Returns what ``loss_and_grad`` returns.
     """
-    cdef Py_ssize_t m = n_samples, n = csc_indptr.shape[0] - 1, K = Wt.shape[1]
+    cdef Py_ssize_t m = n_samples, n = csc_indptr.shape[0] - 1, K = W.shape[0]
     cdef Py_ssize_t n_col_chunks = col_bounds.shape[0] - 1, n_chunks = row_bounds.shape[0] - 1
     if m <= 0 or K == 0 or n_chunks < 1 or n_col_chunks < 1:
         raise ValueError("loss_and_grad_columns needs m > 0, K > 0 and non-empty chunk bounds")
@@ -342,18 +354,19 @@ def loss_and_grad_columns(const floating[::1] csc_data, const csr_index[::1] csc
     cdef const csr_index *p_rows = &csc_indices[0] if csc_indices.shape[0] > 0 else NULL
     cdef const intp_t *p_labels = &labels[0] if labels is not None else NULL
     cdef const floating *p_Y = &Y[0, 0] if Y is not None else NULL
-    cdef const floating *p_Wt = &Wt[0, 0] if Wt.shape[0] > 0 else NULL
+    cdef const floating *p_W = &W[0, 0] if n > 0 else NULL
     cdef const floating *p_b = &b[0] if b is not None else NULL
     cdef const double *p_sw = &sample_weight[0] if sample_weight is not None else NULL
     cdef double *p_Z = &Z_parts[0, 0]
+    cdef double[:, ::1] w_columns = _alloc((n_col_chunks, K + 16), np.float64)
     cdef RowScratch ws
     cdef Py_ssize_t c
     cdef int team = _team_size(n_threads, n_col_chunks)
     if n > 0:
         for c in prange(n_col_chunks, nogil=True, schedule="dynamic", chunksize=1,
                         num_threads=team):
-            _csc_logits(p_data, p_rows, &csc_indptr[0], p_Wt, p_Z + c * m * K,
-                        col_bounds[c], col_bounds[c + 1], K)
+            _csc_logits(p_data, p_rows, &csc_indptr[0], p_W, n, p_Z + c * m * K,
+                        &w_columns[c, 0], col_bounds[c], col_bounds[c + 1], K)
     work.poison_padding(True)
     team = _team_size(n_threads, n_chunks)
     for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
@@ -364,17 +377,17 @@ def loss_and_grad_columns(const floating[::1] csc_data, const csr_index[::1] csc
         ws.target_sum = &per_row[c, 3 * <Py_ssize_t>ROW_BLOCK]
         bad[c] = _loss_grad_rows(
             p_data, p_rows, <const csr_index *>NULL, p_Z, n_col_chunks, m * K, p_labels, p_Y,
-            p_Wt, p_b, p_sw, grad_scale, ws, NULL, p_Z, &db_parts[c, 0], &loss_sums[c, 0],
+            p_W, p_b, p_sw, grad_scale, ws, NULL, p_Z, &db_parts[c, 0], &loss_sums[c, 0],
             row_bounds[c], row_bounds[c + 1], K)
     work.poison_padding(False)
     first_bad = _first_bad(bad)
-    dWt = _alloc((n, K), np.float64, 0 if first_bad >= 0 else None)
-    cdef double[:, ::1] dWt_view = dWt
+    dW = _alloc((K, n), np.float64, 0 if first_bad >= 0 else None)
+    cdef double[:, ::1] dW_view = dW
     cdef double[:, ::1] G = np.asarray(Z_parts)[0].reshape(m, K)  # G went into the first part
     if first_bad < 0 and n > 0:
-        _column_pass(csc_data, csc_indices, csc_indptr, col_bounds, G, dWt_view, n_threads)
+        _column_pass(csc_data, csc_indices, csc_indptr, col_bounds, G, dW_view, n_threads)
     db = _ordered_rows_sum(np.asarray(db_parts)[:, :K]) if b is not None else None
-    return first_bad, _ordered_sum(loss_sums), dWt, db
+    return first_bad, _ordered_sum(loss_sums), dW, db
 
 
 # ----------------------------------------------------------------------------- prediction
