@@ -614,9 +614,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     # ----------------------------------------------------------------------------- prediction
     def _check_X(self, X):
         check_is_fitted(self)
-        return _validate_data(
-            self, X, reset=False, dtype=_DTYPES, order="C", accept_sparse=_SPARSE
-        )
+        return _validate_data(self, X, reset=False, dtype=_DTYPES, order="C", accept_sparse=_SPARSE)
 
     def _design(self, X):
         """The kernels' design of X (validated by scikit-learn; sparse X's structure is checked
