@@ -68,13 +68,14 @@ static inline void sf_axpy_f(double *restrict y, double x, const float *restrict
 #define SF_SPARSE_PREFETCH 8
 #endif
 #if defined(__GNUC__) || defined(__clang__)
+#define SF_PREFETCH(p, rw) __builtin_prefetch((p), (rw))
+#else
+#define SF_PREFETCH(p, rw) ((void)(p))
+#endif
 static inline void sf_prefetch_row(const void *row, Py_ssize_t bytes)
 {
-    for (Py_ssize_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)row + o);
+    for (Py_ssize_t o = 0; o < bytes; o += 64) SF_PREFETCH((const char *)row + o, 0);
 }
-#else
-static inline void sf_prefetch_row(const void *row, Py_ssize_t bytes) { (void)row; (void)bytes; }
-#endif
 /* The row of the table that entry p + SF_SPARSE_PREFETCH touches, when there is one. */
 #define SF_PREFETCH_AHEAD(TABLE, IDX, P, END, K)                                               \
     if ((P) + SF_SPARSE_PREFETCH < (END))                                                      \
@@ -112,6 +113,8 @@ SF_MULTIVERSION SF_MAYBE_UNUSED static void sf_csc_logits_##SUFFIX(             
 {                                                                                              \
     for (Py_ssize_t j = j0; j < j1; j++) {                                                     \
         const Py_ssize_t p0 = (Py_ssize_t)colptr[j], p1 = (Py_ssize_t)colptr[j + 1];           \
+        if ((j & 7) == 0 && j + 32 < n)  /* the next lines of W's K rows, 32 columns ahead */  \
+            for (Py_ssize_t k = 0; k < K; k++) SF_PREFETCH(W + k * n + j + 32, 0);            \
         if (p0 == p1) continue;                                                                \
         for (Py_ssize_t k = 0; k < K; k++) w[k] = (double)W[k * n + j];                        \
         for (Py_ssize_t p = p0; p < p1; p++) {                                                 \
@@ -131,6 +134,8 @@ SF_MULTIVERSION SF_MAYBE_UNUSED static void sf_csc_grad_##SUFFIX(               
             SF_PREFETCH_AHEAD(G, rows, p, (Py_ssize_t)colptr[j1], K);                          \
             sf_axpy_d(acc, (double)data[p], G + (Py_ssize_t)rows[p] * K, K);                   \
         }                                                                                      \
+        if ((j & 7) == 0 && j + 32 < n)  /* the lines of dW's K rows it writes next */         \
+            for (Py_ssize_t k = 0; k < K; k++) SF_PREFETCH(dW + k * n + j + 32, 1);           \
         for (Py_ssize_t k = 0; k < K; k++) dW[k * n + j] = acc[k];                             \
     }                                                                                          \
 }

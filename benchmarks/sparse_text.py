@@ -1,0 +1,239 @@
+"""Sparse (CSR) input: the kernel, the fit and the memory, on text-like data, in one run.
+
+Three parts (``--part``):
+
+* ``kernel``: one ``loss_and_grad`` on the 20-newsgroups-shaped tf-idf corpus of
+  ``softmax_fast._synthetic.text_corpus`` (11,314 x 130,107, ~180 non-zeros a row, K = 20),
+  against the ``scipy.sparse`` reference (``X @ W.T``, ``G.T @ X``), alternating, median of
+  the repeats.  Ours both as a public call (validation and the CSC copy included) and as the
+  fit's evaluation (the design built once, as in a fit), on 1 and 2 threads.
+* ``fit``: ``SoftmaxRegression(solver="lbfgs")`` against scikit-learn's
+  ``LogisticRegression(solver="lbfgs")`` on the same corpus at equal objective
+  (``C = 1 / (alpha m)``), each fit in a fresh child process that reports its time, objective
+  and peak resident memory (``ru_maxrss``; both children build the same corpus first).
+  Whichever ends more than EQUAL_OBJECTIVE_RTOL above the other refits with a tolerance ten
+  times tighter (up to three times), as in fit_sizes.py.
+* ``hashed``: m = 1,000,000, n = 2**20, 50 non-zeros a row (uniform hashed term ids, unit-norm
+  rows), K = 20, float32: one ``loss_and_grad`` call and a 20-iteration fit, with the peak
+  resident memory above the data's (the extra memory of the kernels and the solver).
+
+    python benchmarks/sparse_text.py --part kernel [--repeats 5]
+    python benchmarks/sparse_text.py --part fit [--alpha 1e-4]
+    python benchmarks/sparse_text.py --part hashed
+"""
+
+import argparse
+import json
+import multiprocessing
+import resource
+import statistics
+import time
+import warnings
+
+import numpy as np
+
+EQUAL_OBJECTIVE_RTOL = 1e-6
+K = 20
+
+
+def corpus(dtype=np.float64):
+    from softmax_fast._synthetic import text_corpus
+
+    return text_corpus(dtype=dtype)
+
+
+def hashed(m=1_000_000, n=2**20, nnz_per_row=50, seed=0):
+    """Hashed bag-of-words: uniform term ids (repeats within a row add up), unit-norm rows,
+    float32, labels from a sparse softmax model."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    indices = rng.integers(0, n, size=m * nnz_per_row, dtype=np.int32)
+    data = np.full(m * nnz_per_row, 1.0 / np.sqrt(nnz_per_row), dtype=np.float32)
+    indptr = np.arange(0, m * nnz_per_row + 1, nnz_per_row, dtype=np.int64).astype(np.int32)
+    X = sp.csr_matrix((data, indices, indptr), shape=(m, n))
+    topic = rng.integers(0, K, size=n)  # each term votes for one class
+    votes = np.zeros((m, K), dtype=np.float32)
+    np.add.at(votes, (np.repeat(np.arange(m), nnz_per_row), topic[indices]), 1.0)
+    y = np.argmax(votes + rng.gumbel(size=(m, K)).astype(np.float32), axis=1)
+    return X, y
+
+
+def _median_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def part_kernel(repeats):
+    from softmax_fast import kernels, reference
+    from softmax_fast._design import CSRDesign
+    from softmax_fast._validation import as_csr_arrays
+
+    X, y = corpus()
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((K, X.shape[1])) * 0.1
+    b = rng.standard_normal(K) * 0.1
+    alpha = 1e-4
+    m = X.shape[0]
+    designs = {t: CSRDesign(as_csr_arrays(X), t) for t in (1, 2)}
+    for design in designs.values():
+        design.loss_grad(W, b, y, None, None, 1.0 / m)  # builds its CSC copy, as a fit's first call
+    contenders = {
+        "reference (scipy.sparse)": lambda: reference.loss_and_grad(X, y, W, b, alpha=alpha),
+        "public call, 1 thread": lambda: kernels.loss_and_grad(
+            X, y, W, b, alpha=alpha, n_threads=1
+        ),
+        "public call, 2 threads": lambda: kernels.loss_and_grad(
+            X, y, W, b, alpha=alpha, n_threads=2
+        ),
+        "fit evaluation, 1 thread": lambda: designs[1].loss_grad(W, b, y, None, None, 1.0 / m),
+        "fit evaluation, 2 threads": lambda: designs[2].loss_grad(W, b, y, None, None, 1.0 / m),
+    }
+    times = {name: [] for name in contenders}
+    for _ in range(repeats):  # alternate the contenders, repeat by repeat
+        for name, fn in contenders.items():
+            times[name].append(_median_time(fn, 1))
+    base = statistics.median(times["reference (scipy.sparse)"])
+    print(
+        f"loss_and_grad on {X.shape[0]} x {X.shape[1]}, nnz {X.nnz}, K = {K} "
+        f"(strategy {designs[2].strategy(K)}); median of {repeats}"
+    )
+    print(f"{'':28s} {'ms':>8s} {'reference / this':>17s}")
+    for name, ts in times.items():
+        t = statistics.median(ts)
+        print(f"{name:28s} {t * 1e3:8.1f} {base / t:17.2f}")
+
+
+def _fit_child(lib, alpha, tol, queue):
+    warnings.simplefilter("ignore")
+    from softmax_fast import kernels
+
+    X, y = corpus()
+    m = X.shape[0]
+    if lib == "softmax_fast":
+        from softmax_fast import SoftmaxRegression
+
+        model = SoftmaxRegression(alpha=alpha, tol=tol, max_iter=10_000)
+    else:
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=1.0 / (alpha * m), tol=tol, max_iter=10_000)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    model.fit(X, y)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    labels = np.searchsorted(model.classes_, y)
+    J = kernels.loss_and_grad(X, labels, model.coef_, model.intercept_, alpha=alpha)[0]
+    n_iter = int(np.max(model.n_iter_))
+    queue.put(
+        {
+            "lib": lib,
+            "seconds": seconds,
+            "objective": float(J),
+            "n_iter": n_iter,
+            "tol": tol,
+            "peak_rss_mb": peak / 1024,
+            "rss_before_fit_mb": rss_before / 1024,
+        }
+    )
+
+
+def _fit_in_child(lib, alpha, tol):
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_fit_child, args=(lib, alpha, tol, queue))
+    child.start()
+    result = queue.get()
+    child.join()
+    return result
+
+
+def part_fit(alpha, tol):
+    results = {lib: _fit_in_child(lib, alpha, tol) for lib in ("softmax_fast", "sklearn")}
+    for _ in range(3):
+        best = min(r["objective"] for r in results.values())
+        behind = [
+            lib for lib, r in results.items() if r["objective"] > best * (1 + EQUAL_OBJECTIVE_RTOL)
+        ]
+        if not behind:
+            break
+        for lib in behind:
+            results[lib] = _fit_in_child(lib, alpha, results[lib]["tol"] / 10)
+    for r in results.values():
+        print(json.dumps(r))
+    ours, theirs = results["softmax_fast"], results["sklearn"]
+    print(
+        f"fit at equal objective (alpha = {alpha:g}): softmax_fast {ours['seconds']:.2f} s "
+        f"({ours['n_iter']} iterations, tol {ours['tol']:g}), scikit-learn "
+        f"{theirs['seconds']:.2f} s ({theirs['n_iter']} iterations, tol {theirs['tol']:g}): "
+        f"{theirs['seconds'] / ours['seconds']:.2f}x; objectives {ours['objective']:.10g} / "
+        f"{theirs['objective']:.10g}; peak RSS {ours['peak_rss_mb']:.0f} MB / "
+        f"{theirs['peak_rss_mb']:.0f} MB (after building the corpus: "
+        f"{ours['rss_before_fit_mb']:.0f} / {theirs['rss_before_fit_mb']:.0f} MB)"
+    )
+
+
+def _rss_now_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def _hashed_child(queue):
+    warnings.simplefilter("ignore")
+    from softmax_fast import SoftmaxRegression, kernels
+    from softmax_fast._design import CSRDesign
+    from softmax_fast._threads import effective_n_threads
+    from softmax_fast._validation import as_csr_arrays
+
+    X, y = hashed()
+    data_mb = _rss_now_mb()
+    out = {"shape": X.shape, "nnz": int(X.nnz), "rss_with_data_mb": data_mb}
+    design = CSRDesign(as_csr_arrays(X), effective_n_threads(None))
+    out["strategy"] = design.strategy(K)
+    W = np.zeros((K, X.shape[1]), dtype=np.float32)
+    start = time.perf_counter()
+    kernels.loss_and_grad(X, y, W, np.zeros(K, np.float32), alpha=1e-6)
+    out["loss_and_grad_s"] = time.perf_counter() - start
+    model = SoftmaxRegression(alpha=1e-6, max_iter=20, tol=1e-12)
+    start = time.perf_counter()
+    model.fit(X, y)
+    out["fit_20_iterations_s"] = time.perf_counter() - start
+    out["fit_n_iter"] = int(model.n_iter_)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["extra_peak_mb"] = out["peak_rss_mb"] - data_mb
+    out["train_accuracy"] = float(model.score(X[:100_000], y[:100_000]))
+    queue.put(out)
+
+
+def part_hashed():
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_hashed_child, args=(queue,))
+    child.start()
+    result = queue.get()
+    child.join()
+    print(json.dumps(result))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", choices=("kernel", "fit", "hashed"), default="kernel")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--alpha", type=float, default=1e-4)
+    parser.add_argument("--tol", type=float, default=1e-4)
+    args = parser.parse_args()
+    if args.part == "kernel":
+        part_kernel(args.repeats)
+    elif args.part == "fit":
+        part_fit(args.alpha, args.tol)
+    else:
+        part_hashed()
+
+
+if __name__ == "__main__":
+    main()
