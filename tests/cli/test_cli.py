@@ -296,6 +296,191 @@ def test_an_svmlight_file_without_the_last_features_predicts(tmp_path, capsys):
     assert "21 feature columns, the model was fitted on 20" in capsys.readouterr().err
 
 
+# ----------------------------------------------------------------------------- svmlight index base
+
+
+def _feature_0_data(rng):
+    """_sparse_blobs whose feature 0 matters (it is class 0's), written zero-based: the train
+    file holds the index 0; the same rows without their feature-0 values (a predict file that
+    happens to hold no index 0), as the aligned matrix and as a file."""
+    X, y = _sparse_blobs(rng)
+    X = np.round(X, 6)  # exact in the text file
+    assert np.count_nonzero(X[:, 0]) > 50
+    without_0 = X.copy()
+    without_0[:, 0] = 0.0
+    return X, y, without_0
+
+
+def _svmlight_lines(path):
+    return [line.split()[1:] for line in path.read_text().splitlines()]
+
+
+def test_predict_reads_svmlight_with_the_training_files_index_base(tmp_path, capsys):
+    import scipy.sparse as sp
+    from sklearn.datasets import dump_svmlight_file, load_svmlight_file
+
+    from softmax_fast.io.model_file import load_model, read_model_arrays
+
+    X, y, without_0 = _feature_0_data(np.random.default_rng(21))
+    train, new, model = tmp_path / "train.svm", tmp_path / "new.svm", tmp_path / "m.npz"
+    dump_svmlight_file(X, y, str(train))  # zero-based, as scikit-learn writes by default
+    dump_svmlight_file(without_0, y, str(new))
+    assert any(f.startswith("0:") for row in _svmlight_lines(train) for f in row)
+    assert not any(f.startswith("0:") for row in _svmlight_lines(new) for f in row)
+    argv = ["fit", str(train), "--model", str(model), "--test-size", "0", "--alpha", SPARSE_ALPHA]
+    assert cli.main(argv) == 0
+    assert "index" not in capsys.readouterr().out  # an index 0: zero-based, nothing to say
+    assert read_model_arrays(model)["svmlight_zero_based"] is True
+    estimator, _ = load_model(model)
+    aligned = sp.csr_matrix(without_0)
+    expected, expected_proba = estimator.predict(aligned), estimator.predict_proba(aligned)
+    # The old reading: scikit-learn's guess takes the file as one-based, every column one to the
+    # left, 19 wide: feature 1 (class 1's) lands on feature 0 (class 0's).
+    guessed, _ = load_svmlight_file(str(new))
+    assert guessed.shape == (300, 19)
+    np.testing.assert_array_equal(guessed.toarray(), without_0[:, 1:])
+    shifted = sp.csr_matrix(
+        (guessed.data, guessed.indices, guessed.indptr), shape=(300, X.shape[1])
+    )
+    assert np.mean(estimator.predict(shifted) != expected) > 0.3  # many wrong labels
+    # The command reads it with the model's base: the columns line up.
+    _, rows = _predict_csv(model, new, tmp_path)
+    np.testing.assert_array_equal(np.array([r[0] for r in rows], dtype=int), expected)
+    _, rows = _predict_csv(model, new, tmp_path, "--proba")
+    np.testing.assert_allclose(np.array(rows, dtype=float), expected_proba, rtol=1e-12, atol=0)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_one_based_training_file(tmp_path, capsys):
+    from sklearn.datasets import dump_svmlight_file
+
+    from softmax_fast.io.model_file import load_model, read_model_arrays
+
+    X, y, without_0 = _feature_0_data(np.random.default_rng(22))
+    train, model = tmp_path / "train.libsvm", tmp_path / "m.npz"
+    dump_svmlight_file(X, y, str(train), zero_based=False)  # LIBSVM's convention
+    argv = ["fit", str(train), "--model", str(model), "--test-size", "0", "--alpha", SPARSE_ALPHA]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    # Guessed (no index 0): said once, and the model is 20 features wide, one-based.
+    assert out.startswith(
+        f"{train}: no feature index 0, so its indices are read as counting from 1 (index 1 is the "
+        f"first feature); if they count from 0, fit again with --zero-based\nfitting on 300 rows "
+        f"x 20 features"
+    ), out
+    assert read_model_arrays(model)["svmlight_zero_based"] is False
+    assert cli.main([*argv, "--one-based"]) == 0  # told: nothing to say
+    assert "index" not in capsys.readouterr().out
+    assert read_model_arrays(model)["svmlight_zero_based"] is False
+    estimator, _ = load_model(model)
+    expected = estimator.predict(without_0)
+    # Predict files one-based (the model's base), and zero-based with --zero-based.
+    for name, zero_based, extra in (("a.libsvm", False, ()), ("b.svm", True, ("--zero-based",))):
+        path = tmp_path / name
+        dump_svmlight_file(without_0, y, str(path), zero_based=zero_based)
+        _, rows = _predict_csv(model, path, tmp_path, *extra)
+        np.testing.assert_array_equal(np.array([r[0] for r in rows], dtype=int), expected)
+    # A zero-based file (index 0 present) read with the model's one-based base: an error, never
+    # a shifted matrix.
+    zero = tmp_path / "zero.svm"
+    dump_svmlight_file(X, y, str(zero), zero_based=True)
+    assert cli.main(["predict", str(model), str(zero)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    first = int(np.flatnonzero(X[:, 0])[0])
+    assert captured.err == (
+        f"softmax-fast: error: {zero}: feature index 0 in row {first} (counting from 0), but the "
+        f"file is read as one-based (its feature indices counting from 1): the model was fitted "
+        f"on an svmlight file read as one-based. If the training file counts from 0 as well, fit "
+        f"again with --zero-based; if only this file does, pass --zero-based here\n"
+    )
+
+
+def test_fit_with_the_base_given_overrides_the_guess(tmp_path, capsys):
+    from sklearn.datasets import dump_svmlight_file
+
+    from softmax_fast.io.model_file import read_model_arrays
+
+    # Zero-based training data whose feature 0 holds no value: the guess would shift it.
+    _, y, without_0 = _feature_0_data(np.random.default_rng(23))
+    train, model = tmp_path / "train.svm", tmp_path / "m.npz"
+    dump_svmlight_file(without_0, y, str(train))
+    argv = ["fit", str(train), "--model", str(model), "--test-size", "0", "--quiet"]
+    assert cli.main(argv) == 0
+    assert read_model_arrays(model)["coef"].shape == (3, 19)  # guessed: shifted
+    assert cli.main([*argv, "--zero-based"]) == 0
+    content = read_model_arrays(model)
+    assert content["coef"].shape == (3, 20) and content["svmlight_zero_based"] is True
+    assert np.all(content["coef"][:, 0] == 0.0)  # feature 0, never seen, has no weight
+    # a one-based reading of a file with an index 0 is an error naming the row
+    other = tmp_path / "other.svm"
+    other.write_text("0 1:1\n1 0:2 3:1\n")
+    argv = ["fit", str(other), "--model", str(model), "--one-based"]
+    assert cli.main(argv) == 1
+    assert capsys.readouterr().err == (
+        f"softmax-fast: error: {other}: feature index 0 in row 1 (counting from 0), but the file "
+        f"is read as one-based (its feature indices counting from 1)\n"
+    )
+
+
+def test_an_older_model_without_the_index_base_still_predicts(tmp_path, capsys):
+    from sklearn.datasets import dump_svmlight_file
+
+    from softmax_fast.io.model_file import load_model, read_model_arrays, save_model
+
+    X, y, without_0 = _feature_0_data(np.random.default_rng(24))
+    train, model, old = tmp_path / "train.svm", tmp_path / "m.npz", tmp_path / "old.npz"
+    dump_svmlight_file(X, y, str(train))
+    argv = ["fit", str(train), "--model", str(model), "--test-size", "0", "--quiet"]
+    assert cli.main(argv) == 0
+    estimator, _ = load_model(model)
+    save_model(estimator, old)  # as softmax_fast wrote it before: no index base
+    assert read_model_arrays(old)["svmlight_zero_based"] is None
+    capsys.readouterr()
+    # a file with an index 0: zero-based, certainly; the same predictions as the new model
+    for path in (model, old):
+        _, rows = _predict_csv(path, train, tmp_path)
+        np.testing.assert_array_equal(
+            np.array([r[0] for r in rows], dtype=int), estimator.predict(X)
+        )
+    assert capsys.readouterr().err == ""
+    # without index 0 the old model can only guess: one-based, with a warning saying so and
+    # what to pass; --zero-based reads it right
+    new = tmp_path / "new.svm"
+    dump_svmlight_file(without_0, y, str(new))
+    assert cli.main(["predict", str(old), str(new), "-o", str(tmp_path / "p.csv")]) == 0
+    assert capsys.readouterr().err == (
+        f"softmax-fast: warning: {new}: the model file does not record its training file's index "
+        f"base, and this file has no feature index 0: its indices are read as counting from 1; "
+        f"pass --zero-based if they count from 0\n"
+    )
+    _, rows = _predict_csv(old, new, tmp_path, "--zero-based")
+    np.testing.assert_array_equal(
+        np.array([r[0] for r in rows], dtype=int), estimator.predict(without_0)
+    )
+    assert capsys.readouterr().err == ""
+
+
+def test_index_base_options_are_for_svmlight_files(tmp_path, capsys):
+    rng = np.random.default_rng(25)
+    X, y = _separable(rng)
+    data, model = tmp_path / "train.npz", tmp_path / "m.npz"
+    np.savez(data, X=X, y=y)
+    assert cli.main(["fit", str(data), "--model", str(model), "--zero-based"]) == 1
+    assert capsys.readouterr().err == (
+        f"softmax-fast: error: --zero-based applies to svmlight files only, not to {data}\n"
+    )
+    assert cli.main(["fit", str(data), "--model", str(model), "--quiet"]) == 0
+    assert cli.main(["predict", str(model), str(data), "--one-based"]) == 1
+    assert capsys.readouterr().err.endswith(
+        f"--one-based applies to svmlight files only, not to {data}\n"
+    )
+    with pytest.raises(SystemExit) as info:
+        cli.main(["fit", str(data), "--model", str(model), "--zero-based", "--one-based"])
+    assert info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_a_sparse_npz_without_labels_cannot_be_fitted(tmp_path, capsys):
     import scipy.sparse as sp
 
@@ -573,10 +758,16 @@ def test_ctrl_c_during_fit_is_one_line_and_status_130(wine, tmp_path, capsys, mo
                 "income beside age",
                 "FILE.npz",
                 "(StandardScaler(with_mean=False))",
+                "--zero-based",
+                "--one-based",
+                "stored in the model",
             ],
         ),
-        (["predict"], ["Predict with a model file", "--proba", "FILE.csv", "MODEL"]),
-        (["demo"], ["handwritten digits", "--quick", "FILE.png"]),
+        (
+            ["predict"],
+            ["Predict with a model file", "--proba", "FILE.csv", "MODEL", "--zero-based"],
+        ),
+        (["demo"], ["handwritten digits", "--quick", "FILE.png", "11,314 x 130,107"]),
         (["bench"], ["NumPy reference", "--quick"]),
         (["info"], ["Show the build and runtime configuration"]),
     ],
@@ -828,15 +1019,38 @@ def test_unknown_command_is_a_usage_error():
     assert result.returncode == 2 and "invalid choice" in result.stderr
 
 
-def test_demo_quick(capsys):
+def _refuse_densifying(monkeypatch):
+    """Every scipy.sparse class's toarray / todense raises (proof that nothing densifies)."""
+    import scipy.sparse as sp
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a sparse matrix was densified")
+
+    for kind in ("csr", "csc", "coo", "bsr", "lil", "dok", "dia"):
+        for cls in (getattr(sp, f"{kind}_matrix"), getattr(sp, f"{kind}_array")):
+            for name in ("toarray", "todense"):
+                monkeypatch.setattr(cls, name, refuse)
+
+
+def test_demo_quick(capsys, monkeypatch):
     from threadpoolctl import threadpool_limits
 
+    # The sparse part runs with densifying refused (only the sparse part: the rest is dense).
+    sparse_part = _demo._sparse_comparison
+
+    def never_densified(*args, **kwargs):
+        with monkeypatch.context() as patch:
+            _refuse_densifying(patch)
+            return sparse_part(*args, **kwargs)
+
+    monkeypatch.setattr(_demo, "_sparse_comparison", never_densified)
     with threadpool_limits(limits=1, user_api="blas"):  # CI time: see the demo's footnote
-        rows = _demo.demo(quick=True)
+        results = _demo.demo(quick=True)
     out = capsys.readouterr().out
     assert "test accuracy" in out and "most frequent confusions" in out
     digits_accuracy = float(out.split("test accuracy ")[1].split()[0])
     assert digits_accuracy > 0.93
+    rows = results["synthetic"]
     names = [r[0] for r in rows]
     assert names == [
         "softmax_fast SoftmaxRegression",
@@ -845,6 +1059,32 @@ def test_demo_quick(capsys):
     ]
     accuracies = [r[3] for r in rows]
     assert max(accuracies) - min(accuracies) < 0.01  # the same model, three ways
+    # The sparse part: the quick corpus, both fits converged to the same objective.
+    assert "Sparse text-like corpus: 1,000 x 10,000 tf-idf, K = 20 (CSR: " in out
+    assert "C = 10, i.e. alpha = 1 / (C m) = 0.000133" in out  # 750 training rows
+    sparse = results["sparse"]
+    assert [r[0] for r in sparse] == [
+        "softmax_fast SoftmaxRegression",
+        "scikit-learn LogisticRegression",
+    ]
+    for name, seconds, iterations, objective, accuracy in sparse:
+        assert seconds > 0 and 0 < iterations < _demo.SPARSE_MAX_ITER, name
+        assert f"{objective:11.8f} {accuracy:9.4f}" in out
+        assert accuracy > 0.9
+    # Both stopped at max|grad| <= 1e-6 (or, scikit-learn, on a relative decrease of 64 eps):
+    # the two objectives agree far closer than the 1e-4 allowed here.
+    assert abs(sparse[0][3] - sparse[1][3]) < 1e-4 * sparse[0][3]
+
+
+def test_the_demos_sparse_part_really_refuses_to_densify(monkeypatch):
+    # The guard of test_demo_quick works: the corpus cannot be densified under it.
+    from softmax_fast._synthetic import text_corpus
+
+    X, _ = text_corpus(5, 50)
+    _refuse_densifying(monkeypatch)
+    for densify in (X.toarray, X.todense, X.tocsc().toarray, X.tocoo().todense):
+        with pytest.raises(AssertionError, match="densified"):
+            densify()
 
 
 def test_plot_without_matplotlib_is_a_clear_error(tmp_path, capsys, monkeypatch):

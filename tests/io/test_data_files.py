@@ -175,6 +175,77 @@ def test_svmlight_non_finite_values_name_the_row(tmp_path, never_densified):
         data_files.read_data(path)
 
 
+# ----------------------------------------------------------------------------- svmlight index base
+
+
+def test_svmlight_index_base_given_or_guessed(tmp_path, never_densified):
+    path = tmp_path / "d.svm"
+    path.write_text("1 0:0.5 2:2\n0 1:1.5\n")  # an index 0: zero-based, certainly
+    X, y, names, base = data_files.read_data_file(path)
+    assert base is True and X.shape == (2, 3) and names is None and list(y) == [1, 0]
+    np.testing.assert_array_equal(X.indices, [0, 2, 1])
+    assert data_files.read_data_file(path, zero_based=True).zero_based is True
+    path.write_text("1 1:0.5 3:2\n0 2:1.5\n")  # no index 0: guessed one-based
+    X, _, _, base = data_files.read_data_file(path)
+    assert base is False and X.shape == (2, 3) and X.has_canonical_format
+    np.testing.assert_array_equal(X.indices, [0, 2, 1])
+    np.testing.assert_array_equal(X.data, [0.5, 2.0, 1.5])
+    # the same file, its base given: one-based as guessed, or zero-based (a zero column 0)
+    assert data_files.read_data_file(path, zero_based=False).X.shape == (2, 3)
+    X, _, _, base = data_files.read_data_file(path, zero_based=True)
+    assert base is True and X.shape == (2, 4)
+    np.testing.assert_array_equal(X.indices, [1, 3, 2])
+    # read_data: the same X, without the base
+    X3, y3, names3 = data_files.read_data(path, zero_based=True)
+    assert X3.shape == (2, 4) and list(y3) == [1, 0] and names3 is None
+
+
+def test_a_zero_based_file_without_index_0_is_shifted_by_the_guess_not_when_told(tmp_path, rng):
+    # The bug the base exists for: zero-based data whose column 0 holds no value is guessed
+    # one-based, every column moved left by one.  Told the base, it reads as written.
+    from sklearn.datasets import dump_svmlight_file
+
+    A = np.round(_random_sparse(rng, shape=(30, 8), density=0.5).toarray(), 3)  # exact in text
+    A[:, 0] = 0.0
+    path = tmp_path / "d.svm"
+    dump_svmlight_file(A, np.arange(30) % 2, str(path), zero_based=True)
+    guessed = data_files.read_data_file(path)
+    assert guessed.zero_based is False
+    np.testing.assert_array_equal(guessed.X.toarray(), A[:, 1:])  # shifted
+    told = data_files.read_data_file(path, zero_based=True)
+    np.testing.assert_array_equal(told.X.toarray(), A)
+
+
+def test_an_index_0_in_a_file_read_as_one_based_is_an_error(tmp_path):
+    path = tmp_path / "d.svm"
+    path.write_text("1 1:0.5\n0 2:1\n1 0:3 4:1\n")
+    with pytest.raises(data_files.IndexBaseError) as info:
+        data_files.read_data_file(path, zero_based=False)
+    assert str(info.value) == (
+        f"{path}: feature index 0 in row 2 (counting from 0), but the file is read as one-based "
+        f"(its feature indices counting from 1)"
+    )
+    assert isinstance(info.value, ValueError)  # what read_data's callers already catch
+
+
+def test_svmlight_rows_without_features_and_other_formats(tmp_path):
+    path = tmp_path / "d.svm"
+    path.write_text("1\n0\n")  # no feature at all: one zero column, whatever the base
+    for zero_based in (None, True, False):
+        X, y, _, base = data_files.read_data_file(path, zero_based=zero_based)
+        assert X.shape == (2, 1) and X.nnz == 0 and list(y) == [1, 0]
+        assert base is (True if zero_based is None else zero_based)
+    # CSV and npz have no index base: zero_based is ignored, and reported as None
+    csv_path = tmp_path / "d.csv"
+    csv_path.write_text("a,y\n1,0\n2,1\n")
+    npz_path = tmp_path / "d.npz"
+    np.savez(npz_path, X=np.ones((2, 1)), y=np.array([0, 1]))
+    for data, target in ((csv_path, "y"), (npz_path, None)):
+        for zero_based in (None, True, False):
+            result = data_files.read_data_file(data, target, zero_based=zero_based)
+            assert result.zero_based is None and result.X.shape == (2, 1)
+
+
 def _save_npz(path, M, index_dtype):
     """``scipy.sparse.save_npz(path, M)`` with ``M``'s index arrays in ``index_dtype``.
 

@@ -243,6 +243,71 @@ def test_a_version_1_file_with_scaler_arrays_is_refused(tmp_path):
         model_file.load_model(path)
 
 
+# ----------------------------------------------------------------------------- svmlight index base
+
+
+@pytest.mark.parametrize("zero_based", [True, False])
+def test_the_svmlight_index_base_round_trips(tmp_path, zero_based):
+    from softmax_fast import SoftmaxRegression
+
+    pipeline, X = _fitted_pipeline(np.random.default_rng(4))
+    for estimator in (pipeline, pipeline[-1]):
+        path = tmp_path / "m.npz"
+        model_file.save_model(estimator, path, svmlight_zero_based=zero_based)
+        content = model_file.read_model_arrays(path)
+        assert content["svmlight_zero_based"] is zero_based
+        assert content["version"] == model_file.MODEL_VERSION == 2  # not bumped (module doc)
+        loaded, names, base = model_file.load_model_file(path)
+        assert base is zero_based and names is None
+        np.testing.assert_array_equal(loaded.predict(X), estimator.predict(X))
+        model, _ = model_file.load_model(path)  # the two values, as before
+        assert isinstance(model, type(loaded))
+    assert isinstance(model, SoftmaxRegression)
+
+
+def test_no_index_base_is_stored_unless_given(tmp_path):
+    # Models fitted on CSV or npz data, and files written before the field existed.
+    pipeline, X = _fitted_pipeline(np.random.default_rng(5))
+    path = tmp_path / "m.npz"
+    model_file.save_model(pipeline, path)
+    with np.load(path) as archive:
+        assert "svmlight_zero_based" not in archive.files
+    assert model_file.read_model_arrays(path)["svmlight_zero_based"] is None
+    loaded, _, base = model_file.load_model_file(path)
+    assert base is None
+    np.testing.assert_array_equal(loaded.predict(X), pipeline.predict(X))
+    with pytest.raises(TypeError, match="svmlight_zero_based must be True, False or None"):
+        model_file.save_model(pipeline, path, svmlight_zero_based=0)
+
+
+def test_a_version_2_file_of_before_the_index_base_still_loads(tmp_path):
+    # Exactly the members such a file held: no svmlight_zero_based.
+    path = tmp_path / "v2.npz"
+    arrays = {**_valid_arrays(), "scaler_mean": np.zeros(2), "scaler_scale": np.ones(2)}
+    _write(path, **arrays)
+    model, names, base = model_file.load_model_file(path)
+    assert base is None and names is None
+    np.testing.assert_array_equal(model.predict(np.array([[0.0, 1.0]])), [0])
+
+
+@pytest.mark.parametrize(
+    "value, version, message",
+    [
+        (np.array(1), 2, "svmlight_zero_based must be one boolean, got int64 ()"),
+        (np.array([True]), 2, "svmlight_zero_based must be one boolean, got bool (1,)"),
+        (np.array("yes"), 2, "svmlight_zero_based must be one boolean"),
+        (np.array(True), 1, "svmlight_zero_based in a version 1 file (it needs 2)"),
+    ],
+)
+def test_bad_index_bases_are_refused(tmp_path, value, version, message):
+    path = tmp_path / "m.npz"
+    _write(path, **{**_valid_arrays(), "version": np.array(version)}, svmlight_zero_based=value)
+    with pytest.raises(
+        ValueError, match=r"not a valid softmax_fast model file \(" + re.escape(message)
+    ):
+        model_file.load_model(path)
+
+
 @pytest.mark.parametrize(
     "scaler, message",
     [

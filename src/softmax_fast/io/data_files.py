@@ -14,7 +14,13 @@
   no labels; to keep them beside a sparse matrix, write its arrays and ``y`` into one archive
   with ``np.savez`` (see :func:`read_data`).
 * svmlight/libsvm text (``.svm``, ``.svmlight``, ``.libsvm``): read with scikit-learn's reader
-  and returned as a CSR matrix (never densified); integral labels become integers.
+  and returned as a CSR matrix (never densified); integral labels become integers.  The file
+  does not say whether its feature indices count from 0 or from 1: the caller says
+  (``zero_based``), or it is guessed as scikit-learn does (zero-based when some index is 0, else
+  one-based), and :func:`read_data_file` reports the base used.  A guess alone can shift every
+  column by one (a file of zero-based data that happens to hold no index 0 is read one-based),
+  so ``softmax-fast fit`` stores the training file's base in the model and ``predict`` reads
+  with it.
 
 Problems are reported as ``ValueError`` naming the file and what is wrong with it (the CSV line
 and column where there is one); a missing file is a ``FileNotFoundError``.
@@ -24,6 +30,7 @@ import csv
 import math
 from os import PathLike
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse
@@ -46,7 +53,29 @@ _MAX_ROWS_ANYWAY = 2**24
 _MAX_ROWS_PER_STORED_VALUE = 64
 _INT64_MAX = np.iinfo(np.int64).max
 
-__all__ = ["SPARSE_FORMATS", "SVMLIGHT_SUFFIXES", "read_data"]
+__all__ = [
+    "SPARSE_FORMATS",
+    "SVMLIGHT_SUFFIXES",
+    "DataFile",
+    "IndexBaseError",
+    "read_data",
+    "read_data_file",
+]
+
+
+class IndexBaseError(ValueError):
+    """An svmlight file read as one-based holds the feature index 0 (the message says where)."""
+
+
+class DataFile(NamedTuple):
+    """What :func:`read_data_file` read: :func:`read_data`'s three values and the index base."""
+
+    X: np.ndarray | scipy.sparse.csr_matrix
+    y: np.ndarray | None
+    feature_names: list[str] | None
+    zero_based: bool | None
+    """svmlight: True when the feature indices were read as counting from 0, False when from 1
+    (index 1 is column 0); None for the other formats."""
 
 
 def _parse_number(text):
@@ -329,22 +358,58 @@ def _canonical_csr(X):
     return X
 
 
-def _read_svmlight(path, target):
+def _read_svmlight(path, zero_based):
+    """``(X, y, zero_based used)``: the indices read as written (zero-based), then shifted down by
+    one when the file counts from 1 (given, or guessed: no index 0 anywhere in the file)."""
     from sklearn.datasets import load_svmlight_file
 
     try:
-        X, y = load_svmlight_file(str(path))
+        X, y = load_svmlight_file(str(path), zero_based=True)
     except ValueError as exc:
         raise ValueError(f"{path}: not a valid svmlight/libsvm file ({exc})") from None
     y = y.astype(int) if np.all(np.mod(y, 1) == 0) else y
-    return _canonical_csr(X), y, None
+    X = _canonical_csr(X)
+    has_zero = X.nnz > 0 and int(X.indices.min()) == 0
+    if zero_based is None:
+        zero_based = bool(has_zero) or X.nnz == 0  # scikit-learn's guess
+    if zero_based:
+        return X, y, True
+    if has_zero:
+        k = int(np.argmax(X.indices == 0))
+        row = int(np.searchsorted(X.indptr, k, side="right") - 1)
+        raise IndexBaseError(
+            f"{path}: feature index 0 in row {row} (counting from 0), but the file is read as "
+            f"one-based (its feature indices counting from 1)"
+        )
+    # One-based: index j is column j - 1.  The width is the highest index (the reader's is one
+    # more); a file without any feature keeps one (zero) column.
+    width = max(X.shape[1] - 1, 1)
+    X = scipy.sparse.csr_matrix((X.data, X.indices - 1, X.indptr), shape=(X.shape[0], width))
+    return X, y, False
 
 
 def read_data(
     path: str | PathLike,
     target: str | None = None,
     columns: list[str] | None = None,
+    *,
+    zero_based: bool | None = None,
 ) -> tuple[np.ndarray | scipy.sparse.csr_matrix, np.ndarray | None, list[str] | None]:
+    """Read a data file: ``(X, y, feature_names)`` of :func:`read_data_file`.
+
+    Parameters and returns as there, less the index base.
+    """
+    X, y, names, _ = read_data_file(path, target, columns, zero_based=zero_based)
+    return X, y, names
+
+
+def read_data_file(
+    path: str | PathLike,
+    target: str | None = None,
+    columns: list[str] | None = None,
+    *,
+    zero_based: bool | None = None,
+) -> DataFile:
     """Read a data file.
 
     Parameters
@@ -359,9 +424,19 @@ def read_data(
     columns : list of str, optional
         CSV only: the feature columns to read, in this order (other columns are ignored, so a
         label column left in the file does no harm).  Default: every column but ``target``.
+    zero_based : bool, optional
+        svmlight only (ignored for the other formats): True when the file's feature indices
+        count from 0 (index 0 is column 0), False when they count from 1 (index 1 is column 0;
+        an index 0 is then an :class:`IndexBaseError`).  Default: guessed as scikit-learn's
+        ``zero_based="auto"`` does, zero-based when some index is 0, else one-based; the guess
+        is reported as ``zero_based`` of the result.  Pass the base the data was written with
+        whenever it is known: a guess shifts every column of a zero-based file without any
+        index 0 by one.
 
     Returns
     -------
+    DataFile
+        A named tuple of the following.
     X : ndarray or scipy.sparse.csr_matrix of shape (n_samples, n_features)
         Finite features.  CSV: a float64 ndarray.  svmlight: a float64 CSR matrix.  npz with an
         array ``X``: that array, in its stored dtype.  npz with a sparse matrix: a CSR matrix,
@@ -371,6 +446,8 @@ def read_data(
         The labels, when the file has them.
     feature_names : list of str or None
         CSV: the feature columns, in the order of X's columns; None for the other formats.
+    zero_based : bool or None
+        svmlight: the index base used (given or guessed); None for the other formats.
 
     Raises
     ------
@@ -378,6 +455,8 @@ def read_data(
         When ``path`` is not a file.
     ValueError
         When the file cannot be read as its format, or holds no rows, NaN or infinity.
+    IndexBaseError
+        (a ``ValueError``) When an svmlight file read as one-based holds the index 0.
 
     Notes
     -----
@@ -404,10 +483,11 @@ def read_data(
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such data file")
     suffix = path.suffix.lower()
+    names, base = None, None
     if suffix == ".npz":
         X, y, names = _read_npz(path, target)
     elif suffix in SVMLIGHT_SUFFIXES:
-        X, y, names = _read_svmlight(path, target)
+        X, y, base = _read_svmlight(path, zero_based)
     elif suffix == ".csv":
         X, y, names = _read_csv(path, target, columns)
     else:
@@ -428,4 +508,4 @@ def read_data(
         finite = np.isfinite(X).all(axis=1)
         if not finite.all():
             raise _non_finite(path, int(np.flatnonzero(~finite)[0]))
-    return X, y, names
+    return DataFile(X, y, names, base)

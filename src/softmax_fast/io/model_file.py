@@ -9,7 +9,9 @@ SoftmaxRegression())``, what ``softmax-fast fit --standardize`` fits).  ``load_m
 returns ``(estimator, feature_names)``; ``estimator`` is what was saved: a ``SoftmaxRegression``
 when the file holds no scaler, else a ``Pipeline`` of a ``StandardScaler`` (step
 ``"standardscaler"``) and the ``SoftmaxRegression`` (step ``"softmaxregression"``), so that
-``estimator.predict(X)`` on raw features is always right.  Both kinds have ``predict``,
+``estimator.predict(X)`` on raw features is always right.  ``load_model_file(path)`` returns
+the same two and the index base of the svmlight file the model was fitted on (a
+:class:`ModelFile`).  Both kinds have ``predict``,
 ``predict_proba``, ``classes_`` and ``n_features_in_``.  The loaded scaler holds ``mean_``,
 ``scale_`` and ``n_features_in_`` (``var_`` and ``n_samples_seen_`` are not stored).  A scaler
 that does not centre (``StandardScaler(with_mean=False)``, what ``--standardize`` fits on sparse
@@ -27,22 +29,30 @@ uncompressed (a zip bomb) is refused.
 Format (version 2; version 1 is the same without the scaler arrays, and still loads)
 ------------------------------------------------------------------------------------
 
-=================  ========================================================================
-array              content
-=================  ========================================================================
-``format``         the string ``"softmax_fast.model"``
-``version``        integer format version (2); newer versions are refused, not guessed at
-``coef``           (K, n) float64 coefficients
-``intercept``      (K,) float64 intercepts
-``classes``        (K,) class labels: integers, floats, booleans or strings (no objects)
-``params``         JSON text of the estimator's ``get_params()`` (JSON-serializable values)
-``feature_names``  (n,) strings, or absent when the model was fitted without names
-``scaler_mean``    (n,) float64 feature means, subtracted before the model (optional, with
-                   ``scaler_scale``; version 2); all zeros for a scaler that does not
-                   centre, which loads as ``StandardScaler(with_mean=False)``
-``scaler_scale``   (n,) float64 positive feature scales, divided by after the mean (optional,
-                   with ``scaler_mean``; version 2; a constant column has scale 1)
-=================  ========================================================================
+``svmlight_zero_based`` joined version 2 before any release wrote version 2 files (0.1.0.dev0
+writes version 1), so the version was not bumped: every file that lacks it, version 1 or 2,
+still loads, with an unknown index base (None).
+
+=======================  ========================================================================
+array                    content
+=======================  ========================================================================
+``format``               the string ``"softmax_fast.model"``
+``version``              integer format version (2); newer versions are refused, not guessed at
+``coef``                 (K, n) float64 coefficients
+``intercept``            (K,) float64 intercepts
+``classes``              (K,) class labels: integers, floats, booleans or strings (no objects)
+``params``               JSON text of the estimator's ``get_params()`` (JSON-serializable values)
+``feature_names``        (n,) strings, or absent when the model was fitted without names
+``scaler_mean``          (n,) float64 feature means, subtracted before the model (optional, with
+                         ``scaler_scale``; version 2); all zeros for a scaler that does not
+                         centre, which loads as ``StandardScaler(with_mean=False)``
+``scaler_scale``         (n,) float64 positive feature scales, divided by after the mean (optional,
+                         with ``scaler_mean``; version 2; a constant column has scale 1)
+``svmlight_zero_based``  a boolean scalar: the model was fitted on an svmlight file whose feature
+                         indices count from 0 (True) or from 1 (False), so that ``softmax-fast
+                         predict`` reads svmlight files with the same base (optional; version 2;
+                         absent for other training data and in earlier files)
+=======================  ========================================================================
 
 Every array is checked on loading: shapes consistent with ``coef``, n >= 1 and K >= 2, finite
 float64 coefficients, distinct classes, finite scaler means and finite positive scales, and
@@ -53,7 +63,7 @@ float64 coefficients, distinct classes, finite scaler means and finite positive 
 import json
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -66,16 +76,28 @@ MODEL_VERSION = 2
 MAX_MODEL_BYTES = 2**30
 _REQUIRED = frozenset({"format", "version", "coef", "intercept", "classes", "params"})
 _SCALER = frozenset({"scaler_mean", "scaler_scale"})
-_MEMBERS = _REQUIRED | _SCALER | {"feature_names"}
+_MEMBERS = _REQUIRED | _SCALER | {"feature_names", "svmlight_zero_based"}
 
 __all__ = [
     "MAX_MODEL_BYTES",
     "MODEL_FORMAT",
     "MODEL_VERSION",
+    "ModelFile",
     "load_model",
+    "load_model_file",
     "read_model_arrays",
     "save_model",
 ]
+
+
+class ModelFile(NamedTuple):
+    """What :func:`load_model_file` read: :func:`load_model`'s two values and the index base."""
+
+    estimator: Any
+    feature_names: list[str] | None
+    svmlight_zero_based: bool | None
+    """The index base of the svmlight file the model was fitted on (True: counting from 0);
+    None when it was fitted on other data, or the file does not record it (earlier files)."""
 
 
 def _storable_labels(classes, path):
@@ -121,6 +143,8 @@ def save_model(
     estimator: Any,
     path: str | PathLike,
     feature_names: list[str] | np.ndarray | None = None,
+    *,
+    svmlight_zero_based: bool | None = None,
 ) -> None:
     """Write a fitted model (and its scaler, if any) to ``path``.
 
@@ -136,6 +160,10 @@ def save_model(
     feature_names : sequence of str, optional
         The data file's column names; default: the estimator's ``feature_names_in_`` when it
         has them.
+    svmlight_zero_based : bool, optional
+        When the model was fitted on an svmlight file: whether its feature indices count from
+        0 (True) or from 1 (False), as ``read_data_file`` reports it.  Stored so that files to
+        predict on are read with the same base; default: not stored.
 
     Raises
     ------
@@ -167,6 +195,12 @@ def save_model(
         names = getattr(estimator, "feature_names_in_", None)
     if names is not None:
         arrays["feature_names"] = np.asarray(names, dtype=str)
+    if svmlight_zero_based is not None:
+        if not isinstance(svmlight_zero_based, bool | np.bool_):
+            raise TypeError(
+                f"svmlight_zero_based must be True, False or None, got {svmlight_zero_based!r}"
+            )
+        arrays["svmlight_zero_based"] = np.array(bool(svmlight_zero_based))
     with open(path, "wb") as f:
         np.savez(f, **arrays)
 
@@ -188,7 +222,7 @@ def read_model_arrays(path: str | PathLike) -> dict[str, Any]:
     dict
         ``coef``, ``intercept``, ``classes``, ``feature_names``, ``scaler_mean`` and
         ``scaler_scale`` (the last three None when absent) as arrays, ``params`` as the decoded
-        dict, ``version`` as an int.
+        dict, ``version`` as an int, ``svmlight_zero_based`` as a bool (None when absent).
 
     Raises
     ------
@@ -252,6 +286,7 @@ def read_model_arrays(path: str | PathLike) -> dict[str, Any]:
     if names is not None and (names.shape != (n,) or names.dtype.kind != "U"):
         raise _corrupt(path, f"feature_names must be {n} strings")
     mean, scale = _checked_scaler(path, arrays, version, n)
+    zero_based = _checked_index_base(path, arrays, version)
     return {
         "version": version,
         "coef": coef,
@@ -261,7 +296,22 @@ def read_model_arrays(path: str | PathLike) -> dict[str, Any]:
         "feature_names": names,
         "scaler_mean": mean,
         "scaler_scale": scale,
+        "svmlight_zero_based": zero_based,
     }
+
+
+def _checked_index_base(path, arrays, version):
+    """The stored svmlight index base (True: zero-based), or None when there is none."""
+    stored = arrays.get("svmlight_zero_based")
+    if stored is None:
+        return None
+    if version < 2:
+        raise _corrupt(path, f"svmlight_zero_based in a version {version} file (it needs 2)")
+    if stored.shape != () or stored.dtype != np.bool_:
+        raise _corrupt(
+            path, f"svmlight_zero_based must be one boolean, got {stored.dtype} {stored.shape}"
+        )
+    return bool(stored)
 
 
 def _checked_scaler(path, arrays, version, n):
@@ -303,6 +353,16 @@ def _fitted_scaler(mean, scale):
 
 
 def load_model(path: str | PathLike) -> tuple[Any, list[str] | None]:
+    """Load a model file written by :func:`save_model`: ``(estimator, feature_names)``.
+
+    :func:`load_model_file` returns these and the svmlight index base; parameters, returns and
+    errors as there.
+    """
+    estimator, names, _ = load_model_file(path)
+    return estimator, names
+
+
+def load_model_file(path: str | PathLike) -> ModelFile:
     """Load a model file written by :func:`save_model`.
 
     Parameters
@@ -312,6 +372,8 @@ def load_model(path: str | PathLike) -> tuple[Any, list[str] | None]:
 
     Returns
     -------
+    ModelFile
+        A named tuple of the following.
     estimator : SoftmaxRegression or Pipeline
         The fitted model; a ``Pipeline(StandardScaler, SoftmaxRegression)`` (steps
         ``"standardscaler"`` and ``"softmaxregression"``) when the file holds a scaler.
@@ -319,6 +381,9 @@ def load_model(path: str | PathLike) -> tuple[Any, list[str] | None]:
         The stored column names.  They are returned beside the model rather than set as
         ``feature_names_in_``, so that predicting on a plain array does not warn about missing
         names.
+    svmlight_zero_based : bool or None
+        The index base of the svmlight file the model was fitted on (True: from 0, False: from
+        1); None when the file does not record one.
 
     Raises
     ------
@@ -340,9 +405,10 @@ def load_model(path: str | PathLike) -> tuple[Any, list[str] | None]:
     except (TypeError, ValueError) as exc:  # e.g. n_threads (used to predict) of a wrong type
         raise _corrupt(path, f"params: {exc}") from None
     names = None if content["feature_names"] is None else list(map(str, content["feature_names"]))
+    zero_based = content["svmlight_zero_based"]
     if content["scaler_mean"] is None:
-        return model, names
+        return ModelFile(model, names, zero_based)
     from sklearn.pipeline import make_pipeline
 
     scaler = _fitted_scaler(content["scaler_mean"], content["scaler_scale"])
-    return make_pipeline(scaler, model), names
+    return ModelFile(make_pipeline(scaler, model), names, zero_based)
