@@ -20,13 +20,21 @@ from ._design import DenseDesign
 __all__ = ["SoftmaxObjective", "l2_penalty"]
 
 
-def l2_penalty(W: np.ndarray, alpha: float) -> tuple[float, np.ndarray]:
-    """``((alpha / 2) ||W||^2, alpha W)`` in float64, for W of any shape."""
+def l2_penalty(
+    W: np.ndarray, alpha: float, out: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """``((alpha / 2) ||W||^2, alpha W)`` in float64, for W of any shape.
+
+    ``out``: a float64 array of W's shape to write ``alpha W`` into (returned).
+    """
     W64 = np.asarray(W, dtype=np.float64)
+    grad = np.zeros_like(W64) if out is None else out
     if not alpha:
-        return 0.0, np.zeros_like(W64)
+        grad[...] = 0.0
+        return 0.0, grad
     flat = W64.ravel()
-    return 0.5 * alpha * float(np.dot(flat, flat)), alpha * W64
+    np.multiply(W64, alpha, out=grad)
+    return 0.5 * alpha * float(np.dot(flat, flat)), grad
 
 
 class SoftmaxObjective:
@@ -101,35 +109,35 @@ class SoftmaxObjective:
             intercept[self.class_rows] = theta[k * n :]
         return coef, intercept
 
-    def _pack_grad(self, dW, db):
-        parts = [dW[self.class_rows].ravel()]
-        if self.fit_intercept:
-            parts.append(db[self.class_rows])
-        return np.concatenate(parts)
-
-    def penalty(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        """The L2 term of J and its gradient, shape (n_params,) (zero on the intercepts)."""
-        k_n = self.class_rows.size * self.n_features
-        value, grad_W = l2_penalty(theta[:k_n], self.alpha)
-        grad = np.zeros_like(theta)
-        grad[:k_n] = grad_W
-        return value, grad
-
     # ----------------------------------------------------------------------------- evaluation
-    def _data_term(self, design, labels, sample_weight, theta, grad_scale):
-        W, b = self.unpack(theta, dtype=design.dtype)
-        total, dW, db = design.loss_grad(
-            W, b if self.fit_intercept else None, labels, None, sample_weight, grad_scale
-        )
-        return total, self._pack_grad(dW, db)
+    def _coefficients(self, theta, dtype):
+        """W (K, n) and b (K,) or None for the kernels: views of theta where the layouts agree
+        (float64, no reference class), else copies."""
+        if self.reference is None and dtype == np.float64:
+            k_n = self.n_classes * self.n_features
+            W = theta[:k_n].reshape(self.n_classes, self.n_features)
+            return W, theta[k_n:] if self.fit_intercept else None
+        W, b = self.unpack(theta, dtype=dtype)
+        return W, b if self.fit_intercept else None
+
+    def _evaluate(self, design, labels, sample_weight, theta, scale):
+        """``scale * sum_i w_i l_i + penalty`` and its gradient, assembled in one fresh
+        (n_params,) array: the penalty's ``alpha W`` written first, the kernel's sums added."""
+        W, b = self._coefficients(theta, design.dtype)
+        total, dW, db = design.loss_grad(W, b, labels, None, sample_weight, scale)
+        grad = np.empty_like(theta)
+        k_n = self.class_rows.size * self.n_features
+        penalty, grad_W = l2_penalty(theta[:k_n], self.alpha, out=grad[:k_n])
+        grad_W = grad_W.reshape(self.class_rows.size, self.n_features)
+        grad_W += dW if self.reference is None else dW[self.class_rows]
+        if self.fit_intercept:
+            grad[k_n:] = db if self.reference is None else db[self.class_rows]
+        return scale * total + penalty, grad
 
     def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """J(theta) and its gradient, shape (n_params,) float64, from one fused pass."""
-        total, grad = self._data_term(
-            self.design, self.labels, self.sample_weight, theta, 1.0 / self.weight_total
-        )
-        penalty, penalty_grad = self.penalty(theta)
-        return total / self.weight_total + penalty, grad + penalty_grad
+        scale = 1.0 / self.weight_total
+        return self._evaluate(self.design, self.labels, self.sample_weight, theta, scale)
 
     def batch_value_and_grad(
         self, theta: np.ndarray, sample_rows: np.ndarray
@@ -142,8 +150,6 @@ class SoftmaxObjective:
         """
         scale = self.n_samples / (sample_rows.size * self.weight_total)
         sw = None if self.sample_weight is None else self.sample_weight[sample_rows]
-        total, grad = self._data_term(
+        return self._evaluate(
             self.design.take_rows(sample_rows), self.labels[sample_rows], sw, theta, scale
         )
-        penalty, penalty_grad = self.penalty(theta)
-        return scale * total + penalty, grad + penalty_grad

@@ -1,6 +1,6 @@
 """Synthetic sparse data for the demo and the benchmarks: a text-like tf-idf corpus.
 
-Shaped like 20 newsgroups by default (11,314 documents, a 130,107-term vocabulary, about 160
+Shaped like 20 newsgroups by default (11,314 documents, a 130,107-term vocabulary, about 180
 distinct terms a document, 20 classes).  Term ids follow a Zipf-like law over the vocabulary;
 each class has its own topic words, which make up a share of its documents' tokens; values are
 tf-idf (sublinear tf, smoothed idf) with unit-norm rows, as ``TfidfVectorizer`` makes them.
@@ -38,7 +38,7 @@ def text_corpus(
     n_docs, n_terms, n_classes : int
     tokens_per_doc : int
         Tokens drawn per document; repeats of a term make its tf, so the distinct terms a row
-        holds are fewer (about 160 for the defaults).
+        holds are fewer (about 180 for the defaults).
     topic_words : int
         Terms of each class's topic (drawn from the mid-frequency vocabulary).
     topic_share : float

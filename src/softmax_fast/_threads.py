@@ -34,8 +34,6 @@ __all__ = [
     "CSR_WORK_PER_NONZERO",
     "one_blas_thread",
     "blas_guard",
-    "SOLVER_BLAS_MIN_PARAMS",
-    "fit_blas_guard",
 ]
 
 # The most threads a kernel call asks OpenMP for.  Far more than any machine has cores; a much
@@ -57,12 +55,6 @@ ROWWISE_WORK_PER_LOGIT = 32
 # A CSR kernel call's work is (nnz * CSR_WORK_PER_NONZERO + m) * K: each stored entry costs a
 # logit update and a gradient update of K classes, each a gather from a (n, K) table.
 CSR_WORK_PER_NONZERO = 4
-# A fit holds BLAS at one thread while its parameter vector has fewer entries than this: the
-# solver's own BLAS calls (vector updates; L-BFGS's two passes over its 21 x n_params history)
-# are then too small to pay for BLAS's threads, which would otherwise spin against the kernels'
-# OpenMP threads.  From here on those passes are memory-bound sweeps of megabytes that BLAS's
-# threads speed up (benchmarks/RESULTS.md, "Sparse input").
-SOLVER_BLAS_MIN_PARAMS = 100_000
 
 
 def available_cpus() -> int:
@@ -172,9 +164,3 @@ def blas_guard(uses_blas: bool) -> AbstractContextManager[None]:
     """
     return one_blas_thread() if uses_blas else nullcontext()
 
-
-def fit_blas_guard(n_params: int) -> AbstractContextManager[None]:
-    """What a fit holds BLAS at: one thread for fewer than :data:`SOLVER_BLAS_MIN_PARAMS`
-    parameters (:func:`one_blas_thread`), else the user's setting (the kernels still hold BLAS at
-    one thread around their own tile products, :func:`blas_guard`)."""
-    return one_blas_thread() if n_params < SOLVER_BLAS_MIN_PARAMS else nullcontext()

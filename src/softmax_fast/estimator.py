@@ -23,7 +23,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from . import _solvers, kernels
 from ._design import CSRDesign, DenseDesign, raise_bad_linear_row
 from ._objective import SoftmaxObjective
-from ._threads import effective_n_threads, fit_blas_guard
+from ._threads import effective_n_threads, one_blas_thread
 from ._validation import SPARSE_FORMATS, as_csr_arrays, is_sparse, scaled_weights
 
 try:  # scikit-learn >= 1.6
@@ -484,9 +484,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
         progress = _progress_reporter(int(self.verbose), callback)
         # The solver's own BLAS calls are vector operations on theta: one BLAS thread for the
-        # whole fit where they are small, so that idle BLAS threads never spin against the
-        # kernels' OpenMP threads (large parameter vectors keep the user's BLAS threads).
-        with fit_blas_guard(objective.n_params):
+        # whole fit, so that idle BLAS threads never spin against the kernels' OpenMP threads
+        # (measured also at 2.6 million parameters: benchmarks/RESULTS.md, "Sparse input").
+        with one_blas_thread():
             result = self._run_solver(objective, theta0, progress)
         self._store(objective, result.theta)
         self.n_iter_ = result.n_iter
@@ -596,7 +596,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if rng is None:
             rng = self._partial_rng = self._rng()
 
-        with fit_blas_guard(objective.n_params):
+        with one_blas_thread():
             mean_loss, self._samples_seen = _solvers.sgd_epoch(
                 objective,
                 theta,
