@@ -300,16 +300,12 @@ class CSRDesign:
     def _csc_arrays(self):
         """(data, row indices, column pointers) of X in CSC, X's dtypes; built once."""
         if self._csc is None:
-            import scipy.sparse
-
             X = self.X
-            csr = scipy.sparse.csr_matrix((X.data, X.indices, X.indptr), shape=X.shape, copy=False)
-            csc = csr.tocsc()  # a new matrix (repeated entries stay repeated: they add up)
-            index = X.indices.dtype
-            self._csc = (
-                np.ascontiguousarray(csc.data, dtype=X.dtype),
-                np.ascontiguousarray(csc.indices, dtype=index),
-                np.ascontiguousarray(csc.indptr, dtype=index),
+            if X.indices.dtype == np.int32 and self.n_samples > 2**31 - 1:
+                raise ValueError("X: more than 2**31 - 1 rows need int64 indices")
+            team = team_for_work(self.n_threads, self.n_samples, self.nnz * CSR_WORK_PER_NONZERO)
+            self._csc = _native_csr.to_csc(
+                X.data, X.indices, X.indptr, self.n_features, self._bounds(team), team
             )
         return self._csc
 

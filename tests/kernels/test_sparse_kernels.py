@@ -715,3 +715,30 @@ def test_predict_row_with_huge_logits_and_an_overflowed_one(form):
     W = np.array([[1.0, 0.0], [1.0, 0.0], [-10.0, 0.0]])
     np.testing.assert_array_equal(sf.predict_proba(X, W), [[0.5, 0.5, 0.0]])
     np.testing.assert_array_equal(sf.predict(X, W), [0])  # ties: the lowest index
+
+
+# ---------------------------------------------------------------------------------------------
+# The CSC copy of the column strategies
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", SPARSE_CASES)
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_to_csc_is_scipys_transpose_whatever_the_threads(case, n_threads):
+    """_native.csr.to_csc (a counting sort over row chunks) gives exactly scipy's tocsc():
+    within each column the entries in row order (repeats kept), the same bits for every chunk
+    count, the CSR's dtypes."""
+    from softmax_fast._native import csr as native_csr
+
+    X = sparse_case(case)
+    Xc = as_csr_arrays(X)
+    m = Xc.shape[0]
+    bounds = np.linspace(0, m, min(n_threads, m) + 1).astype(np.intp)
+    data, rows, colptr = native_csr.to_csc(
+        Xc.data, Xc.indices, Xc.indptr, Xc.shape[1], bounds, n_threads
+    )
+    expected = sp.csr_matrix((Xc.data, Xc.indices, Xc.indptr), shape=Xc.shape).tocsc()
+    np.testing.assert_array_equal(colptr, expected.indptr)
+    np.testing.assert_array_equal(rows, expected.indices)
+    np.testing.assert_array_equal(data, expected.data)
+    assert data.dtype == Xc.data.dtype and rows.dtype == colptr.dtype == Xc.indices.dtype

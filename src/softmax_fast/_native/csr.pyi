@@ -56,3 +56,11 @@ def loss_and_grad_columns(
     grad_scale: float,
     n_threads: int,
 ) -> tuple[int, float, _F64, _F64 | None]: ...
+def to_csc(
+    data: _FArray,
+    indices: _Index,
+    indptr: _Index,
+    n_features: int,
+    row_bounds: _Intp,
+    n_threads: int,
+) -> tuple[_FArray, _Index, _Index]: ...

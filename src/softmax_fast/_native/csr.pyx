@@ -465,3 +465,71 @@ def predict(const floating[::1] data, const csr_index[::1] indices, const csr_in
                                &Z[c, 0], &row_sum[c, 0], row_bounds[c], row_bounds[c + 1], K)
     work.poison_padding(False)
     return _first_bad(bad)
+
+
+# ----------------------------------------------------------------------------- CSR -> CSC
+
+cdef void _count_columns(const csr_index *indices, Py_ssize_t p0, Py_ssize_t p1,
+                         csr_index *counts) noexcept nogil:
+    cdef Py_ssize_t p
+    for p in range(p0, p1):
+        counts[indices[p]] += 1
+
+
+cdef void _scatter_columns(const floating *data, const csr_index *indices,
+                           const csr_index *indptr, Py_ssize_t r0, Py_ssize_t r1,
+                           csr_index *next_slot, floating *csc_data,
+                           csr_index *csc_rows) noexcept nogil:
+    cdef Py_ssize_t r, p, slot
+    for r in range(r0, r1):
+        for p in range(indptr[r], indptr[r + 1]):
+            slot = next_slot[indices[p]]
+            next_slot[indices[p]] += 1
+            csc_rows[slot] = <csr_index>r
+            csc_data[slot] = data[p]
+
+
+def to_csc(const floating[::1] data, const csr_index[::1] indices, const csr_index[::1] indptr,
+           Py_ssize_t n_features, const intp_t[::1] row_bounds, int n_threads):
+    """The CSC arrays (data, row indices, column pointers) of a CSR matrix, a counting sort
+    threaded over the row chunks of ``row_bounds``: each chunk counts its entries per column,
+    the counts' prefix sums give every chunk its slots in each column, and each chunk writes its
+    entries there in row order.  Within a column the entries come in row order (chunks in order,
+    rows in order), whatever the chunks: the result is the same for every thread count, and
+    is scipy's ``tocsc()``.  Extra memory: n_chunks * (n + 1) indices."""
+    cdef Py_ssize_t m = indptr.shape[0] - 1, n = n_features, nnz = indices.shape[0]
+    cdef Py_ssize_t n_chunks = row_bounds.shape[0] - 1, c, j
+    index_dtype = np.asarray(indices).dtype
+    value_dtype = np.float64 if floating is double else np.float32
+    csc_data = _alloc(nnz, value_dtype)
+    csc_rows = _alloc(nnz, index_dtype)
+    colptr = _alloc(n + 1, index_dtype, 0)
+    cdef csr_index[:, ::1] slots = _alloc((n_chunks, n + 1), index_dtype, 0)
+    cdef csr_index[::1] colptr_v = colptr
+    cdef floating[::1] csc_data_v = csc_data
+    cdef csr_index[::1] csc_rows_v = csc_rows
+    cdef const floating *p_data = &data[0] if nnz > 0 else NULL
+    cdef const csr_index *p_indices = &indices[0] if nnz > 0 else NULL
+    cdef floating *p_out = &csc_data_v[0] if nnz > 0 else NULL
+    cdef csr_index *p_rows = &csc_rows_v[0] if nnz > 0 else NULL
+    cdef int team = _team_size(n_threads, n_chunks)
+    cdef Py_ssize_t running = 0, count
+    if nnz == 0 or m == 0:
+        return csc_data, csc_rows, colptr
+    for c in prange(n_chunks, nogil=True, schedule="static", num_threads=team):
+        _count_columns(p_indices, indptr[row_bounds[c]], indptr[row_bounds[c + 1]],
+                       &slots[c, 0])
+    with nogil:
+        # prefix sums: chunk c's first slot in column j follows every entry of columns < j and
+        # those of column j in chunks before c
+        for j in range(n):
+            colptr_v[j] = <csr_index>running
+            for c in range(n_chunks):
+                count = slots[c, j]
+                slots[c, j] = <csr_index>running
+                running = running + count
+        colptr_v[n] = <csr_index>running
+    for c in prange(n_chunks, nogil=True, schedule="static", num_threads=team):
+        _scatter_columns(p_data, p_indices, &indptr[0], row_bounds[c], row_bounds[c + 1],
+                         &slots[c, 0], p_out, p_rows)
+    return csc_data, csc_rows, colptr
