@@ -115,16 +115,22 @@ class DenseDesign:
         self.dtype = X.dtype
         self.n_samples, self.n_features = X.shape
         self.n_threads = int(n_threads)
+        self._plans: dict[int, tuple[int, int, bool]] = {}
 
     def take_rows(self, sample_rows: np.ndarray) -> "DenseDesign":
         """The design of the rows ``sample_rows`` (a copy of those rows of X)."""
         return DenseDesign(self.X[sample_rows], self.n_threads)
 
     def _call_plan(self, K):
-        m, n = self.n_samples, self.n_features
-        team = team_for_work(self.n_threads, m, m * (n + 1) * K)
-        small = uses_small_gemm(n, K, self.dtype)
-        return team, tile_rows(n, K, self.dtype.itemsize), small
+        """(team, tile rows, micro-kernels or not) of a call with K classes; cached per K for
+        the design's life (a fit, or one public call)."""
+        plan = self._plans.get(K)
+        if plan is None:
+            m, n = self.n_samples, self.n_features
+            team = team_for_work(self.n_threads, m, m * (n + 1) * K)
+            small = uses_small_gemm(n, K, self.dtype)
+            plan = self._plans[K] = (team, tile_rows(n, K, self.dtype.itemsize), small)
+        return plan
 
     def loss_grad(
         self,

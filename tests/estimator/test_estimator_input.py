@@ -254,3 +254,20 @@ def test_estimator_not_fitted_and_wrong_feature_count():
     with pytest.raises(ValueError, match=wrong_features):
         model.score(X[:, :2], y)
     np.testing.assert_array_equal(model.coef_, coef)
+
+
+def test_whole_number_float_labels_are_classes_and_fractions_are_not():
+    """Float labels that are whole numbers are class labels (as scikit-learn's
+    check_classification_targets has them), in fit and partial_fit; one fraction makes y
+    continuous, refused with scikit-learn's message."""
+    X, y = _problem()
+    model = SoftmaxRegression(n_threads=1).fit(X, y.astype(np.float64))
+    np.testing.assert_array_equal(model.classes_, np.unique(y).astype(np.float64))
+    fractional = y.astype(np.float64)
+    fractional[7] += 0.5
+    for fit in (
+        lambda m: m.fit(X, fractional),
+        lambda m: m.partial_fit(X, fractional, classes=np.unique(fractional)),
+    ):
+        with pytest.raises(ValueError, match="Unknown label type: continuous"):
+            fit(SoftmaxRegression(n_threads=1))
