@@ -176,7 +176,10 @@ def loss_and_grad(const floating[:, ::1] X, const intp_t[::1] labels, const floa
             n, K, tile)
     work.poison_padding(False)
     first_bad = _first_bad(bad)
-    dW = _ordered_rows_sum(np.asarray(dW_parts)[:, :K * n]).reshape(K, n)
+    if n_chunks == 1:  # the one chunk's sums are the result (a view of its row)
+        dW = np.asarray(dW_parts)[0, :K * n].reshape(K, n)
+    else:
+        dW = _ordered_rows_sum(np.asarray(dW_parts)[:, :K * n]).reshape(K, n)
     db = None
     if b is not None:
         # Each chunk's db is the sum of its K x tile running sums along the tile (fixed order).
@@ -187,14 +190,20 @@ def loss_and_grad(const floating[:, ::1] X, const intp_t[::1] labels, const floa
 
 cdef object _small_gemm_wt(const floating[:, ::1] W, bint wanted):
     """W^T zero-padded to n x (ceil(K / lanes) * lanes) for the micro-kernels, or None for BLAS."""
-    cdef Py_ssize_t K = W.shape[0], n = W.shape[1]
+    cdef Py_ssize_t K = W.shape[0], n = W.shape[1], width, j, k
     cdef int lanes = 4 if floating is double else 8
     cdef int max_k = SF_SMALL_GEMM_MAX_K_D if floating is double else SF_SMALL_GEMM_MAX_K_F
     if not (wanted and _CPU_SMALL_GEMM and K <= max_k and n > 0):
         return None
-    Wt = _alloc((n, ((K + lanes - 1) // lanes) * lanes),
-                np.float64 if floating is double else np.float32, 0)
-    Wt[:, :K] = np.asarray(W).T
+    width = ((K + lanes - 1) // lanes) * lanes
+    Wt = _alloc((n, width), np.float64 if floating is double else np.float32)
+    cdef floating[:, ::1] out = Wt
+    with nogil:  # the transpose and the zero padding in one pass (a NumPy copy costs more here)
+        for j in range(n):
+            for k in range(K):
+                out[j, k] = W[k, j]
+            for k in range(K, width):
+                out[j, k] = 0
     return Wt
 
 
