@@ -43,6 +43,7 @@ import copy as _copy
 
 import numpy as np
 import scipy.sparse as sp
+from kernel_test_helpers import soft_targets
 
 _INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 _CONTAINERS = {"matrix": sp.csr_matrix, "array": sp.csr_array}
@@ -529,3 +530,20 @@ def assert_unchanged(X, snap):
             assert now[name] == expected, f"{name} cached as {now[name]}, the arrays say {expected}"
     if snap["items"] is not None:
         assert dict(X.items()) == snap["items"], "DOK entries were modified"
+
+
+def sparse_problem(rng, X, K, intercept, targets):
+    """W (K, n) with logits of size ~3, b, and y (labels or probability rows) for sparse X, in
+    the dtype X's values are computed in (float32, float64 and long double stay; others are
+    float64)."""
+    m, n = X.shape
+    floats = (np.float32, np.float64, np.longdouble)
+    dtype = X.dtype if X.dtype in floats else np.dtype(np.float64)
+    per_row = max(1.0, X.nnz / max(m, 1))
+    W = (rng.standard_normal((K, n)) * (3.0 / np.sqrt(per_row))).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype) if intercept else None
+    if targets == "labels":
+        y = rng.integers(0, K, size=m)
+    else:
+        y = soft_targets(rng, m, K, dtype=dtype)
+    return W, b, y

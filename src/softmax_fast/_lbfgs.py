@@ -377,9 +377,7 @@ def _next_step(
         if fp > fx:
             # 1. a higher value: a minimizer is bracketed.  The cubic step if it is closer to
             # stx than the quadratic (values and dx) step, else halfway between the two.
-            theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
-            s = max(abs(theta), abs(dx), abs(dp))
-            gamma = s * math.sqrt(max(0.0, (theta / s) ** 2 - (dx / s) * (dp / s)))
+            theta, gamma = _cubic_terms(stx, fx, dx, stp, fp, dp)
             if stp < stx:
                 gamma = -gamma
             p = (gamma - dx) + theta
@@ -394,9 +392,7 @@ def _next_step(
         elif sgnd < 0.0:
             # 2. a lower value, derivatives of opposite signs: bracketed.  The cubic step if it
             # is farther from stp than the secant step, else the secant step.
-            theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
-            s = max(abs(theta), abs(dx), abs(dp))
-            gamma = s * math.sqrt(max(0.0, (theta / s) ** 2 - (dx / s) * (dp / s)))
+            theta, gamma = _cubic_terms(stx, fx, dx, stp, fp, dp)
             if stp > stx:
                 gamma = -gamma
             p = (gamma - dp) + theta
@@ -408,9 +404,7 @@ def _next_step(
         elif abs(dp) < abs(dx):
             # 3. a lower value, same signs, the derivative's magnitude decreases: the cubic step
             # only if it goes the right way (its minimizer beyond stp), safeguarded
-            theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
-            s = max(abs(theta), abs(dx), abs(dp))
-            gamma = s * math.sqrt(max(0.0, (theta / s) ** 2 - (dx / s) * (dp / s)))
+            theta, gamma = _cubic_terms(stx, fx, dx, stp, fp, dp)
             if stp > stx:
                 gamma = -gamma
             p = (gamma - dp) + theta
@@ -439,9 +433,7 @@ def _next_step(
                 if not math.isfinite(fy):
                     stpf = stp + 0.5 * (sty - stp)
                 else:
-                    theta = 3.0 * (fp - fy) / (sty - stp) + dy + dp
-                    s = max(abs(theta), abs(dy), abs(dp))
-                    gamma = s * math.sqrt(max(0.0, (theta / s) ** 2 - (dy / s) * (dp / s)))
+                    theta, gamma = _cubic_terms(stp, fp, dp, sty, fy, dy)
                     if stp > sty:
                         gamma = -gamma
                     p = (gamma - dp) + theta
@@ -464,6 +456,16 @@ def _next_step(
     if not math.isfinite(stpf):
         stpf = stx + 0.5 * (sty - stx) if bracketed else extrapolate_to
     return stx, fx, dx, sty, fy, dy, bracketed, stpf
+
+
+def _cubic_terms(a, fa, da, b, fb, db):
+    """theta and |gamma| of the cubic through the values and derivatives at a and b (the
+    common part of Moré–Thuente's trial steps): theta = 3 (fa - fb) / (b - a) + da + db,
+    gamma = sqrt(theta^2 - da db), scaled by s = max(|theta|, |da|, |db|) against overflow;
+    each caller gives gamma its sign."""
+    theta = 3.0 * (fa - fb) / (b - a) + da + db
+    s = max(abs(theta), abs(da), abs(db))
+    return theta, s * math.sqrt(max(0.0, (theta / s) ** 2 - (da / s) * (db / s)))
 
 
 def _abs_max(v: np.ndarray) -> float:

@@ -1,14 +1,13 @@
 """The data files of the softmax-fast command: CSV, npz and svmlight/libsvm (read_data); sparse
 input (svmlight, scipy.sparse.save_npz archives) stays sparse."""
 
-import io as io_module
 import pickle
 import re
-import zipfile
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from npz_archives import npy_bytes, write_members
 
 from softmax_fast.io import data_files
 
@@ -89,34 +88,12 @@ def test_csv_columns_are_read_by_name_in_the_given_order(tmp_path):
 # ----------------------------------------------------------------------------- hand-crafted files
 
 
-def _write_members(path, members, compression=zipfile.ZIP_STORED):
-    """A zip archive whose members are written as given: arrays as .npy, bytes verbatim."""
-    with zipfile.ZipFile(path, "w", compression) as archive:
-        for name, value in members:
-            if isinstance(value, bytes):
-                archive.writestr(name, value)
-            else:
-                with archive.open(name, "w") as f:
-                    np.lib.format.write_array(f, value, allow_pickle=True)
-
-
-def _npy_bytes(array, shape=None):
-    """The .npy encoding of ``array``; with ``shape``, a header that lies about the shape."""
-    buf = io_module.BytesIO()
-    header = np.lib.format.header_data_from_array_1_0(array)
-    if shape is not None:
-        header["shape"] = shape
-    np.lib.format.write_array_header_1_0(buf, header)
-    buf.write(np.ascontiguousarray(array).tobytes())
-    return buf.getvalue()
-
-
 def test_data_npz_with_objects_or_lying_headers(tmp_path):
     path = tmp_path / "d.npz"
-    _write_members(path, [("X.npy", np.ones((3, 2)).astype(object)), ("y.npy", np.arange(3))])
+    write_members(path, [("X.npy", np.ones((3, 2)).astype(object)), ("y.npy", np.arange(3))])
     with pytest.raises(ValueError, match="X: object arrays are refused"):
         data_files.read_data(path)
-    _write_members(path, [("X.npy", _npy_bytes(np.ones((3, 2)), (3, 10**12)))])
+    write_members(path, [("X.npy", npy_bytes(np.ones((3, 2)), (3, 10**12)))])
     with pytest.raises(ValueError, match="cannot read the npz archive .*declares"):
         data_files.read_data(path)
 
@@ -519,7 +496,7 @@ def test_a_pickled_object_array_in_a_sparse_archive_never_runs(tmp_path, member)
     arrays = {**_csr_arrays(), "y": np.arange(3)}
     arrays[member] = payload
     path = tmp_path / "evil.npz"
-    _write_members(path, [(f"{key}.npy", value) for key, value in arrays.items()])
+    write_members(path, [(f"{key}.npy", value) for key, value in arrays.items()])
     with pytest.raises(
         ValueError,
         match=re.escape(
@@ -545,7 +522,7 @@ def test_sparse_archives_get_the_npz_header_and_size_checks(tmp_path):
     arrays = _csr_arrays()
     # 'data' declares 10**12 values (8 TB) that it does not hold: refused from its header
     members = [(f"{k}.npy", v) for k, v in arrays.items() if k != "data"]
-    _write_members(path, [*members, ("data.npy", _npy_bytes(arrays["data"], (10**12,)))])
+    write_members(path, [*members, ("data.npy", npy_bytes(arrays["data"], (10**12,)))])
     with pytest.raises(
         ValueError,
         match=re.escape(f"{path}: cannot read the npz archive (data: the header declares "),
@@ -554,12 +531,10 @@ def test_sparse_archives_get_the_npz_header_and_size_checks(tmp_path):
     # an 'indptr' header beyond NumPy's safe size (10,000 bytes) is refused
     members = [(f"{k}.npy", v) for k, v in arrays.items() if k != "indptr"]
     big = _npy_with_a_large_header(arrays["indptr"], 20000)
-    _write_members(path, [*members, ("indptr.npy", big)])
+    write_members(path, [*members, ("indptr.npy", big)])
     with pytest.raises(ValueError, match=re.escape(f"{path}: cannot read the npz archive")) as e:
         data_files.read_data(path)
     assert "large" in str(e.value)
     # the same member with a header of ordinary size loads
-    _write_members(
-        path, [*members, ("indptr.npy", _npy_with_a_large_header(arrays["indptr"], 200))]
-    )
+    write_members(path, [*members, ("indptr.npy", _npy_with_a_large_header(arrays["indptr"], 200))])
     assert data_files.read_data(path)[0].nnz == 3

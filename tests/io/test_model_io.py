@@ -2,7 +2,6 @@
 
 The data files of the softmax-fast command are tested in test_data_files.py."""
 
-import io as io_module
 import json
 import os
 import pickle
@@ -12,6 +11,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from npz_archives import npy_bytes, write_members
 
 from softmax_fast.io import model_file
 
@@ -347,28 +347,6 @@ def test_bad_scalers_are_refused(tmp_path, scaler, message):
 # ----------------------------------------------------------------------------- hand-crafted files
 
 
-def _write_members(path, members, compression=zipfile.ZIP_STORED):
-    """A zip archive whose members are written as given: arrays as .npy, bytes verbatim."""
-    with zipfile.ZipFile(path, "w", compression) as archive:
-        for name, value in members:
-            if isinstance(value, bytes):
-                archive.writestr(name, value)
-            else:
-                with archive.open(name, "w") as f:
-                    np.lib.format.write_array(f, value, allow_pickle=True)
-
-
-def _npy_bytes(array, shape=None):
-    """The .npy encoding of ``array``; with ``shape``, a header that lies about the shape."""
-    buf = io_module.BytesIO()
-    header = np.lib.format.header_data_from_array_1_0(array)
-    if shape is not None:
-        header["shape"] = shape
-    np.lib.format.write_array_header_1_0(buf, header)
-    buf.write(np.ascontiguousarray(array).tobytes())
-    return buf.getvalue()
-
-
 def _members(**changes):
     arrays = {**_valid_arrays(), **changes}
     return [(f"{key}.npy", value) for key, value in arrays.items() if value is not None]
@@ -403,7 +381,7 @@ def _members(**changes):
 )
 def test_wrong_kinds_and_shapes_inside_a_valid_archive(tmp_path, change, message):
     path = tmp_path / "m.npz"
-    _write_members(path, _members(**change))
+    write_members(path, _members(**change))
     with pytest.raises(ValueError, match=re.escape(message)):
         model_file.read_model_arrays(path)
 
@@ -421,11 +399,11 @@ def test_wrong_kinds_and_shapes_inside_a_valid_archive(tmp_path, change, message
 def test_params_that_the_estimator_refuses(tmp_path, params, message):
     # n_threads is used to predict: a bad one must not surface later as a TypeError.
     path = tmp_path / "m.npz"
-    _write_members(path, _members(params=np.array(json.dumps(params))))
+    write_members(path, _members(params=np.array(json.dumps(params))))
     with pytest.raises(ValueError, match=re.escape(message)):
         model_file.load_model(path)
     path.write_bytes(b"")
-    _write_members(path, _members(params=np.array('{"alpha": NaN}')))  # JSON with a NaN
+    write_members(path, _members(params=np.array('{"alpha": NaN}')))  # JSON with a NaN
     with pytest.raises(ValueError, match="params: alpha"):
         model_file.load_model(path)
 
@@ -437,15 +415,15 @@ def test_params_that_the_estimator_refuses(tmp_path, params, message):
         (_members() + [("notes.txt", b"hello")], "member 'notes.txt' is not a .npy array"),
         (_members() + [("coef.npy", np.ones((3, 2)))], "a member appears twice"),
         (
-            _members(coef=None) + [("coef.npy", _npy_bytes(np.zeros((3, 2)), (3, 10**11)))],
+            _members(coef=None) + [("coef.npy", npy_bytes(np.zeros((3, 2)), (3, 10**11)))],
             "coef: the header declares 2,400,000,000,000 bytes",
         ),
         (
-            _members(coef=None) + [("coef.npy", _npy_bytes(np.zeros((3, 2)), (3, 1)))],
+            _members(coef=None) + [("coef.npy", npy_bytes(np.zeros((3, 2)), (3, 1)))],
             "coef: the header declares 24 bytes",
         ),
         (
-            _members(coef=None) + [("coef.npy", _npy_bytes(np.zeros((3, 2)))[:60])],
+            _members(coef=None) + [("coef.npy", npy_bytes(np.zeros((3, 2)))[:60])],
             "not a valid softmax_fast model file",
         ),
     ],
@@ -455,7 +433,7 @@ def test_archive_structure_is_checked_before_reading(tmp_path, members, message)
     path = tmp_path / "m.npz"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # zipfile: "Duplicate name"
-        _write_members(path, members)
+        write_members(path, members)
     with pytest.raises(ValueError, match=re.escape(message)):
         model_file.read_model_arrays(path)
 
@@ -482,7 +460,7 @@ def test_a_zip_bomb_is_refused_without_unpacking_it(tmp_path, monkeypatch):
     monkeypatch.setattr(model_file, "MAX_MODEL_BYTES", 2**20)
     path = tmp_path / "bomb.npz"
     members = _members(coef=None) + [("coef.npy", np.zeros((2**11, 2**10)))]
-    _write_members(path, members, compression=zipfile.ZIP_DEFLATED)
+    write_members(path, members, compression=zipfile.ZIP_DEFLATED)
     assert path.stat().st_size < 2**17
     with pytest.raises(ValueError, match=r"unpacks to 16,\d{3},\d{3} bytes, more than the limit"):
         model_file.read_model_arrays(path)
@@ -519,7 +497,7 @@ def test_pickle_payloads_anywhere_never_run(tmp_path, member):
     payload = np.empty(1, dtype=object)
     payload[0] = _Exploit(str(marker))
     path = tmp_path / "evil.npz"
-    _write_members(path, _members(**{member: payload}))
+    write_members(path, _members(**{member: payload}))
     with pytest.raises(ValueError, match="not a valid softmax_fast model file"):
         model_file.load_model(path)
     assert not marker.exists()

@@ -27,7 +27,7 @@ order whatever the threads (the design note of _native/csr.pyx).
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from kernel_test_helpers import central_diff, random_weights, soft_targets
+from kernel_test_helpers import central_diff, random_weights
 from sparse_inputs import (
     EPS64,
     SPARSE_CASES,
@@ -39,6 +39,7 @@ from sparse_inputs import (
     random_csr,
     snapshot,
     sparse_case,
+    sparse_problem,
     stored_counts,
 )
 
@@ -55,20 +56,6 @@ EPS32 = float(np.finfo(np.float32).eps)
 # ---------------------------------------------------------------------------------------------
 # Problems and bounds
 # ---------------------------------------------------------------------------------------------
-
-
-def problem(rng, X, K, intercept, targets):
-    """W (K, n) with logits of size ~3, b, and y (labels or probability rows) for X."""
-    m, n = X.shape
-    dtype = X.dtype
-    per_row = max(1.0, X.nnz / max(m, 1))
-    W = (rng.standard_normal((K, n)) * (3.0 / np.sqrt(per_row))).astype(dtype)
-    b = rng.standard_normal(K).astype(dtype) if intercept else None
-    if targets == "labels":
-        y = rng.integers(0, K, size=m)
-    else:
-        y = soft_targets(rng, m, K, dtype=dtype)
-    return W, b, y
 
 
 def _exact(X, y, W, b, w):
@@ -176,7 +163,7 @@ def test_loss_and_grad(rng, case, K, intercept, alpha):
         for targets in ("labels", "probabilities"):
             n_threads = 2 if weighted == (targets == "probabilities") else 1
             what = f"{'weighted' if weighted else 'unweighted'} {targets}, {n_threads} threads"
-            W, b, y = problem(rng, X, K, intercept, targets)
+            W, b, y = sparse_problem(rng, X, K, intercept, targets)
             w = random_weights(rng, X.shape[0]) if weighted else None
             got = sf.loss_and_grad(X, y, W, b, **_kwargs(alpha, w, n_threads))
             assert_unchanged(X, snap)
@@ -225,7 +212,7 @@ def test_predict_proba_and_predict(rng, case, K, intercept):
     X = sparse_case(case)
     D = dense_of(X)
     m = X.shape[0]
-    W, b, _ = problem(rng, X, K, intercept, "labels")
+    W, b, _ = sparse_problem(rng, X, K, intercept, "labels")
     snap = snapshot(X)
     P = sf.predict_proba(X, W, b)
     labels = sf.predict(X, W, b)
@@ -269,7 +256,7 @@ def test_gradient_finite_differences(rng, case, targets):
     X = sparse_case(case, m=min(SPARSE_CASES[case]["m"], 25), n=min(SPARSE_CASES[case]["n"], 6))
     m = X.shape[0]
     K, alpha, h = 3, 0.4, 1e-5
-    W, b, y = problem(rng, X, K, True, targets)
+    W, b, y = sparse_problem(rng, X, K, True, targets)
     w = random_weights(rng, m)
     snap = snapshot(X)
     loss, dW, db = sf.loss_and_grad(X, y, W, b, alpha=alpha, sample_weight=w)
@@ -344,7 +331,7 @@ def _all_outputs(X, y, W, b, alpha, w, n_threads):
 def test_threads_agree_and_repeated_calls_are_identical(rng, case, targets):
     X = thread_case(case)
     m, K, alpha = X.shape[0], 5, 0.2
-    W, b, y = problem(rng, X, K, True, targets)
+    W, b, y = sparse_problem(rng, X, K, True, targets)
     w = random_weights(rng, m)
     # (whichever gradient strategy CSRDesign picks for this shape and team: every one sums the
     # same terms, in an order that depends on the team only)
@@ -390,7 +377,7 @@ def test_column_pass(rng, case, column_pass):
     X = thread_case(case)
     m, n = X.shape
     K, alpha = 4, 0.3
-    W, b, y = problem(rng, X, K, True, "probabilities")
+    W, b, y = sparse_problem(rng, X, K, True, "probabilities")
     w = random_weights(rng, m)
     Xc = as_csr_arrays(X)
     # With one thread the row accumulator is the result itself: never the column pass.
@@ -483,7 +470,7 @@ FORMATS = {
 def test_caller_matrix_unchanged_in_every_format(rng, case, fmt, monkeypatch):
     base = sparse_case(case)
     K, alpha = 4, 0.2
-    W, b, y = problem(rng, base, K, True, "labels")
+    W, b, y = sparse_problem(rng, base, K, True, "labels")
     w = random_weights(rng, base.shape[0])
     expected = sf.loss_and_grad(base, y, W, b, **_kwargs(alpha, w))
     P_expected = sf.predict_proba(base, W, b)
@@ -511,7 +498,7 @@ def test_caller_matrix_unchanged_in_every_format(rng, case, fmt, monkeypatch):
 @pytest.mark.parametrize("case", ["noncanonical", "noncanonical_array_float32_int64", "zero"])
 def test_kernels_never_densify(rng, case, never_densified, monkeypatch):
     X = sparse_case(case)
-    W, b, y = problem(rng, X, 3, True, "labels")
+    W, b, y = sparse_problem(rng, X, 3, True, "labels")
     for A in (X, X.tocsc(), X.tocoo()):
         sf.loss_and_grad(A, y, W, b, alpha=0.1)
         sf.predict_proba(A, W, b)
@@ -616,7 +603,7 @@ def test_index_dtypes_give_the_same_result(rng, case, column, monkeypatch):
         monkeypatch.setattr(_design, "ROW_ACCUMULATOR_BYTES", 0)
     base = sparse_case(case)
     K, alpha = 3, 0.1
-    W, b, y = problem(rng, base, K, True, "labels")
+    W, b, y = sparse_problem(rng, base, K, True, "labels")
     w = random_weights(rng, base.shape[0])
     dz = bounds(base, y, W, b, kinds=("kernel",))["kernel"]["dz"]
     decided, truth = decided_rows(base, W, b, dz)
@@ -659,7 +646,7 @@ def test_integer_and_float16_data_compute_in_float64(rng, data_dtype):
     X.data = np.round(base.data * 2).astype(data_dtype)  # integers (float16: exactly)
     as64 = base.copy()
     as64.data = X.data.astype(np.float64)
-    W, b, y = problem(rng, as64, 4, True, "labels")
+    W, b, y = sparse_problem(rng, as64, 4, True, "labels")
     snap = snapshot(X)
     got = sf.loss_and_grad(X, y, W, b, alpha=0.1, n_threads=2)
     P = sf.predict_proba(X, W, b, n_threads=2)
@@ -673,7 +660,7 @@ def test_integer_and_float16_data_compute_in_float64(rng, data_dtype):
 
 def test_float32_x_casts_w_and_b_to_float32(rng):
     X = sparse_case("float32")
-    W, b, y = problem(rng, X, 3, True, "labels")
+    W, b, y = sparse_problem(rng, X, 3, True, "labels")
     W64 = W.astype(np.float64) + 1e-9  # not a float32 number: rounded to W's float32 values
     got = sf.loss_and_grad(X, y, W64, b.astype(np.float64), n_threads=1)
     assert got[1].dtype == got[2].dtype == np.float32
@@ -688,7 +675,7 @@ def test_float32_logits_are_formed_in_float64(rng):
     reports such rows as overflowing.)"""
     X = sparse_case("float32")
     X.data = X.data * np.float32(1e20)
-    W, b, y = problem(rng, X, 3, True, "labels")
+    W, b, y = sparse_problem(rng, X, 3, True, "labels")
     W = (W * np.float32(1e20)).astype(np.float32)
     X64, W64, b64 = X.astype(np.float64), W.astype(np.float64), b.astype(np.float64)
     got = sf.loss_and_grad(X, y, W, b)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from kernel_test_helpers import central_diff, random_weights, soft_targets
+from kernel_test_helpers import central_diff, random_weights
 from sparse_inputs import (
     SPARSE_CASES,
     assert_unchanged,
@@ -32,6 +32,7 @@ from sparse_inputs import (
     random_csr,
     snapshot,
     sparse_case,
+    sparse_problem,
 )
 
 try:
@@ -167,20 +168,6 @@ def assert_within(actual, desired, bound, what):
     )
 
 
-def problem(rng, X, K, intercept, targets):
-    """W (K, n) with logits of size ~3, b, and y (labels or probability rows) for X."""
-    m, n = X.shape
-    dtype = compute_dtype(X)
-    per_row = max(1.0, X.nnz / max(m, 1))
-    W = (rng.standard_normal((K, n)) * (3.0 / np.sqrt(per_row))).astype(dtype)
-    b = rng.standard_normal(K).astype(dtype) if intercept else None
-    if targets == "labels":
-        y = rng.integers(0, K, size=m)
-    else:
-        y = soft_targets(rng, m, K, dtype=dtype)
-    return W, b, y
-
-
 # ---------------------------------------------------------------------------------------------
 # Sparse against dense
 # ---------------------------------------------------------------------------------------------
@@ -195,7 +182,7 @@ def problem(rng, X, K, intercept, targets):
 def test_loss_and_grad_sparse_equals_dense(rng, case, K, intercept, alpha, weighted, targets):
     X = sparse_case(case)
     D = dense_of(X)
-    W, b, y = problem(rng, X, K, intercept, targets)
+    W, b, y = sparse_problem(rng, X, K, intercept, targets)
     w = random_weights(rng, X.shape[0]) if weighted else None
     snap = snapshot(X)
     loss, dW, db = ref.loss_and_grad(X, y, W, b, alpha=alpha, sample_weight=w)
@@ -220,7 +207,7 @@ def test_loss_and_grad_sparse_equals_dense(rng, case, K, intercept, alpha, weigh
 def test_predict_proba_and_predict_sparse_equal_dense(rng, case, K, intercept):
     X = sparse_case(case)
     D = dense_of(X)
-    W, b, y = problem(rng, X, K, intercept, "labels")
+    W, b, y = sparse_problem(rng, X, K, intercept, "labels")
     snap = snapshot(X)
     P = ref.predict_proba(X, W, b)
     labels = ref.predict(X, W, b)
@@ -255,7 +242,7 @@ def test_sparse_longdouble_stays_longdouble():
     D = dense_of(X)
     assert X.dtype == np.longdouble and D.dtype == np.longdouble
     rng = np.random.default_rng(11)
-    W, b, y = problem(rng, X, 5, True, "probabilities")
+    W, b, y = sparse_problem(rng, X, 5, True, "probabilities")
     w = random_weights(rng, X.shape[0])
     loss, dW, db = ref.loss_and_grad(X, y, W, b, alpha=0.2, sample_weight=w)
     loss_d, dW_d, db_d = ref.loss_and_grad(D, y, W, b, alpha=0.2, sample_weight=w)
@@ -278,7 +265,7 @@ def test_sparse_integer_data_is_computed_in_float64(dtype):
     X = random_csr(30, 12, 0.3, seed=3, unsorted=True, duplicates=duplicates)
     X.data = np.round(X.data * 3).astype(dtype)  # duplicate halves: integers now
     D = dense_of(X)
-    W, b, y = problem(rng, X.astype(np.float64), 4, True, "labels")
+    W, b, y = sparse_problem(rng, X.astype(np.float64), 4, True, "labels")
     loss, dW, db = ref.loss_and_grad(X, y, W, b, alpha=0.1)
     loss_d, dW_d, db_d = ref.loss_and_grad(D, y, W, b, alpha=0.1)
     assert dW.dtype == db.dtype == np.float64
@@ -320,7 +307,7 @@ def test_other_sparse_formats_are_accepted(rng, fmt):
     X = _FORMATS[fmt](sparse_case("noncanonical"))
     D = dense_of(X)
     np.testing.assert_array_equal(D, dense_of(sparse_case("noncanonical")))
-    W, b, y = problem(rng, X, 6, True, "labels")
+    W, b, y = sparse_problem(rng, X, 6, True, "labels")
     w = random_weights(rng, X.shape[0])
     snap = snapshot(X)
     loss, dW, db = ref.loss_and_grad(X, y, W, b, alpha=0.1, sample_weight=w)
@@ -339,7 +326,7 @@ def test_other_sparse_formats_are_accepted(rng, fmt):
 @pytest.mark.parametrize("case", ["noncanonical", "noncanonical_array_float32_int64", "zero"])
 def test_sparse_reference_never_densifies(rng, case, never_densified):
     X = sparse_case(case)
-    W, b, y = problem(rng, X, 3, True, "labels")
+    W, b, y = sparse_problem(rng, X, 3, True, "labels")
     for A in (X, X.tocsc(), X.tocoo()):
         ref.loss_and_grad(A, y, W, b, alpha=0.1)
         ref.predict_proba(A, W, b)
@@ -352,7 +339,7 @@ def test_cached_format_flags_of_the_caller_are_kept():
     X = sparse_case("unsorted_duplicates")
     assert not X.has_canonical_format and not X.has_sorted_indices  # now cached on X
     snap = snapshot(X)
-    W, b, y = problem(np.random.default_rng(13), X, 3, True, "labels")
+    W, b, y = sparse_problem(np.random.default_rng(13), X, 3, True, "labels")
     ref.loss_and_grad(X, y, W, b)
     ref.predict_proba(X, W, b)
     ref.predict(X, W, b)
@@ -376,7 +363,7 @@ def test_sparse_gradient_finite_differences(rng, case, targets):
     X = sparse_case(case, m=min(SPARSE_CASES[case]["m"], 25), n=min(SPARSE_CASES[case]["n"], 6))
     m, n = X.shape
     K = 3
-    W, b, y = problem(rng, X, K, True, targets)
+    W, b, y = sparse_problem(rng, X, K, True, targets)
     w = random_weights(rng, m)
     alpha = 0.4
     snap = snapshot(X)
