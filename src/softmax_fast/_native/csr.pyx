@@ -1,18 +1,20 @@
-"""Fused softmax regression on a CSR X (m, n): ``loss_and_grad`` and ``predict``.  No validation
-here: softmax_fast._design validates the matrix once (canonical CSR, indices in range, finite
-values) and calls these.
+"""Fused softmax regression on a CSR X (m, n): ``loss_and_grad`` (by rows),
+``loss_and_grad_columns`` (by the columns of the CSC copy), ``predict`` and ``to_csc``.  No
+validation here: softmax_fast._design validates the matrix once (the structure, indices in
+range, finite values), picks the strategy and calls these.  All return dW as (K, n) float64.
 
 Design note
 -----------
 * X comes as its three CSR arrays (``data``, ``indices``, ``indptr``: float32/float64 values,
-  int32/int64 indices, one index dtype for both), the coefficients as ``Wt`` = W^T, shape (n, K):
-  the K coefficients of one feature are contiguous, so the logits of a row are
-  ``z = b + sum_p x_p Wt[j_p, :]`` over its non-zeros, each a contiguous run of K.
+  int32/int64 indices, one index dtype for both).  The row kernels take the coefficients as
+  ``Wt`` = W^T, shape (n, K): the K coefficients of one feature are contiguous, so the logits of
+  a row are ``z = b + sum_p x_p Wt[j_p, :]`` over its non-zeros, each a contiguous run of K.
 * Threads split the rows into chunks of about equal non-zeros (``row_bounds``, from the caller);
   a chunk walks its rows in blocks of ``ROW_BLOCK`` rows: logits from the non-zeros, the shift by
   the row max, one vectorized exp over the block, the loss and G = (A - Y) * w_i * grad_scale in
   place, all in float64 whatever the data's dtype.
-* The gradient dW^T = X^T G has two strategies, chosen by the caller from the memory they need:
+* ``loss_and_grad``'s gradient dW = G^T X has two forms, chosen by the caller from the memory
+  they need:
   - row accumulators (``csc_* is None``): each chunk adds its rows' x_p * G[i, :] into its own
     (n, K) float64 accumulator in the same pass over the non-zeros, summed in chunk order after
     the parallel region: one pass over X, extra memory n_chunks * n * K * 8 bytes;
@@ -21,7 +23,11 @@ Design note
     feature's K sums from its column's entries.  Extra memory m * K * 8 bytes plus the CSC copy,
     whatever the thread count; each sum runs in row order, so the result does not depend on the
     threads at all.
-  Either way the results depend only on the inputs and the chunk bounds.
+* ``loss_and_grad_columns`` (X with fewer rows than columns) runs both products over the CSC
+  copy: column chunks scatter x_ij W[:, j] into their own m x K logits part, row chunks sum the
+  parts and form the loss and G, column chunks gather dW[:, j] from G.  W and dW keep their
+  (K, n) layout (a column goes through a K-double buffer).
+* Results depend only on the inputs and the chunk bounds: bit-identical between repeated calls.
 * A row is bad when its logits hold a NaN or +inf or no finite value (the dense kernels' rule);
   a chunk stops at its first bad row and reports it.  Rows of weight 0 add nothing to the loss,
   even where their loss is infinite.
