@@ -163,4 +163,3 @@ def blas_guard(uses_blas: bool) -> AbstractContextManager[None]:
     small for BLAS threads to pay off anyway.
     """
     return one_blas_thread() if uses_blas else nullcontext()
-
