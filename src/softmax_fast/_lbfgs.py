@@ -4,7 +4,8 @@ r"""Unconstrained limited-memory BFGS: the algorithm behind ``solver="lbfgs"``.
 moves along ``d = -H g``, where H is the L-BFGS approximation of the inverse Hessian built from
 the last ``m = 10`` pairs ``s_i = x_{i+1} - x_i``, ``y_i = g_{i+1} - g_i`` and ``H_0 = gamma I``
 with ``gamma = s'y / y'y`` of the newest pair; the step length comes from a strong-Wolfe line
-search (Moré & Thuente, 1994; ``c1 = 1e-4``, ``c2 = 0.9``, at most 50 evaluations).
+search (Moré & Thuente, 1994; ``c1 = 1e-3``, ``c2 = 0.9``, a bracket tolerance of 0.1 and at
+most 50 evaluations: L-BFGS-B's settings).
 
 **The direction: the compact representation.**  H is applied in the compact form of Byrd,
 Nocedal & Schnabel (1994, eq. 3.1), with S, Y the n x k matrices of the pairs (oldest first),
@@ -65,8 +66,8 @@ __all__ = ["LbfgsResult", "minimize_lbfgs"]
 
 HISTORY = 10
 """(s, y) pairs kept."""
-C1 = 1e-4
-"""Sufficient-decrease constant of the strong Wolfe conditions."""
+C1 = 1e-3
+"""Sufficient-decrease constant of the strong Wolfe conditions (L-BFGS-B's ``ftol``)."""
 C2 = 0.9
 """Curvature constant of the strong Wolfe conditions."""
 MAX_LINE_SEARCH = 50
@@ -85,9 +86,11 @@ _EPS = float(np.finfo(np.float64).eps)
 # a pair is kept only when s'y > _EPS * y'y (enough positive curvature for H to stay definite)
 _CURVATURE_EPS = _EPS
 # Moré–Thuente: the step interval grows by a factor in [1.1, 4] while no minimizer is bracketed,
-# the search gives up when the bracket is narrower than _XTOL relative, and steps are <= 1e10
+# the search gives up when the bracket is narrower than _XTOL relative (L-BFGS-B's xtol: where
+# the objective's rounding noise hides the decrease, e.g. float32 data at the optimum, a narrower
+# tolerance only spends evaluations bisecting noise), and steps are <= 1e10
 _XTRAPL, _XTRAPU = 1.1, 4.0
-_XTOL = 1e-14
+_XTOL = 0.1
 _STEP_MAX = 1e10
 
 Callback = Callable[[int, np.ndarray, float, np.ndarray, float], None]
@@ -240,6 +243,7 @@ def _line_search(
     dphi0: float,
     step: float,
     max_evals: int,
+    xtol: float = _XTOL,
 ) -> tuple[bool, float, float, np.ndarray | None, float, int]:
     """Moré–Thuente line search for phi(t) = f(x + t d), phi'(0) = ``dphi0`` < 0.
 
@@ -252,12 +256,20 @@ def _line_search(
     it becomes the far end of the interval and the next trial is halfway to the best point.
     The trial points are written into ``xt``.
 
+    When the interval becomes narrower than ``xtol`` relative, or rounding errors prevent
+    progress (MINPACK-2's warnings), the last trial is accepted if its value is below phi(0),
+    as L-BFGS-B accepts it: where rounding noise hides the decrease (float32 data near the
+    optimum) a step with less decrease than the Wolfe conditions ask is still progress, and the
+    solver's relative-decrease test then ends the run, instead of a search spending its
+    evaluations on bisecting noise.
+
     Returns
     -------
     ok : bool
-        Whether a step satisfying the strong Wolfe conditions was found (then ``xt`` holds
-        ``x + t d``).  False: rounding errors prevent progress, the interval became narrower
-        than ``_XTOL``, or ``max_evals`` evaluations did not suffice.
+        Whether a step was accepted (then ``xt`` holds ``x + t d``): one satisfying the strong
+        Wolfe conditions, or a decrease at a warning as above.  False: no decrease at a
+        warning, a trial step that no longer moves x, or ``max_evals`` evaluations did not
+        suffice.
     step, f, g, dphi : float, float, ndarray or None, float
         The accepted step, phi and grad f there, phi' there.
     n_evals : int
@@ -279,6 +291,7 @@ def _line_search(
     # worked out only for a search that has needed many trials
     tiny_step = -1.0
     n_evals = 0
+    evaluated, f, g, dphi = 0.0, f0, None, dphi0  # the last trial evaluated
     while n_evals < max_evals:
         _dcopy(x, xt)
         _daxpy(d, xt, n, step)
@@ -291,6 +304,7 @@ def _line_search(
         value, g = fun(xt)
         f = float(value)
         dphi = _ddot(g, d)
+        evaluated = step
         if not (math.isfinite(f) and math.isfinite(dphi)):
             # too long a step: the far end of a bracket, and bisect towards the best point
             bracketed = True
@@ -308,7 +322,7 @@ def _line_search(
         if stage_one and f <= ftest and dphi >= 0.0:
             stage_one = False
         # no further progress possible (MINPACK-2 dcsrch's warnings)
-        if bracketed and (step <= stmin or step >= stmax or stmax - stmin <= _XTOL * stmax):
+        if bracketed and (step <= stmin or step >= stmax or stmax - stmin <= xtol * stmax):
             break
         if step == _STEP_MAX and f <= ftest and dphi <= gtest:
             break
@@ -344,8 +358,14 @@ def _line_search(
             stmin = step + _XTRAPL * (step - stx)
             stmax = step + _XTRAPU * (step - stx)
         step = min(max(step, 0.0), _STEP_MAX)
-        if bracketed and (step <= stmin or step >= stmax or stmax - stmin <= _XTOL * stmax):
-            break  # MINPACK would evaluate at stx again; the search has failed
+        if bracketed and (step <= stmin or step >= stmax or stmax - stmin <= xtol * stmax):
+            break  # a warning before the next trial: the last one is the search's result
+    else:
+        return False, 0.0, f0, None, dphi0, n_evals  # max_evals evaluations
+    if g is not None and math.isfinite(f) and math.isfinite(dphi) and f < f0:
+        _dcopy(x, xt)  # (a no-move break overwrote xt with an unevaluated trial)
+        _daxpy(d, xt, n, evaluated)
+        return True, evaluated, f, g, dphi, n_evals
     return False, 0.0, f0, None, dphi0, n_evals
 
 

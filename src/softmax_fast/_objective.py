@@ -121,8 +121,9 @@ class SoftmaxObjective:
         return W, b if self.fit_intercept else None
 
     def _evaluate(self, design, labels, sample_weight, theta, scale):
-        """``scale * sum_i w_i l_i + penalty`` and its gradient, assembled in one fresh
-        (n_params,) array: the penalty's ``alpha W`` written first, the kernel's sums added."""
+        """``(sum_i w_i l_i, penalty, gradient)``: the gradient (the data term's scaled by
+        ``scale``) assembled in one fresh (n_params,) array, the penalty's ``alpha W`` written
+        first and the kernel's sums added."""
         W, b = self._coefficients(theta, design.dtype)
         total, dW, db = design.loss_grad(W, b, labels, None, sample_weight, scale)
         grad = np.empty_like(theta)
@@ -132,12 +133,14 @@ class SoftmaxObjective:
         grad_W += dW if self.reference is None else dW[self.class_rows]
         if self.fit_intercept:
             grad[k_n:] = db if self.reference is None else db[self.class_rows]
-        return scale * total + penalty, grad
+        return total, penalty, grad
 
     def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """J(theta) and its gradient, shape (n_params,) float64, from one fused pass."""
-        scale = 1.0 / self.weight_total
-        return self._evaluate(self.design, self.labels, self.sample_weight, theta, scale)
+        total, penalty, grad = self._evaluate(
+            self.design, self.labels, self.sample_weight, theta, 1.0 / self.weight_total
+        )
+        return total / self.weight_total + penalty, grad
 
     def batch_value_and_grad(
         self, theta: np.ndarray, sample_rows: np.ndarray
@@ -150,6 +153,7 @@ class SoftmaxObjective:
         """
         scale = self.n_samples / (sample_rows.size * self.weight_total)
         sw = None if self.sample_weight is None else self.sample_weight[sample_rows]
-        return self._evaluate(
+        total, penalty, grad = self._evaluate(
             self.design.take_rows(sample_rows), self.labels[sample_rows], sw, theta, scale
         )
+        return scale * total + penalty, grad

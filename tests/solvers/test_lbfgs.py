@@ -508,7 +508,10 @@ def test_progress_and_loss_curve_contract(problem, rng):
 
 @pytest.mark.parametrize("problem", ["softmax", "dense_quadratic", "rosenbrock", "nonfinite"])
 def test_strong_wolfe_conditions_at_every_accepted_step(problem, rng):
-    """With s = x_{k+1} - x_k (exact, in rationals): f_{k+1} <= f_k + c1 g_k's and
+    """On smooth, finite problems every accepted step meets both strong Wolfe conditions; where
+    trials can be non-finite, every accepted step decreases f.
+
+    With s = x_{k+1} - x_k (exact, in rationals): f_{k+1} <= f_k + c1 g_k's and
     |g_{k+1}'s| <= c2 |g_k's|, up to the rounding of the solver's own test, which sees
     t fl(g'd) for g's: |s_i - t d_i| <= eps (|t d_i| + |x_{k+1,i}|) (x_{k+1} = fl(x_k + t d)) and
     fl(g'd) is within gamma_n sum |g_i d_i| of g'd, so |t fl(g'd) - g's| <= E(g) =
@@ -549,6 +552,11 @@ def test_strong_wolfe_conditions_at_every_accepted_step(problem, rng):
         slope_n = sum((Fraction(float(g)) * v for g, v in zip(g_n, s, strict=True)), Fraction(0))
         f_k, f_n = Fraction(f_k), Fraction(f_n)
         assert slope_k < budget(g_k)  # a descent direction
+        if problem == "nonfinite":
+            # a search that shrank a non-finite trial may end on the bracket-width warning,
+            # whose last trial is accepted on a decrease alone (as L-BFGS-B accepts it)
+            assert f_n < f_k
+            continue
         assert f_n - f_k <= c1 * slope_k + c1 * budget(g_k) + 3 * Fraction(EPS) * (
             abs(f_k) + abs(slope_k)
         )
@@ -591,8 +599,10 @@ def test_line_search_on_more_thuente_functions():
 
             f0, dphi0 = phi(0.0)
             x, d, xt = np.zeros(1), np.ones(1), np.empty(1)
+            # (the paper's tight bracket tolerance: the default 0.1 ends a search early, on a
+            # decrease that need not meet the Wolfe conditions, as L-BFGS-B does)
             ok, t, f, g, dphi, n_evals = _lbfgs._line_search(
-                fun, x, d, xt, f0, dphi0, step, _lbfgs.MAX_LINE_SEARCH
+                fun, x, d, xt, f0, dphi0, step, _lbfgs.MAX_LINE_SEARCH, xtol=1e-14
             )
             assert ok, (phi, step)
             assert f <= f0 + _lbfgs.C1 * t * dphi0 and abs(dphi) <= -_lbfgs.C2 * dphi0
