@@ -237,8 +237,8 @@ class CSRDesign:
       table, the smaller of the two tables; extra memory ``t * m * K * 8`` bytes for ``t``
       threads, plus the CSC copy;
     * ``"rows"``: one pass over the CSR rows, each thread adding its rows' gradient into its own
-      (n, K) accumulator: extra memory ``t * n * K * 8`` bytes (none beyond the result with one
-      thread);
+      (n, K) accumulator, transposed into the (K, n) result: extra memory ``t * n * K * 8``
+      bytes;
     * ``"rows+column pass"`` when those tables would exceed :data:`ROW_ACCUMULATOR_BYTES`:
       logits by rows, then the gradient by columns from G: extra memory ``m * K * 8`` bytes
       plus the CSC copy, whatever the thread count.
