@@ -159,7 +159,8 @@ cdef Py_ssize_t _loss_grad_rows(
     const floating *data, const csr_index *indices, const csr_index *indptr,
     const double *Z_parts, Py_ssize_t n_parts, Py_ssize_t part_stride,
     const intp_t *labels, const floating *Y, const floating *Wt, const floating *b,
-    const double *sw, double grad_scale, RowScratch ws, double *acc, double *G, double *db,
+    const double *sw, double grad_scale, double *block, double *per_row, double *acc,
+    double *G, double *db,
     double *loss_sum, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t K,
 ) noexcept nogil:
     """Loss and gradient terms of rows [r0, r1), block by block.
@@ -175,6 +176,14 @@ cdef Py_ssize_t _loss_grad_rows(
     cdef double total = 0.0, w, coef, y_ik
     cdef double *z
     cdef const double *part
+    # the chunk's scratch: ``block`` (ROW_BLOCK x K) and the rows of ``per_row`` (a local
+    # struct: private to the thread)
+    cdef RowScratch ws
+    ws.Z = block
+    ws.row_sum = per_row
+    ws.log_sum = per_row + <Py_ssize_t>ROW_BLOCK
+    ws.target = per_row + 2 * <Py_ssize_t>ROW_BLOCK
+    ws.target_sum = per_row + 3 * <Py_ssize_t>ROW_BLOCK
     r = r0
     while r < r1:
         nb = min(<Py_ssize_t>ROW_BLOCK, r1 - r)
@@ -279,19 +288,15 @@ def loss_and_grad(const floating[::1] data, const csr_index[::1] indices,
     cdef const floating *p_b = &b[0] if b is not None else NULL
     cdef const double *p_sw = &sample_weight[0] if sample_weight is not None else NULL
     cdef double *p_G = &G[0, 0] if column_pass else NULL
-    cdef RowScratch ws
     cdef Py_ssize_t c
     work.poison_padding(True)
     cdef int team = _team_size(n_threads, n_chunks)
+    # (every per-chunk pointer is formed in the call: a variable assigned field by field in a
+    # prange body is shared between the threads, not private to each)
     for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
-        ws.Z = &Z[c, 0]
-        ws.row_sum = &per_row[c, 0]
-        ws.log_sum = &per_row[c, <Py_ssize_t>ROW_BLOCK]
-        ws.target = &per_row[c, 2 * <Py_ssize_t>ROW_BLOCK]
-        ws.target_sum = &per_row[c, 3 * <Py_ssize_t>ROW_BLOCK]
         bad[c] = _loss_grad_rows(
             p_data, p_indices, &indptr[0], NULL, 0, 0, p_labels, p_Y, p_Wt, p_b, p_sw,
-            grad_scale, ws,
+            grad_scale, &Z[c, 0], &per_row[c, 0],
             NULL if column_pass else &acc[c, 0], p_G, &db_parts[c, 0], &loss_sums[c, 0],
             row_bounds[c], row_bounds[c + 1], K)
     work.poison_padding(False)
@@ -365,7 +370,6 @@ def loss_and_grad_columns(const floating[::1] csc_data, const csr_index[::1] csc
     cdef const double *p_sw = &sample_weight[0] if sample_weight is not None else NULL
     cdef double *p_Z = &Z_parts[0, 0]
     cdef double[:, ::1] w_columns = _alloc((n_col_chunks, K + 16), np.float64)
-    cdef RowScratch ws
     cdef Py_ssize_t c
     cdef int team = _team_size(n_threads, n_col_chunks)
     if n > 0:
@@ -376,15 +380,10 @@ def loss_and_grad_columns(const floating[::1] csc_data, const csr_index[::1] csc
     work.poison_padding(True)
     team = _team_size(n_threads, n_chunks)
     for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
-        ws.Z = &Zs[c, 0]
-        ws.row_sum = &per_row[c, 0]
-        ws.log_sum = &per_row[c, <Py_ssize_t>ROW_BLOCK]
-        ws.target = &per_row[c, 2 * <Py_ssize_t>ROW_BLOCK]
-        ws.target_sum = &per_row[c, 3 * <Py_ssize_t>ROW_BLOCK]
         bad[c] = _loss_grad_rows(
             p_data, p_rows, <const csr_index *>NULL, p_Z, n_col_chunks, m * K, p_labels, p_Y,
-            p_W, p_b, p_sw, grad_scale, ws, NULL, p_Z, &db_parts[c, 0], &loss_sums[c, 0],
-            row_bounds[c], row_bounds[c + 1], K)
+            p_W, p_b, p_sw, grad_scale, &Zs[c, 0], &per_row[c, 0], NULL, p_Z, &db_parts[c, 0],
+            &loss_sums[c, 0], row_bounds[c], row_bounds[c + 1], K)
     work.poison_padding(False)
     first_bad = _first_bad(bad)
     dW = _alloc((K, n), np.float64, 0 if first_bad >= 0 else None)

@@ -53,8 +53,8 @@ cdef struct TileScratch:
 cdef Py_ssize_t _loss_grad_chunk(
     const floating *X, const intp_t *labels, const floating *Y, const floating *W,
     const floating *Wt, const floating *b, const double *sw, double grad_scale, floating *Zt,
-    floating *row_max, floating *row_coef, TileScratch ws, floating *tile_acc, double *dW,
-    double *loss_sum, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, Py_ssize_t K,
+    floating *row_max, floating *row_coef, double *per_row, double *db_acc, floating *tile_acc,
+    double *dW, double *loss_sum, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, Py_ssize_t K,
     Py_ssize_t tile,
 ) noexcept nogil:
     """Softmax-regression loss and gradient over rows [r0, r1), tile by tile.
@@ -66,6 +66,13 @@ cdef Py_ssize_t _loss_grad_chunk(
     """
     cdef Py_ssize_t t0, nt, i, k, bad
     cdef double total = 0.0, w, y_ik
+    # the chunk's scratch, laid out in its own rows of per_row (a local: private to the thread)
+    cdef TileScratch ws
+    ws.target_dot = per_row
+    ws.target_sum = per_row + tile
+    ws.row_sum = per_row + 2 * tile
+    ws.log_sum = per_row + 3 * tile
+    ws.db_acc = db_acc
     t0 = r0
     while t0 < r1:
         nt = min(tile, r1 - t0)
@@ -159,19 +166,16 @@ def loss_and_grad(const floating[:, ::1] X, const intp_t[::1] labels, const floa
     cdef const double *p_sw = &sample_weight[0] if sample_weight is not None else NULL
     cdef floating[:, ::1] Wt = _small_gemm_wt(W, small_gemm)
     cdef const floating *p_Wt = &Wt[0, 0] if Wt is not None else NULL
-    cdef TileScratch ws
     cdef Py_ssize_t c
     work.poison_padding(True)
     cdef int team = _team_size(n_threads, n_chunks)
+    # (every per-chunk pointer is formed in the call: a variable assigned field by field in a
+    # prange body is shared between the threads, not private to each)
     for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
-        ws.target_dot = &per_row[c, 0]
-        ws.target_sum = &per_row[c, tile]
-        ws.row_sum = &per_row[c, 2 * tile]
-        ws.log_sum = &per_row[c, 3 * tile]
-        ws.db_acc = &db_acc[c, 0]
         bad[c] = _loss_grad_chunk(
             &X[0, 0], p_labels, p_Y, &W[0, 0], p_Wt, p_b, p_sw, grad_scale, &Zt[c, 0],
-            &row_max[c, 0], &row_coef[c, 0], ws, &tile_acc[c, 0], &dW_parts[c, 0],
+            &row_max[c, 0], &row_coef[c, 0], &per_row[c, 0], &db_acc[c, 0], &tile_acc[c, 0],
+            &dW_parts[c, 0],
             &loss_sums[c, 0], _chunk_start(m, n_chunks, c), _chunk_start(m, n_chunks, c + 1),
             n, K, tile)
     work.poison_padding(False)
