@@ -91,6 +91,11 @@ _CURVATURE_EPS = _EPS
 # tolerance only spends evaluations bisecting noise), and steps are <= 1e10
 _XTRAPL, _XTRAPU = 1.1, 4.0
 _XTOL = 0.1
+# a search that has needed this many trials checks whether its values are rounding noise: a
+# disagreement with the slopes of at most _NOISE_MAX_REL |f| (float32 rounding, the coarsest an
+# objective here reads its parameters with) can be noise, a larger one is the shape of f
+_NOISE_CHECK_AFTER = 3
+_NOISE_MAX_REL = float(np.finfo(np.float32).eps)
 _STEP_MAX = 1e10
 
 Callback = Callable[[int, np.ndarray, float, np.ndarray, float], None]
@@ -261,7 +266,12 @@ def _line_search(
     as L-BFGS-B accepts it: where rounding noise hides the decrease (float32 data near the
     optimum) a step with less decrease than the Wolfe conditions ask is still progress, and the
     solver's relative-decrease test then ends the run, instead of a search spending its
-    evaluations on bisecting noise.
+    evaluations on bisecting noise.  For the same reason a search that has made
+    ``_NOISE_CHECK_AFTER`` trials ends (as at a warning) when a trial's value disagrees with the
+    slopes at 0 and at t by more than the change they predict, ``|phi(t) - phi(0) - t (phi'(0) +
+    phi'(t)) / 2| > |t phi'(0)|``, while that disagreement is at most float32 rounding of f: the
+    trapezoid rule is exact for a quadratic, so the values there are rounding noise, and every
+    shorter step predicts a smaller change still.
 
     Returns
     -------
@@ -319,6 +329,14 @@ def _line_search(
         ftest = f0 + step * gtest
         if f <= ftest and abs(dphi) <= curvature:
             return True, step, f, g, dphi, n_evals
+        if n_evals >= _NOISE_CHECK_AFTER:
+            # rounding noise dominates when the value disagrees with the slopes (the trapezoid
+            # rule, exact for a quadratic) by more than the whole change they predict while the
+            # disagreement is a rounding-sized part of f: then no shorter step can show the
+            # decrease either (float32 data near the optimum)
+            mismatch = abs(f - f0 - 0.5 * step * (dphi0 + dphi))
+            if abs(step * dphi0) < mismatch <= _NOISE_MAX_REL * max(abs(f0), abs(f)):
+                break
         if stage_one and f <= ftest and dphi >= 0.0:
             stage_one = False
         # no further progress possible (MINPACK-2 dcsrch's warnings)

@@ -609,6 +609,44 @@ def test_line_search_on_more_thuente_functions():
             assert xt[0] == t and n_evals <= 20
 
 
+def _float32_quadratic(rng, n=200):
+    """f(x) = 1/2 sum d_i (x_i - c_i)^2 + 1 read at float32 parameters (as the kernels read W
+    for float32 data), its minimizer c and the float64 gradient there: f is exact arithmetic
+    on a grid of float32 steps, so near c its changes are rounding noise."""
+    diagonal = np.logspace(0, 3, n)
+    centre = rng.standard_normal(n)
+
+    def fun(x):
+        r = x.astype(np.float32).astype(np.float64) - centre
+        return 0.5 * float(r @ (diagonal * r)) + 1.0, diagonal * r
+
+    return fun, centre
+
+
+def test_line_search_stops_where_rounding_noise_hides_the_decrease(rng, monkeypatch):
+    """At the float32 resolution of the minimizer, a search along -g ends after
+    _NOISE_CHECK_AFTER trials (the values contradict the slopes by more than the decrease
+    they predict, at rounding size), not after bisecting the noise: the same search without
+    the check takes many more evaluations."""
+    fun, centre = _float32_quadratic(rng)
+    n = centre.size
+    res = _lbfgs.minimize_lbfgs(fun, np.zeros(n), max_iter=10_000, gtol=0.0, ftol=0.0)
+    assert res.status == _lbfgs.LINE_SEARCH_FAILED
+    # converged to the float32 resolution: |x - c| within a few float32 ulps of c, scaled by
+    # the condition number 1e3 (the gradient is read at the rounded point)
+    assert np.abs(res.x - centre).max() <= 1e3 * 8 * np.finfo(np.float32).eps * np.abs(centre).max()
+    f0, g = fun(res.x)
+    d = -g
+
+    def search():
+        return _lbfgs._line_search(fun, res.x, d, np.empty(n), f0, float(g @ d), 1.0, 50)
+
+    ok, *_, n_evals = search()
+    assert not ok and n_evals <= _lbfgs._NOISE_CHECK_AFTER
+    monkeypatch.setattr(_lbfgs, "_NOISE_CHECK_AFTER", 10**9)
+    assert search()[-1] >= 3 * n_evals
+
+
 # ----------------------------------------------------------------------------- non-finite values
 
 
