@@ -11,6 +11,7 @@ per evaluation, float64 sums back.  Sparse X takes the same path with a
 """
 
 import contextlib
+import math
 import numbers
 import warnings
 
@@ -35,6 +36,7 @@ __all__ = ["SoftmaxRegression"]
 
 _SOLVERS = ("lbfgs", "gd", "sgd")
 _DTYPES = [np.float64, np.float32]
+_FAST_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 # scipy.sparse X: these formats as they are (CSC and COO are converted once to CSR by the design),
 # any other converted to CSR by scikit-learn's validation.
 _SPARSE = list(SPARSE_FORMATS)
@@ -84,6 +86,57 @@ def _validate_data(estimator, X, y="no_validation", *, reset, **check_params):
     if _sk_validate_data is not None:
         return _sk_validate_data(estimator, X, y, reset=reset, **check_params)
     return estimator._validate_data(X, y, reset=reset, **check_params)  # pragma: no cover
+
+
+def _validate_fit_data(estimator, X, y):
+    """``validate_data(estimator, X, y, reset=True, ...)`` as ``fit`` calls it.
+
+    The common case is checked here at the cost of one pass over X: a plain NumPy X that is
+    already C-contiguous, aligned float64/float32 and 2-D with at least one row and one column,
+    whose values sum to a finite number (so that none is NaN or infinite), and a 1-D integer y
+    of the same length.  Such inputs are what scikit-learn's validation returns unchanged, and
+    it is given the same effect on the estimator (``n_features_in_`` set, a previous fit's
+    ``feature_names_in_`` removed).  Every other input, invalid ones included, goes through
+    scikit-learn's validation and its error messages.  (On 2,000 x 20 it costs about 100 us
+    against a fit of about 1.3 ms.)
+    """
+    if (
+        type(X) is np.ndarray
+        and type(y) is np.ndarray
+        and X.ndim == 2
+        and y.ndim == 1
+        and X.dtype in _FAST_DTYPES
+        and y.dtype.kind in "iu"
+        and X.shape[0] == y.shape[0]
+        and X.shape[0] >= 1
+        and X.shape[1] >= 1
+        and X.flags.c_contiguous
+        and X.flags.aligned
+        and math.isfinite(float(X.sum()))
+    ):
+        if hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+        estimator.n_features_in_ = X.shape[1]
+        return X, y
+    return _validate_data(
+        estimator, X, y, reset=True, dtype=_DTYPES, order="C", accept_sparse=_SPARSE
+    )
+
+
+def _dense_integer_codes(y):
+    """``(np.unique(y), indices of y in it)`` for integer y whose values span at most a few
+    times its length (labels 0..K-1, or years, or codes), by counting: one pass instead of a
+    sort, or None for other y."""
+    if y.dtype.kind not in "iu" or y.size == 0:
+        return None
+    lo, hi = int(y.min()), int(y.max())
+    if hi - lo > 4 * y.size + 1024:
+        return None
+    shifted = y.astype(np.intp) - lo if lo else y.astype(np.intp, copy=False)
+    present = np.flatnonzero(np.bincount(shifted, minlength=hi - lo + 1))
+    codes = np.empty(hi - lo + 1, dtype=np.intp)
+    codes[present] = np.arange(present.size)
+    return (present + lo).astype(y.dtype), codes[shifted]
 
 
 def _progress_reporter(verbose, callback):
@@ -475,16 +528,19 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     def _fit(self, X, y, sample_weight, callback=None):
         self._check_params()
-        X, y = _validate_data(
-            self, X, y, reset=True, dtype=_DTYPES, order="C", accept_sparse=_SPARSE
-        )
+        X, y = _validate_fit_data(self, X, y)
         _check_class_labels(y)
         old = None
         if self.warm_start and hasattr(self, "coef_"):
             old = (self.classes_, self.coef_, self.intercept_)
-        self.classes_: np.ndarray = self._encode_classes(y)
+        codes = _dense_integer_codes(y)
+        if codes is None:
+            self.classes_: np.ndarray = self._encode_classes(y)
+            y_idx = self._encode_labels(y)
+        else:
+            self.classes_ = self._encode_classes(codes[0])
+            y_idx = codes[1]
         reference = self._reference_index()
-        y_idx = self._encode_labels(y)
         sw = self._normalized(self._weights(X, y_idx, sample_weight))
         objective = self._objective(X, y_idx, sw, reference)
 

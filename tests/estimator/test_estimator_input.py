@@ -271,3 +271,78 @@ def test_whole_number_float_labels_are_classes_and_fractions_are_not():
     ):
         with pytest.raises(ValueError, match="Unknown label type: continuous"):
             fit(SoftmaxRegression(n_threads=1))
+
+
+# ----------------------------------------------------------------------------- fit's fast path
+
+
+def _slow_validation(monkeypatch):
+    """Send every fit through scikit-learn's validate_data (the fast path off)."""
+    from softmax_fast import estimator
+
+    def slow(est, X, y):
+        return estimator._validate_data(
+            est,
+            X,
+            y,
+            reset=True,
+            dtype=estimator._DTYPES,
+            order="C",
+            accept_sparse=estimator._SPARSE,
+        )
+
+    monkeypatch.setattr(estimator, "_validate_fit_data", slow)
+
+
+@pytest.mark.parametrize(
+    "make_y",
+    [
+        lambda m: np.arange(m) % 3,
+        lambda m: (np.arange(m) % 4).astype(np.int8) - 2,  # negative, narrow: y - min overflows
+        lambda m: (np.arange(m) % 3).astype(np.uint64) + 2**40,  # far from 0
+        lambda m: (np.arange(m) % 3) * 10**9,  # too sparse a range to count
+        lambda m: np.where(np.arange(m) % 2, 7, -7),
+    ],
+    ids=["0-2", "int8 negative", "uint64 offset", "wide range", "two classes"],
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fit_fast_path_equals_scikit_learn_validation(make_y, dtype, monkeypatch):
+    """fit on a plain C-contiguous float X and an integer y (checked without validate_data, the
+    labels coded by counting) gives the same model bit for bit as through scikit-learn's
+    validation and np.unique, and the same fitted attributes."""
+    X, _ = _problem(m=60, n=4)
+    X = np.ascontiguousarray(X, dtype=dtype)
+    y = make_y(60)
+    before = Snapshot(X=X, y=y)
+    fast = SoftmaxRegression(alpha=1e-2).fit(X, y)
+    before.assert_unchanged()
+    with monkeypatch.context() as patch:
+        _slow_validation(patch)
+        slow = SoftmaxRegression(alpha=1e-2).fit(X, y)
+    assert fast.classes_.dtype == slow.classes_.dtype == y.dtype
+    np.testing.assert_array_equal(fast.classes_, np.unique(y))
+    np.testing.assert_array_equal(fast.coef_, slow.coef_)
+    np.testing.assert_array_equal(fast.intercept_, slow.intercept_)
+    assert fast.n_features_in_ == slow.n_features_in_ == 4
+    assert fast.n_iter_ == slow.n_iter_
+    np.testing.assert_array_equal(fast.predict(X), slow.predict(X))
+
+
+def test_fit_fast_path_forgets_the_feature_names_of_a_previous_fit():
+    """As scikit-learn's validation does for X without column names (the names stand here for
+    a previous fit on a DataFrame)."""
+    X, y = _problem()
+    est = SoftmaxRegression().fit(X, y)
+    est.feature_names_in_ = np.array(["a", "b", "c"], dtype=object)
+    est.fit(X, y)
+    assert not hasattr(est, "feature_names_in_") and est.n_features_in_ == 3
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_fit_fast_path_leaves_non_finite_x_to_the_full_check(bad):
+    """A NaN or infinite value makes X's sum non-finite: scikit-learn's validation names X."""
+    X, y = _problem()
+    X[5, 1] = bad
+    with pytest.raises(ValueError, match=word("X")):
+        SoftmaxRegression().fit(X, y)
+    assert not hasattr(SoftmaxRegression(), "coef_")
