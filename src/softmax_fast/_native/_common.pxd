@@ -46,6 +46,24 @@ cdef inline bint _cpu_runs_small_gemm() noexcept nogil:
     return SF_HAVE_SMALL_GEMM and sf_cpu_has_avx2_fma()
 
 
+cdef extern from "_sftile.h" nogil:
+    # The dense fused kernel's loops over a transposed tile (see the header), per value type.
+    void sf_tile_bias_d(double *Zt, const double *b, Py_ssize_t nt, Py_ssize_t K)
+    void sf_tile_bias_f(float *Zt, const float *b, Py_ssize_t nt, Py_ssize_t K)
+    void sf_tile_max_d(const double *Zt, double *mx, Py_ssize_t nt, Py_ssize_t K)
+    void sf_tile_max_f(const float *Zt, float *mx, Py_ssize_t nt, Py_ssize_t K)
+    void sf_tile_subtract_d(double *Zt, const double *mx, Py_ssize_t nt, Py_ssize_t K)
+    void sf_tile_subtract_f(float *Zt, const float *mx, Py_ssize_t nt, Py_ssize_t K)
+    void sf_tile_sums_d(const double *Zt, double *s, Py_ssize_t nt, Py_ssize_t K)
+    void sf_tile_sums_f(const float *Zt, double *s, Py_ssize_t nt, Py_ssize_t K)
+    void sf_tile_scale_d(double *Zt, const double *c, Py_ssize_t nt, Py_ssize_t K)
+    void sf_tile_scale_f(float *Zt, const float *c, Py_ssize_t nt, Py_ssize_t K)
+    void sf_tile_add_to_d(const double *Zt, double *acc, Py_ssize_t stride, Py_ssize_t nt,
+                          Py_ssize_t K)
+    void sf_tile_add_to_f(const float *Zt, double *acc, Py_ssize_t stride, Py_ssize_t nt,
+                          Py_ssize_t K)
+
+
 cdef extern from "_sfsparse.h" nogil:
     # The CSR kernels' inner loops (see the header), per value type (d, f) and index type.
     void sf_csr_logits_d_i32(const double *data, const cnp.int32_t *indices,

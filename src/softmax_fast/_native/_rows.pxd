@@ -13,7 +13,10 @@ from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from ._common cimport (
-    intp_t, sf_small_gtx_d, sf_small_gtx_f, sf_small_xwt_d, sf_small_xwt_f, sf_vexp_d, sf_vexp_f,
+    intp_t, sf_small_gtx_d, sf_small_gtx_f, sf_small_xwt_d, sf_small_xwt_f, sf_tile_add_to_d,
+    sf_tile_add_to_f, sf_tile_bias_d, sf_tile_bias_f, sf_tile_max_d, sf_tile_max_f,
+    sf_tile_scale_d, sf_tile_scale_f, sf_tile_subtract_d, sf_tile_subtract_f, sf_tile_sums_d,
+    sf_tile_sums_f, sf_vexp_d, sf_vexp_f,
 )
 
 
@@ -147,7 +150,6 @@ cdef inline void _tile_logits(const floating *X, const floating *W, const floati
     """
     cdef int bm = <int>nt, bn = <int>K, bk = <int>n, ldx = <int>n, ldw = <int>n, ldz = <int>nt
     cdef floating one = 1, zero = 0
-    cdef Py_ssize_t i, k
     if n == 0:
         memset(Zt, 0, nt * K * sizeof(floating))
     elif Wt != NULL:
@@ -160,9 +162,10 @@ cdef inline void _tile_logits(const floating *X, const floating *W, const floati
     else:
         sgemm("T", "N", &bm, &bn, &bk, &one, <float *>X, &ldx, <float *>W, &ldw, &zero, Zt, &ldz)
     if b != NULL:
-        for k in range(K):
-            for i in range(nt):
-                Zt[k * nt + i] = Zt[k * nt + i] + b[k]
+        if floating is double:
+            sf_tile_bias_d(Zt, b, nt, K)
+        else:
+            sf_tile_bias_f(Zt, b, nt, K)
 
 
 cdef inline void _tile_grad_product(const floating *Gt, const floating *X, floating *acc,
@@ -193,23 +196,19 @@ cdef inline void _tile_grad_product(const floating *Gt, const floating *X, float
 cdef inline void _tile_max(const floating *Zt, floating *mx, Py_ssize_t nt,
                            Py_ssize_t K) noexcept nogil:
     """mx[i] = max_k Zt[k, i].  NaN is skipped by the max (caught later)."""
-    cdef Py_ssize_t i, k
-    cdef floating v
-    for i in range(nt):
-        mx[i] = Zt[i]
-    for k in range(1, K):
-        for i in range(nt):
-            v = Zt[k * nt + i]
-            mx[i] = v if v > mx[i] else mx[i]
+    if floating is double:
+        sf_tile_max_d(Zt, mx, nt, K)
+    else:
+        sf_tile_max_f(Zt, mx, nt, K)
 
 
 cdef inline void _tile_subtract(floating *Zt, const floating *mx, Py_ssize_t nt,
                                 Py_ssize_t K) noexcept nogil:
     """Zt[k, i] -= mx[i]."""
-    cdef Py_ssize_t i, k
-    for k in range(K):
-        for i in range(nt):
-            Zt[k * nt + i] = Zt[k * nt + i] - mx[i]
+    if floating is double:
+        sf_tile_subtract_d(Zt, mx, nt, K)
+    else:
+        sf_tile_subtract_f(Zt, mx, nt, K)
 
 
 cdef inline void _tile_shift(floating *Zt, floating *mx, Py_ssize_t nt,
@@ -222,12 +221,10 @@ cdef inline void _tile_shift(floating *Zt, floating *mx, Py_ssize_t nt,
 cdef inline void _tile_sums(const floating *Et, double *s, Py_ssize_t nt,
                             Py_ssize_t K) noexcept nogil:
     """s[i] = sum_k Et[k, i] in float64 (classes in order: deterministic)."""
-    cdef Py_ssize_t i, k
-    for i in range(nt):
-        s[i] = Et[i]
-    for k in range(1, K):
-        for i in range(nt):
-            s[i] = s[i] + Et[k * nt + i]
+    if floating is double:
+        sf_tile_sums_d(Et, s, nt, K)
+    else:
+        sf_tile_sums_f(Et, s, nt, K)
 
 
 cdef inline Py_ssize_t _tile_first_bad(const double *s, Py_ssize_t nt) noexcept nogil:
@@ -237,3 +234,21 @@ cdef inline Py_ssize_t _tile_first_bad(const double *s, Py_ssize_t nt) noexcept 
         if not s[i] >= 1.0:
             return i
     return -1
+
+
+cdef inline void _tile_scale(floating *Zt, const floating *c, Py_ssize_t nt,
+                             Py_ssize_t K) noexcept nogil:
+    """Zt[k, i] *= c[i]."""
+    if floating is double:
+        sf_tile_scale_d(Zt, c, nt, K)
+    else:
+        sf_tile_scale_f(Zt, c, nt, K)
+
+
+cdef inline void _tile_add_to(const floating *Zt, double *acc, Py_ssize_t stride, Py_ssize_t nt,
+                              Py_ssize_t K) noexcept nogil:
+    """acc[k * stride + i] += Zt[k, i], in float64."""
+    if floating is double:
+        sf_tile_add_to_d(Zt, acc, stride, nt, K)
+    else:
+        sf_tile_add_to_f(Zt, acc, stride, nt, K)

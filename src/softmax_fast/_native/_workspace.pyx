@@ -45,6 +45,8 @@ cdef object _alloc(shape, dtype, fill=None):
             raise MemoryError("softmax_fast: allocation failure injected by _fail_allocation")
     if fill is None:
         return np.empty(shape, dtype=dtype)
+    if fill == 0:
+        return np.zeros(shape, dtype=dtype)  # (calloc: a third of np.full's cost)
     return np.full(shape, fill, dtype=dtype)
 
 

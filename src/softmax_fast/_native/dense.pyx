@@ -28,8 +28,8 @@ from ._common cimport (
     SF_SMALL_GEMM_MAX_K_D, SF_SMALL_GEMM_MAX_K_F, _cpu_runs_small_gemm, intp_t, sf_vlog_ge1_d,
 )
 from ._rows cimport (
-    _chunk_start, _team_size, _tile_first_bad, _tile_grad_product, _tile_logits, _tile_max,
-    _tile_shift, _tile_subtract, _tile_sums, _vexp,
+    _chunk_start, _team_size, _tile_add_to, _tile_first_bad, _tile_grad_product, _tile_logits,
+    _tile_max, _tile_scale, _tile_shift, _tile_subtract, _tile_sums, _vexp,
 )
 from ._workspace cimport (
     _Workspace, _alloc, _first_bad, _n_chunks, _ordered_rows_sum, _ordered_sum,
@@ -106,9 +106,7 @@ cdef Py_ssize_t _loss_grad_chunk(
             total = total + w * (ws.log_sum[i] * ws.target_sum[i] - ws.target_dot[i])
             row_coef[i] = <floating>(w * grad_scale / ws.row_sum[i])
         # G = E * (w grad_scale / s) - Y * (w grad_scale), in place.
-        for k in range(K):
-            for i in range(nt):
-                Zt[k * nt + i] = Zt[k * nt + i] * row_coef[i]
+        _tile_scale(Zt, row_coef, nt, K)
         if labels != NULL:
             for i in range(nt):
                 w = sw[t0 + i] if sw != NULL else 1.0
@@ -118,15 +116,12 @@ cdef Py_ssize_t _loss_grad_chunk(
                 for i in range(nt):
                     w = sw[t0 + i] if sw != NULL else 1.0
                     Zt[k * nt + i] -= <floating>(Y[(t0 + i) * K + k] * (w * grad_scale))
-        for k in range(K):
-            for i in range(nt):
-                ws.db_acc[k * tile + i] = ws.db_acc[k * tile + i] + Zt[k * nt + i]
+        _tile_add_to(Zt, ws.db_acc, tile, nt, K)
         if floating is double:
             _tile_grad_product(Zt, X + t0 * n, dW, nt, n, K, True, Wt != NULL)
         else:
             _tile_grad_product(Zt, X + t0 * n, tile_acc, nt, n, K, False, Wt != NULL)
-            for k in range(n * K):
-                dW[k] = dW[k] + tile_acc[k]
+            _tile_add_to(tile_acc, dW, 0, n * K, 1)
         t0 = t0 + tile
     loss_sum[0] = total
     return -1
