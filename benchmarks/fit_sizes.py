@@ -23,6 +23,14 @@ import numpy as np
 
 ALPHA_TIMES_M = 1.0  # alpha = 1 / m, scikit-learn's C = 1
 EQUAL_OBJECTIVE_RTOL = 1e-6
+# Each timed fit follows an idle pause and an untimed fit of the same library on the same data:
+# the previous fit's BLAS and OpenMP worker threads (either library's) keep spinning for up to
+# about 0.1 s after their last call, and a fit started in that tail competes with them for the
+# 2 cores (measured on 20,000 x 20, K = 10: our fit takes 34-111 ms right after a scikit-learn
+# fit, 14-20 ms half a second later); a fit right after an idle pause runs on cold caches and
+# sleeping threads instead (2,000 x 20, K = 10: 4.3 ms against 2.5 ms warm).  Both libraries
+# are timed warm, in their own steady state.
+SETTLE_SECONDS = 0.3
 ROWS = (200, 2_000, 20_000, 200_000)
 FEATURES = (20, 100)
 CLASSES = (3, 10)
@@ -59,8 +67,10 @@ def make(lib, alpha, m, tol):
 
 def timed_fit(lib, X, y, alpha, tol):
     model = make(lib, alpha, X.shape[0], tol)
+    time.sleep(SETTLE_SECONDS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        make(lib, alpha, X.shape[0], tol).fit(X, y)  # the untimed warm-up fit
         start = time.perf_counter()
         model.fit(X, y)
         seconds = time.perf_counter() - start
