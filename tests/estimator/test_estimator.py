@@ -31,24 +31,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from softmax_problems import softmax_problem as _softmax_problem
 
 import softmax_fast
 from softmax_fast import SoftmaxRegression, kernels, reference
 from softmax_fast._design import DenseDesign
 
 # ----------------------------------------------------------------------------- data
-
-
-def _softmax_problem(m, n, K, seed, scale=0.7):
-    """Gaussian features and labels drawn from a true softmax model (not separable)."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((m, n))
-    W = scale * rng.standard_normal((K, n))
-    Z = X @ W.T + rng.standard_normal(K)
-    P = np.exp(Z - Z.max(axis=1, keepdims=True))
-    P /= P.sum(axis=1, keepdims=True)
-    y = (P.cumsum(axis=1) > rng.random((m, 1))).argmax(axis=1)
-    return X, y
 
 
 _DIGITS = None

@@ -21,6 +21,7 @@ from optimum_bounds import objective as reference_objective
 from sklearn.datasets import load_digits, load_iris, load_wine, make_classification
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
+from softmax_problems import softmax_problem as _softmax_problem
 
 from softmax_fast import _lbfgs, _solvers
 from softmax_fast._design import DenseDesign
@@ -33,18 +34,6 @@ EPS32 = float(np.finfo(np.float32).eps)
 FTOL = 64 * EPS
 
 # ----------------------------------------------------------------------------- problems
-
-
-def _softmax_problem(m, n, K, seed, scale=0.7):
-    """Gaussian features and labels drawn from a true softmax model (not separable)."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((m, n))
-    W = scale * rng.standard_normal((K, n))
-    Z = X @ W.T + rng.standard_normal(K)
-    P = np.exp(Z - Z.max(axis=1, keepdims=True))
-    P /= P.sum(axis=1, keepdims=True)
-    y = (P.cumsum(axis=1) > rng.random((m, 1))).argmax(axis=1)
-    return X, y
 
 
 def _standardized(loader):
