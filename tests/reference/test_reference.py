@@ -6,22 +6,12 @@ gradients against central finite differences.  This file needs only ``reference.
 package cannot be imported (the extension is not built yet), the module is loaded by file path.
 """
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from kernel_test_helpers import central_diff
-
-try:
-    from softmax_fast import reference as ref
-except Exception:  # the compiled extension is missing or broken: load reference.py directly
-    _path = Path(__file__).resolve().parents[2] / "src" / "softmax_fast" / "reference.py"
-    _spec = importlib.util.spec_from_file_location("_softmax_fast_reference", _path)
-    ref = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(ref)
-
+from reference_module import ref
 
 EPS = float(np.finfo(np.float64).eps)
 # Accuracy of exp and log, in ulps (an ulp of x is <= eps |x|): NumPy's float64 SIMD versions

@@ -16,13 +16,11 @@ is within twice that bound (``_one_side_bounds``: an N-term sum in any order is 
 also covers the second-order terms).  No tolerance is read off the digits of one CPU.
 """
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from kernel_test_helpers import central_diff, random_weights
+from reference_module import ref
 from sparse_inputs import (
     SPARSE_CASES,
     assert_unchanged,
@@ -34,15 +32,6 @@ from sparse_inputs import (
     sparse_case,
     sparse_problem,
 )
-
-try:
-    from softmax_fast import reference as ref
-except Exception:  # the compiled extension is missing or broken: load reference.py directly
-    _path = Path(__file__).resolve().parents[2] / "src" / "softmax_fast" / "reference.py"
-    _spec = importlib.util.spec_from_file_location("_softmax_fast_reference", _path)
-    ref = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(ref)
-
 
 EPS64 = float(np.finfo(np.float64).eps)
 # Accuracy of NumPy's exp and log, in ulps (test_reference.py's NP_ULP: its float64 SIMD
