@@ -44,6 +44,7 @@ it is a ``ValueError``.
 """
 
 import math
+import mmap
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -97,6 +98,26 @@ _XTOL = 0.1
 _NOISE_CHECK_AFTER = 3
 _NOISE_MAX_REL = float(np.finfo(np.float32).eps)
 _STEP_MAX = 1e10
+
+# Buffers of at least this many bytes come from their own anonymous memory map (_zeros)
+_OWN_MAP_BYTES = 4 * 2**20
+
+
+def _zeros(shape: int | tuple[int, ...]) -> np.ndarray:
+    """A zero float64 array; one of at least ``_OWN_MAP_BYTES`` from an anonymous memory map
+    of its own (zero pages, freed with the array).
+
+    NumPy marks arrays of 4 MiB and more ``MADV_HUGEPAGE``; under the common transparent huge
+    page setting ``defrag=madvise``, the first touch of such memory waits while the kernel
+    compacts memory into huge pages when none is free.  Measured on a 2.6-million-parameter
+    fit: 1.1 s of page faults for the 437 MB history, against 0.2 s for the same bytes in 4 KiB
+    pages.  An unmarked map gets huge pages only where the kernel has them at hand.
+    """
+    size = math.prod(shape) if isinstance(shape, tuple) else shape
+    if size * 8 < _OWN_MAP_BYTES:
+        return np.zeros(shape)
+    return np.frombuffer(mmap.mmap(-1, size * 8), dtype=np.float64).reshape(shape)
+
 
 Callback = Callable[[int, np.ndarray, float, np.ndarray, float], None]
 """``callback(iteration, x, f, g, max|g|)`` after each iteration (x and g are the solver's own
@@ -155,7 +176,7 @@ class _CompactMemory:
 
     def __init__(self, n: int, m: int):
         self.m = m
-        self.Z = np.zeros((1 + 2 * m, n))
+        self.Z = _zeros((1 + 2 * m, n))
         self.g = self.Z[0]
         self.G = np.zeros((2 * m, 2 * m))
         self._q = np.zeros(2 * m)
@@ -552,9 +573,11 @@ def minimize_lbfgs(
     ValueError
         When f or its gradient is not finite at ``x0``, or ``x0`` is not one-dimensional.
     """
-    x = np.array(x0, dtype=np.float64)
-    if x.ndim != 1:
-        raise ValueError(f"x0: must be one-dimensional, got shape {x.shape}")
+    x0 = np.asarray(x0)
+    if x0.ndim != 1:
+        raise ValueError(f"x0: must be one-dimensional, got shape {x0.shape}")
+    x = _zeros(x0.size)
+    np.copyto(x, x0, casting="unsafe")
     value, g0 = fun(x)
     f = float(value)
     n_fev = 1
@@ -570,9 +593,7 @@ def minimize_lbfgs(
     if gmax <= gtol:
         return LbfgsResult(x, f, g.copy(), 0, n_fev, GTOL)
     n = x.size
-    xt = np.empty_like(x)
-    d = np.empty_like(x)
-    y = np.empty_like(x)
+    xt, d, y = _zeros(n), _zeros(n), _zeros(n)
     n_iter = 0
     status = MAX_ITER
     while n_iter < max_iter:

@@ -783,10 +783,32 @@ def test_compact_direction_equals_the_two_loop_recursion(n_pairs, rng):
     assert np.linalg.norm(d - expected) <= 1e-12 * np.linalg.norm(expected)
 
 
-def test_memory_is_the_history_and_a_few_vectors():
+def test_large_buffers_are_zero_writable_maps_of_their_own():
+    """The history and the work vectors from 4 MiB up come from anonymous maps (not NumPy's
+    huge-page-advised memory): zero, writable, C-contiguous float64, each its own map."""
+    import mmap
+
+    small, large = _lbfgs._zeros(100), _lbfgs._zeros((3, _lbfgs._OWN_MAP_BYTES // 8))
+
+    def owner(a):
+        while isinstance(a, np.ndarray):
+            a = a.base
+        return a.obj if isinstance(a, memoryview) else a
+
+    assert isinstance(owner(large), mmap.mmap) and owner(small) is None
+    for a in (small, large):
+        assert a.dtype == np.float64 and a.flags.c_contiguous and a.flags.writeable
+        assert not a.any()
+    large[2, -1] = 1.0
+    assert large.sum() == 1.0 and not _lbfgs._zeros(large.shape).any()
+
+
+def test_memory_is_the_history_and_a_few_vectors(monkeypatch):
     """Peak memory of a run: the (1 + 2m) x n history and at most 10 more n-vectors (the
     iterate, the trial point, the direction, y, the objective's own gradient and temporaries):
-    nothing history-sized is allocated per iteration."""
+    nothing history-sized is allocated per iteration.  (Every buffer from NumPy here, so that
+    tracemalloc sees it.)"""
+    monkeypatch.setattr(_lbfgs, "_OWN_MAP_BYTES", math.inf)
     n = 100_000
     d = np.linspace(1.0, 100.0, n)
     c = np.ones(n)
