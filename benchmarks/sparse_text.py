@@ -72,6 +72,19 @@ def _median_time(fn, repeats):
     return statistics.median(times)
 
 
+def _with_strategy(strategy, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` with every CSRDesign taking ``strategy`` (a one-off call's
+    alternative to the "columns" strategy: no CSC copy)."""
+    from softmax_fast._design import CSRDesign
+
+    real = CSRDesign.strategy
+    CSRDesign.strategy = lambda self, K: strategy
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        CSRDesign.strategy = real
+
+
 def part_kernel(repeats):
     from softmax_fast import kernels, reference
     from softmax_fast._design import CSRDesign
@@ -93,6 +106,9 @@ def part_kernel(repeats):
         ),
         "public call, 2 threads": lambda: kernels.loss_and_grad(
             X, y, W, b, alpha=alpha, n_threads=2
+        ),
+        "public call, 2 threads, rows": lambda: _with_strategy(
+            "rows", kernels.loss_and_grad, X, y, W, b, alpha=alpha, n_threads=2
         ),
         "fit evaluation, 1 thread": lambda: designs[1].loss_grad(W, b, y, None, None, 1.0 / m),
         "fit evaluation, 2 threads": lambda: designs[2].loss_grad(W, b, y, None, None, 1.0 / m),
