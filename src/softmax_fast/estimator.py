@@ -132,11 +132,14 @@ def _dense_integer_codes(y):
     lo, hi = int(y.min()), int(y.max())
     if hi - lo > 4 * y.size + 1024:
         return None
-    shifted = y.astype(np.intp) - lo if lo else y.astype(np.intp, copy=False)
+    # y - min in y's own 64-bit type is exact (the result is small), narrower types widen first
+    wide = y if y.dtype.itemsize == 8 else y.astype(np.int64)
+    origin = wide.dtype.type(lo)
+    shifted = (wide - origin).astype(np.intp, copy=False)
     present = np.flatnonzero(np.bincount(shifted, minlength=hi - lo + 1))
     codes = np.empty(hi - lo + 1, dtype=np.intp)
     codes[present] = np.arange(present.size)
-    return (present + lo).astype(y.dtype), codes[shifted]
+    return (present.astype(wide.dtype) + origin).astype(y.dtype), codes[shifted]
 
 
 def _progress_reporter(verbose, callback):

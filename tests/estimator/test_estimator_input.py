@@ -300,10 +300,20 @@ def _slow_validation(monkeypatch):
         lambda m: np.arange(m) % 3,
         lambda m: (np.arange(m) % 4).astype(np.int8) - 2,  # negative, narrow: y - min overflows
         lambda m: (np.arange(m) % 3).astype(np.uint64) + 2**40,  # far from 0
+        lambda m: np.uint64(2**64 - 1) - (np.arange(m) % 3).astype(np.uint64),  # beyond int64
+        lambda m: np.int64(-(2**63)) + (np.arange(m) % 3),  # the int64 minimum
         lambda m: (np.arange(m) % 3) * 10**9,  # too sparse a range to count
         lambda m: np.where(np.arange(m) % 2, 7, -7),
     ],
-    ids=["0-2", "int8 negative", "uint64 offset", "wide range", "two classes"],
+    ids=[
+        "0-2",
+        "int8 negative",
+        "uint64 offset",
+        "uint64 top",
+        "int64 bottom",
+        "wide range",
+        "two classes",
+    ],
 )
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_fit_fast_path_equals_scikit_learn_validation(make_y, dtype, monkeypatch):
