@@ -7,17 +7,18 @@ r"""The softmax-regression objective as the solvers see it.
 
 ``theta`` packs the free class rows of W (row-major) followed by their intercepts (when
 ``fit_intercept``).  With a reference class r, row r of W and b_r are fixed at 0 and left out of
-``theta``: the K - 1 form.  This module is the only home of the L2 penalty (:func:`l2_penalty`);
-the data term comes from a design (:mod:`softmax_fast._design`), so the objective works on any
-input format that has one.  Everything is float64 on this side: the design returns float64 sums
-also for float32 data, and only W and b are cast to the data's dtype for the kernels.
+``theta``: the K - 1 form.  This module is the only home of the L2 penalty
+(:func:`l2_penalty`, :func:`add_l2_penalty`); the data term comes from a design
+(:mod:`softmax_fast._design`), so the objective works on any input format that has one.
+Everything is float64 on this side: the design returns float64 sums also for float32 data, and
+only W and b are cast to the data's dtype for the kernels.
 """
 
 import numpy as np
 
 from ._design import DenseDesign
 
-__all__ = ["SoftmaxObjective", "l2_penalty"]
+__all__ = ["SoftmaxObjective", "add_l2_penalty", "l2_penalty"]
 
 
 def l2_penalty(
@@ -35,6 +36,30 @@ def l2_penalty(
     flat = W64.ravel()
     np.multiply(W64, alpha, out=grad)
     return 0.5 * alpha * float(np.dot(flat, flat)), grad
+
+
+# add_l2_penalty works through blocks of this many elements (a small scratch, no W-sized one)
+_PENALTY_BLOCK = 1 << 15
+
+
+def add_l2_penalty(grad: np.ndarray, W: np.ndarray, alpha: float) -> float:
+    """``grad += alpha W`` in place and ``(alpha / 2) ||W||^2`` returned: what
+    :func:`l2_penalty` gives, added to a float64 gradient of W's shape without a W-sized
+    temporary (the same two roundings, ``alpha * W`` then the sum, block by block)."""
+    if not alpha:
+        return 0.0
+    flat_W = np.asarray(W, dtype=np.float64).reshape(-1)
+    if not grad.flags.c_contiguous:
+        grad += alpha * np.asarray(W, dtype=np.float64)
+        return 0.5 * alpha * float(np.dot(flat_W, flat_W))
+    flat_grad = grad.reshape(-1)  # a view of grad
+    scratch = np.empty(min(flat_W.size, _PENALTY_BLOCK))
+    for start in range(0, flat_W.size, _PENALTY_BLOCK):
+        part = flat_W[start : start + _PENALTY_BLOCK]
+        tmp = scratch[: part.size]
+        np.multiply(part, alpha, out=tmp)
+        flat_grad[start : start + part.size] += tmp
+    return 0.5 * alpha * float(np.dot(flat_W, flat_W))
 
 
 class SoftmaxObjective:

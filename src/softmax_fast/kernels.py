@@ -17,7 +17,7 @@ import numpy.typing as npt
 from ._design import CSRDesign, DenseDesign, raise_bad_row
 from ._native import rowwise as _native_rowwise
 from ._native.rowwise import RowwiseMode
-from ._objective import l2_penalty
+from ._objective import add_l2_penalty
 from ._threads import ROWWISE_WORK_PER_LOGIT, effective_n_threads, team_for_work
 from ._validation import (
     as_csr_arrays,
@@ -307,10 +307,7 @@ def loss_and_grad(
     if w is not None:
         w, w_total = scaled_weights(w)  # 1 / sum(w) neither overflows nor is 0
     total, dW, db = design.loss_grad(Wc, bc, labels, Y, w, 1.0 / w_total)
-    penalty, penalty_grad = l2_penalty(Wc, alpha)
-    loss = total / w_total + penalty
-    if alpha:
-        dW += penalty_grad
+    loss = total / w_total + add_l2_penalty(dW, Wc, alpha)
     dW = np.ascontiguousarray(dW, dtype=design.dtype)
     return loss, dW, None if db is None else db.astype(design.dtype)
 
