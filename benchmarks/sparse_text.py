@@ -1,18 +1,22 @@
 """Sparse (CSR) input: the kernel, the fit and the memory, on text-like data, in one run.
 
-Three parts (``--part``):
+Four parts (``--part``):
 
 * ``kernel``: one ``loss_and_grad`` on the 20-newsgroups-shaped tf-idf corpus of
   ``softmax_fast._synthetic.text_corpus`` (11,314 x 130,107, ~180 non-zeros a row, K = 20),
   against the ``scipy.sparse`` reference (``X @ W.T``, ``G.T @ X``), alternating, median of
-  the repeats.  Ours both as a public call (validation and the CSC copy included) and as the
-  fit's evaluation (the design built once, as in a fit), on 1 and 2 threads.
+  the repeats.  Ours both as a public call (validation and the CSC copy included; on 2 threads
+  also with the "rows" strategy forced) and as the fit's evaluation (the design built once, as
+  in a fit), on 1 and 2 threads.
 * ``fit``: ``SoftmaxRegression(solver="lbfgs")`` against scikit-learn's
   ``LogisticRegression(solver="lbfgs")`` on the same corpus at equal objective
   (``C = 1 / (alpha m)``), each fit in a fresh child process that reports its time, objective
   and peak resident memory (``ru_maxrss``; both children build the same corpus first).
-  Whichever ends more than EQUAL_OBJECTIVE_RTOL above the other refits with a tolerance ten
-  times tighter (up to three times), as in fit_sizes.py.
+  Whichever ends more than EQUAL_OBJECTIVE_RTOL above the other refits with its tolerance
+  divided by ``--tol-step`` (10 unless given; up to eight refits).
+* ``buffers``: the first 26-iteration fit of a fresh process on the corpus, with the L-BFGS
+  buffers in our own memory maps (as shipped) and in NumPy's huge-page-advised memory,
+  alternating, ``--repeats`` times: time, system time and page faults.
 * ``hashed``: m = 1,000,000, n = 2**20, 50 non-zeros a row (uniform hashed term ids, unit-norm
   rows), K = 20, float32: one ``loss_and_grad`` call and a 20-iteration fit, with the peak
   resident memory above the data's (the extra memory of the kernels and the solver).
@@ -20,6 +24,7 @@ Three parts (``--part``):
     python benchmarks/sparse_text.py --part kernel [--repeats 5]
     python benchmarks/sparse_text.py --part fit [--alpha 1e-4]
     python benchmarks/sparse_text.py --part hashed
+    python benchmarks/sparse_text.py --part buffers [--repeats 3]
 """
 
 import argparse
@@ -246,9 +251,49 @@ def part_hashed():
     print(json.dumps(result))
 
 
+def _buffers_child(mode, queue):
+    """One 26-iteration fit on the corpus in a fresh process, the L-BFGS buffers from our own
+    memory maps (as shipped) or from NumPy (``mode == "numpy"``: huge pages advised)."""
+    import math
+
+    warnings.simplefilter("ignore")
+    import softmax_fast._lbfgs as lbfgs
+    from softmax_fast import SoftmaxRegression
+
+    if mode == "numpy":
+        lbfgs._OWN_MAP_BYTES = math.inf
+    X, y = corpus()
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    SoftmaxRegression(alpha=1e-4, tol=1e-6, max_iter=26).fit(X, y)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    queue.put(
+        {
+            "buffers": mode,
+            "fit_s": seconds,
+            "system_s": after.ru_stime - before.ru_stime,
+            "page_faults": after.ru_minflt - before.ru_minflt,
+        }
+    )
+
+
+def part_buffers(repeats):
+    """The first fit of a process with the L-BFGS buffers in our maps and in NumPy's memory,
+    alternating, each in a fresh process (their first touch is what differs)."""
+    context = multiprocessing.get_context("spawn")
+    for _ in range(repeats):
+        for mode in ("numpy", "maps"):
+            queue = context.Queue()
+            child = context.Process(target=_buffers_child, args=(mode, queue))
+            child.start()
+            print(json.dumps(queue.get()), flush=True)
+            child.join()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("kernel", "fit", "hashed"), default="kernel")
+    parser.add_argument("--part", choices=("kernel", "fit", "hashed", "buffers"), default="kernel")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--alpha", type=float, default=1e-4)
     parser.add_argument("--tol", type=float, default=1e-4)
@@ -260,6 +305,8 @@ def main():
         part_kernel(args.repeats)
     elif args.part == "fit":
         part_fit(args.alpha, args.tol, args.tol_step)
+    elif args.part == "buffers":
+        part_buffers(args.repeats)
     else:
         part_hashed()
 
