@@ -42,7 +42,7 @@ from setuptools.command.build_ext import build_ext
 NATIVE_DIR = "src/softmax_fast/_native"
 # The extension modules, one per .pyx file of NATIVE_DIR (tests/native/test_stub.py checks their
 # stubs).
-NATIVE_MODULES = ("_workspace", "rowwise", "dense", "csr", "info", "testing")
+NATIVE_MODULES = ("_workspace", "rowwise", "dense", "csr", "vectors", "info", "testing")
 
 OPENMP_PROBE = textwrap.dedent(
     """

@@ -102,6 +102,15 @@ _STEP_MAX = 1e10
 # Buffers of at least this many bytes come from their own anonymous memory map (_zeros)
 _OWN_MAP_BYTES = 4 * 2**20
 
+NATIVE_HISTORY_MIN = 1 << 18
+"""Models with at least this many parameters keep their pairs in float32 rows that native
+passes read (:class:`_NativeMemory`): from here on the float64 history (21 vectors) is larger
+than a CPU's last-level cache and the direction's two passes over it run at memory bandwidth,
+so half the bytes is nearly half the time.  Smaller models keep the float64 history, with
+BLAS passes whose per-call cost is lower."""
+NATIVE_HISTORY_DTYPE = np.float32
+"""The type of the pair rows of :class:`_NativeMemory`."""
+
 
 def _zeros(shape: int | tuple[int, ...]) -> np.ndarray:
     """A zero float64 array; one of at least ``_OWN_MAP_BYTES`` from an anonymous memory map
@@ -175,9 +184,14 @@ class _CompactMemory:
     """
 
     def __init__(self, n: int, m: int):
-        self.m = m
         self.Z = _zeros((1 + 2 * m, n))
         self.g = self.Z[0]
+        self._y = _zeros(n)
+        self._init_small(m)
+
+    def _init_small(self, m: int) -> None:
+        """The k x k quantities and the bookkeeping (shared with :class:`_NativeMemory`)."""
+        self.m = m
         self.G = np.zeros((2 * m, 2 * m))
         self._q = np.zeros(2 * m)
         self._sy_g = np.zeros(2 * m)
@@ -189,11 +203,28 @@ class _CompactMemory:
         self._new = False  # a pair came in since the last direction
         self._dropped = False  # and the oldest pair went out
 
+    def trial(self, x: np.ndarray, d: np.ndarray, step: float, xt: np.ndarray) -> None:
+        """The line search's trial point ``xt = x + step d``."""
+        _trial_blas(x, d, step, xt)
+
     def reset(self) -> None:
         """Forget every pair."""
         self.k = 0
         self.head = 0
         self._new = False
+
+    def update(self, step: float, d: np.ndarray, g_new: np.ndarray, sy: float) -> float:
+        """After an accepted step ``step * d``: ``y = g_new - g``, ``g = g_new``, and the pair
+        stored when its curvature ``sy`` (s'y, from the line search) is positive enough.
+        Returns ``max |g_new|``."""
+        y, g = self._y, self.g
+        _dcopy(g_new, y)
+        _daxpy(g, y, y.size, -1.0)  # y = g_new - g
+        _dcopy(g_new, g)
+        yy = _ddot(y, y)
+        if sy > _CURVATURE_EPS * yy:
+            self.push(step, d, y, sy, yy)
+        return _abs_max(g)
 
     def push(self, step: float, d: np.ndarray, y: np.ndarray, sy: float, yy: float) -> None:
         """Store the pair ``s = step * d``, ``y``, given s'y and y'y (> 0), dropping the oldest
@@ -217,11 +248,18 @@ class _CompactMemory:
         self.gamma = sy / yy
         self._new = True
 
-    def direction(self, d: np.ndarray) -> None:
-        """Write ``-H g`` into ``d`` (at least one pair stored)."""
+    def direction(self, d: np.ndarray) -> float:
+        """Write ``-H g`` into ``d`` (at least one pair stored); returns ``g'd``."""
+        ab = self._products()
+        u, p = self._solve_small(ab)
+        return self._combine(u, p, d)
+
+    def _products(self) -> np.ndarray:
+        """The first pass: s_j'g, y_j'g for every pair (chronological, interleaved), and the
+        new pair's column of ``G``."""
         m, k, head = self.m, self.k, self.head
         G, Z, ab, old = self.G, self.Z, self._sy_g_old, self._sy_g
-        # the first pass: s_j'g, y_j'g for every pair, in slot order, then chronological
+        # in slot order, then chronological
         if head:
             q = self._q
             _dgemv(1.0, Z[1:].T, self.g, 0.0, q, 0, 1, 0, 1, 1, 1)
@@ -238,16 +276,26 @@ class _CompactMemory:
             start = 2 if self._dropped else 0
             np.subtract(ab[:j], old[start : start + j], out=G[:j, j + 1])
         self._new = False
-        gamma = self.gamma
+        return ab
+
+    def _solve_small(self, ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The k x k part of the compact form: ``u`` and ``-gamma p`` (the coefficients of the
+        s and y vectors in ``-d``) from ``ab`` = S'g, Y'g interleaved."""
+        G, k, gamma = self.G, self.k, self.gamma
         R = G[0 : 2 * k : 2, 1 : 2 * k : 2]
         p = _dtrsv(R, ab[0 : 2 * k : 2], 1, 0, 0, 0)  # R p = S'g
         w = _dsymv(gamma, G[1 : 2 * k : 2, 1 : 2 * k : 2], p, -gamma, ab[1 : 2 * k : 2])
         _dsbmv(0, 1.0, R.diagonal()[None, :], p, 1, 0, 1.0, w, 1, 0, 0, 1)  # w += D p
         u = _dtrsv(R, w, 1, 0, 0, 1, 0, 1)  # R'u = D p + gamma (Y'Y p - Y'g)
         _dscal(-gamma, p)
-        # d = -(gamma g + S u - gamma Y p): coefficients of the rows of Z, in slot order
+        return u, p
+
+    def _combine(self, u: np.ndarray, p: np.ndarray, d: np.ndarray) -> float:
+        """The second pass: ``d = -(gamma g + S u - gamma Y p)``; returns ``g'd``."""
+        m, k, head, Z = self.m, self.k, self.head, self.Z
+        # coefficients of the rows of Z, in slot order
         coef = self._coef
-        coef[0] = gamma
+        coef[0] = self.gamma
         if head:
             r = m - head
             _dcopy(u, coef, r, 0, 1, 1 + 2 * head, 2)
@@ -258,6 +306,104 @@ class _CompactMemory:
             _dcopy(u, coef, k, 0, 1, 1, 2)
             _dcopy(p, coef, k, 0, 1, 2, 2)
         _dgemv(-1.0, Z[: 1 + 2 * k].T, coef[: 1 + 2 * k], 0.0, d, 0, 1, 0, 1, 0, 1)
+        return _ddot(self.g, d)
+
+
+class _NativeMemory(_CompactMemory):
+    """:class:`_CompactMemory` for large models: the pairs in rows of ``dtype`` (float32: half
+    the bytes the direction's two passes read), every pass one native loop
+    (:mod:`softmax_fast._native.vectors`) over them, the gradient in float64.
+
+    Each pair owns two rows of ``Z`` (2 (m + 1) vectors of n values, in the blocked layout of
+    :mod:`softmax_fast._native.vectors`): pair q is rows 2q (s) and 2q + 1 (y).  The
+    pairs in use are listed oldest first, and one more pair's rows take the next candidate, so
+    that a pair without enough curvature is dropped without touching the stored ones and no
+    separate y vector is needed.  All the k x k quantities (R, D, Y'Y) and the curvature test
+    are computed from the stored, rounded vectors, so H is exactly the L-BFGS matrix of the
+    pairs it is built from (positive definite whatever their rounding); the first pass gives
+    the new pair's whole column of ``G`` along with S'g, Y'g.
+    """
+
+    def __init__(self, n: int, m: int, dtype: np.dtype, n_threads: int = 1):
+        from ._native import vectors as native
+
+        self._native = native
+        self.n_threads = n_threads
+        shape = native.history_shape(2 * m + 2, n)
+        size = math.prod(shape) * np.dtype(dtype).itemsize
+        if size >= _OWN_MAP_BYTES:
+            self.Z = np.frombuffer(mmap.mmap(-1, size), dtype=dtype).reshape(shape)
+        else:
+            self.Z = np.zeros(shape, dtype=dtype)
+        self.g = _zeros(n)
+        self._init_small(m)
+        self._out_y = np.zeros(2 * m)
+        self._forget_pairs()
+
+    def reset(self) -> None:
+        super().reset()
+        self._forget_pairs()
+
+    def _forget_pairs(self) -> None:
+        self._pairs: list[int] = []
+        self._free = list(range(self.m, -1, -1))
+        self._candidate = self._free.pop()
+        self._rows = np.zeros(0, dtype=np.intp)
+
+    def trial(self, x: np.ndarray, d: np.ndarray, step: float, xt: np.ndarray) -> None:
+        self._native.axpy_to(x, d, step, xt, self.n_threads)
+
+    def update(self, step: float, d: np.ndarray, g_new: np.ndarray, sy: float) -> float:
+        q = self._candidate
+        sy, yy, g_max = self._native.history_store_pair(
+            self.Z, 2 * q, 2 * q + 1, d, step, g_new, self.g, self.n_threads
+        )
+        if sy > _CURVATURE_EPS * yy:
+            self._dropped = self.k == self.m
+            if self._dropped:
+                self._free.append(self._pairs.pop(0))
+                self.G[:-2, :-2] = self.G[2:, 2:]
+            else:
+                self.k += 1
+            self._pairs.append(q)
+            self._candidate = self._free.pop()
+            self._rows = np.array(
+                [r for p in self._pairs for r in (2 * p, 2 * p + 1)], dtype=np.intp
+            )
+            self.gamma = sy / yy
+            self._new = True
+        return g_max
+
+    def _products(self) -> np.ndarray:
+        k = self.k
+        ab, out_y = self._sy_g[: 2 * k], self._out_y[: 2 * k]
+        y_row = 2 * self._pairs[-1] + 1 if self._new else -1
+        self._native.history_dots(self.Z, self._rows, self.g, y_row, ab, out_y, self.n_threads)
+        if self._new:
+            self.G[: 2 * k, 2 * k - 1] = out_y  # s_i'y_new, y_i'y_new, i <= new
+        self._new = False
+        return ab
+
+    def _combine(self, u: np.ndarray, p: np.ndarray, d: np.ndarray) -> float:
+        coef = self._coef[: 2 * self.k]
+        coef[0::2] = u
+        coef[1::2] = p
+        return self._native.history_combine(
+            self.Z, self._rows, coef, self.gamma, self.g, d, self.n_threads
+        )
+
+
+def _memory(n: int, m: int, n_threads: int) -> _CompactMemory:
+    """The history for ``n`` parameters (see :data:`NATIVE_HISTORY_MIN`)."""
+    if n >= NATIVE_HISTORY_MIN:
+        return _NativeMemory(n, m, NATIVE_HISTORY_DTYPE, n_threads)
+    return _CompactMemory(n, m)
+
+
+def _trial_blas(x: np.ndarray, d: np.ndarray, step: float, xt: np.ndarray) -> None:
+    """``xt = x + step d`` (BLAS: two passes, the cheaper calls for small models)."""
+    _dcopy(x, xt)
+    _daxpy(d, xt, x.size, step)
 
 
 def _line_search(
@@ -270,6 +416,7 @@ def _line_search(
     step: float,
     max_evals: int,
     xtol: float = _XTOL,
+    trial: Callable[[np.ndarray, np.ndarray, float, np.ndarray], None] | None = None,
 ) -> tuple[bool, float, float, np.ndarray | None, float, int]:
     """Moré–Thuente line search for phi(t) = f(x + t d), phi'(0) = ``dphi0`` < 0.
 
@@ -280,7 +427,8 @@ def _line_search(
     the interval of uncertainty (:func:`_next_step`), with bisection when the interval does not
     shrink fast enough.  A trial with a non-finite value or derivative is treated as too long:
     it becomes the far end of the interval and the next trial is halfway to the best point.
-    The trial points are written into ``xt``.
+    The trial points are written into ``xt`` by ``trial(x, d, t, xt)`` (:func:`_trial_blas`
+    unless given).
 
     When the interval becomes narrower than ``xtol`` relative, or rounding errors prevent
     progress (MINPACK-2's warnings), the last trial is accepted if its value is below phi(0),
@@ -306,7 +454,8 @@ def _line_search(
     n_evals : int
         Objective evaluations done.
     """
-    n = x.size
+    if trial is None:
+        trial = _trial_blas
     gtest = C1 * dphi0
     curvature = -C2 * dphi0
     bracketed = False
@@ -324,8 +473,7 @@ def _line_search(
     n_evals = 0
     evaluated, f, g, dphi = 0.0, f0, None, dphi0  # the last trial evaluated
     while n_evals < max_evals:
-        _dcopy(x, xt)
-        _daxpy(d, xt, n, step)
+        trial(x, d, step, xt)
         if n_evals >= 5:
             if tiny_step < 0.0:
                 tiny_step = _EPS * abs(float(x[_idamax(x)])) / abs(float(d[_idamax(d)]))
@@ -402,8 +550,7 @@ def _line_search(
     else:
         return False, 0.0, f0, None, dphi0, n_evals  # max_evals evaluations
     if g is not None and math.isfinite(f) and math.isfinite(dphi) and f < f0:
-        _dcopy(x, xt)  # (a no-move break overwrote xt with an unevaluated trial)
-        _daxpy(d, xt, n, evaluated)
+        trial(x, d, evaluated, xt)  # (a no-move break overwrote xt with an unevaluated trial)
         return True, evaluated, f, g, dphi, n_evals
     return False, 0.0, f0, None, dphi0, n_evals
 
@@ -541,6 +688,7 @@ def minimize_lbfgs(
     history: int = HISTORY,
     max_line_search: int = MAX_LINE_SEARCH,
     callback: Callback | None = None,
+    n_threads: int = 1,
 ) -> LbfgsResult:
     """Minimize ``f`` by L-BFGS with a strong-Wolfe line search (see the module docstring).
 
@@ -563,6 +711,8 @@ def minimize_lbfgs(
         Objective evaluations allowed in one line search.
     callback : callable or None
         ``callback(iteration, x, f, g, max|g|)`` after each iteration.
+    n_threads : int
+        Threads of the history passes of a large model (:data:`NATIVE_HISTORY_MIN`).
 
     Returns
     -------
@@ -581,7 +731,7 @@ def minimize_lbfgs(
     value, g0 = fun(x)
     f = float(value)
     n_fev = 1
-    memory = _CompactMemory(x.size, history)
+    memory = _memory(x.size, history, n_threads)
     g = memory.g
     np.copyto(g, g0)
     if not (math.isfinite(f) and np.isfinite(g).all()):
@@ -593,12 +743,13 @@ def minimize_lbfgs(
     if gmax <= gtol:
         return LbfgsResult(x, f, g.copy(), 0, n_fev, GTOL)
     n = x.size
-    xt, d, y = _zeros(n), _zeros(n), _zeros(n)
+    xt, d = _zeros(n), _zeros(n)
+
     n_iter = 0
     status = MAX_ITER
     while n_iter < max_iter:
         if memory.k:
-            memory.direction(d)
+            dphi0 = memory.direction(d)
             step = 1.0
         else:
             # steepest descent, a first step of length at most 1
@@ -609,11 +760,11 @@ def minimize_lbfgs(
                 step = min(1.0, 1.0 / math.sqrt(gg)) if gg > 0.0 else 1.0
             else:  # ||g|| beyond the float range: 1 / (sqrt(n) max|g|) <= 1 / ||g||
                 step = 1.0 / (math.sqrt(g.size) * gmax)
-        dphi0 = _ddot(g, d)
+            dphi0 = _ddot(g, d)
         ok = dphi0 < 0.0
         if ok:
             ok, step, f_new, g_new, dphi, n_evals = _line_search(
-                fun, x, d, xt, f, dphi0, step, max_line_search
+                fun, x, d, xt, f, dphi0, step, max_line_search, trial=memory.trial
             )
             n_fev += n_evals
         if not ok:
@@ -623,17 +774,11 @@ def minimize_lbfgs(
             status = LINE_SEARCH_FAILED
             break
         assert g_new is not None
-        _dcopy(g_new, y)
-        _daxpy(g, y, n, -1.0)  # y = g_new - g
-        _dcopy(g_new, g)
-        sy = step * (dphi - dphi0)  # s'y, > 0 by the curvature condition
-        yy = _ddot(y, y)
-        if sy > _CURVATURE_EPS * yy:
-            memory.push(step, d, y, sy, yy)
+        # s'y = step (dphi - dphi0), > 0 by the curvature condition
+        gmax = memory.update(step, d, g_new, step * (dphi - dphi0))
         x, xt = xt, x
         f_old, f = f, f_new
         n_iter += 1
-        gmax = _abs_max(g)
         if callback is not None:
             callback(n_iter, x, f, g, gmax)
         if gmax <= gtol:

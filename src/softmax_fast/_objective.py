@@ -17,6 +17,7 @@ only W and b are cast to the data's dtype for the kernels.
 import numpy as np
 
 from ._design import DenseDesign
+from ._native import vectors as _native_vectors
 
 __all__ = ["SoftmaxObjective", "add_l2_penalty", "l2_penalty"]
 
@@ -60,6 +61,12 @@ def add_l2_penalty(grad: np.ndarray, W: np.ndarray, alpha: float) -> float:
         np.multiply(part, alpha, out=tmp)
         flat_grad[start : start + part.size] += tmp
     return 0.5 * alpha * float(np.dot(flat_W, flat_W))
+
+
+NATIVE_PENALTY_MIN = 1 << 18
+"""From this many coefficients on, the gradient's penalty term and the data term are added in
+one threaded native pass (:func:`softmax_fast._native.vectors.penalized_gradient`) instead of
+NumPy's three single-threaded ones."""
 
 
 class SoftmaxObjective:
@@ -153,9 +160,16 @@ class SoftmaxObjective:
         total, dW, db = design.loss_grad(W, b, labels, None, sample_weight, scale)
         grad = np.empty_like(theta)
         k_n = self.class_rows.size * self.n_features
-        penalty, grad_W = l2_penalty(theta[:k_n], self.alpha, out=grad[:k_n])
-        grad_W = grad_W.reshape(self.class_rows.size, self.n_features)
-        grad_W += dW if self.reference is None else dW[self.class_rows]
+        dW_free = dW if self.reference is None else dW[self.class_rows]
+        if k_n >= NATIVE_PENALTY_MIN:
+            # one threaded pass: alpha W + dW and ||W||^2
+            squares = _native_vectors.penalized_gradient(
+                theta[:k_n], dW_free.reshape(-1), self.alpha, grad[:k_n], design.n_threads
+            )
+            penalty = 0.5 * self.alpha * squares
+        else:
+            penalty, grad_W = l2_penalty(theta[:k_n], self.alpha, out=grad[:k_n])
+            grad_W.reshape(dW_free.shape)[...] += dW_free
         if self.fit_intercept:
             grad[k_n:] = db if self.reference is None else db[self.class_rows]
         return total, penalty, grad

@@ -131,6 +131,7 @@ def lbfgs(
     tol: float,
     ftol: float,
     progress: Progress | None = None,
+    n_threads: int = 1,
 ) -> SolverResult:
     """Minimize with our own L-BFGS (:func:`softmax_fast._lbfgs.minimize_lbfgs`) on the fused
     loss and gradient.
@@ -149,6 +150,8 @@ def lbfgs(
     progress : callable or None
         Called with a :class:`SolverStep` after each iteration (the value and gradient of the
         new iterate are the line search's: nothing is evaluated again for it).
+    n_threads : int
+        Threads of the solver's passes over its history (large models only).
 
     Returns
     -------
@@ -177,6 +180,7 @@ def lbfgs(
         gtol=tol,
         ftol=ftol,
         callback=callback,
+        n_threads=n_threads,
     )
     return SolverResult(res.x, res.n_iter, loss_curve, res.converged)
 

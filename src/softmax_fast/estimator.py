@@ -585,6 +585,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 tol=self.tol,
                 ftol=ftol,
                 progress=progress,
+                n_threads=objective.design.n_threads,
             )
         if self.solver == "gd":
             return _solvers.gradient_descent(
