@@ -321,7 +321,8 @@ class _NativeMemory(_CompactMemory):
     separate y vector is needed.  All the k x k quantities (R, D, Y'Y) and the curvature test
     are computed from the stored, rounded vectors, so H is exactly the L-BFGS matrix of the
     pairs it is built from (positive definite whatever their rounding); the first pass gives
-    the new pair's whole column of ``G`` along with S'g, Y'g.
+    the new pair's whole column of ``G`` along with S'g, Y'g (so, as for the float64 history,
+    a direction comes between two stored pairs: the solver's order).
     """
 
     def __init__(self, n: int, m: int, dtype: np.dtype, n_threads: int = 1):

@@ -1,5 +1,6 @@
-"""The L2 penalty's two forms: ``l2_penalty`` (value and ``alpha W``) and ``add_l2_penalty``
-(the same added to a gradient in place, block by block) give the same bits."""
+"""The L2 penalty's forms: ``l2_penalty`` (value and ``alpha W``) and ``add_l2_penalty`` (the
+same added to a gradient in place, block by block) give the same bits; the objective's native
+penalized gradient (large models) agrees with them to rounding."""
 
 import numpy as np
 import pytest
@@ -35,3 +36,35 @@ def test_added_penalty_on_a_non_contiguous_gradient():
     assert add_l2_penalty(grad, W, 0.5) == value
     np.testing.assert_array_equal(grad, expected)
     np.testing.assert_array_equal(base.T, expected)  # written through to the caller's array
+
+
+@pytest.mark.parametrize("reference", [None, 1])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_objective_native_penalized_gradient_equals_the_numpy_one(
+    monkeypatch, reference, fit_intercept
+):
+    """The objective's two ways of adding the penalty (NumPy below NATIVE_PENALTY_MIN
+    coefficients, one native pass from there on): the same value and gradient, up to the
+    rounding of ||W||^2 (a sum of n_coef squares, 2 n_coef eps relative for both sums
+    together) and of ``dW + alpha W`` (one or two roundings: 2 eps of |dW| + |alpha W|)."""
+    from softmax_fast import _objective
+    from softmax_fast._design import DenseDesign
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((60, 9))
+    y = rng.integers(0, 4, 60)
+    objective = _objective.SoftmaxObjective(
+        DenseDesign(X, 2), y.astype(np.intp), None, 4, 0.3, fit_intercept, reference
+    )
+    theta = rng.standard_normal(objective.n_params)
+    value, grad = objective.value_and_grad(theta)
+    monkeypatch.setattr(_objective, "NATIVE_PENALTY_MIN", 0)
+    native_value, native_grad = objective.value_and_grad(theta)
+    k_n = objective.class_rows.size * objective.n_features
+    eps = float(np.finfo(np.float64).eps)
+    squares = float(theta[:k_n] @ theta[:k_n])
+    assert abs(native_value - value) <= 2 * k_n * eps * 0.15 * squares + 4 * eps * abs(value)
+    data_term = grad[:k_n] - 0.3 * theta[:k_n]
+    bound = 2 * eps * (np.abs(data_term) + np.abs(0.3 * theta[:k_n])) * 2
+    assert (np.abs(native_grad[:k_n] - grad[:k_n]) <= bound).all()
+    np.testing.assert_array_equal(native_grad[k_n:], grad[k_n:])  # the intercepts: no penalty

@@ -179,8 +179,20 @@ def _strong_convexity_pair(X, y, alpha, sw, ours, theirs, free):
     return float(J_a), g_a**2 / (2 * alpha)
 
 
+@pytest.fixture(params=["float64 history", "float32 native history"])
+def history(request, monkeypatch):
+    """Both histories on every problem: the BLAS float64 one of small models, and the native
+    float32 one of large models (forced, with the objective's native penalized gradient)."""
+    if request.param == "float32 native history":
+        from softmax_fast import _objective
+
+        monkeypatch.setattr(_lbfgs, "NATIVE_HISTORY_MIN", 0)
+        monkeypatch.setattr(_objective, "NATIVE_PENALTY_MIN", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("name", _CASES)
-def test_reaches_scipys_optimum(name):
+def test_reaches_scipys_optimum(name, history):
     X, y, alpha, fit_intercept, reference, sw = _case(name)
     objective = _objective(X, y, alpha, fit_intercept, reference, sw)
     theta0 = np.zeros(objective.n_params)
@@ -280,7 +292,7 @@ def _rosenbrock(x):
 
 
 @pytest.mark.parametrize("condition", [1.0, 1e3, 1e6])
-def test_diagonal_quadratic_reaches_its_minimizer(condition, rng):
+def test_diagonal_quadratic_reaches_its_minimizer(condition, rng, history):
     n = 200
     d = np.logspace(0, np.log10(condition), n)
     c = rng.standard_normal(n)
@@ -299,7 +311,7 @@ def test_diagonal_quadratic_reaches_its_minimizer(condition, rng):
 
 
 @pytest.mark.parametrize("n, condition", [(1, 1.0), (2, 10.0), (50, 1e4)])
-def test_dense_quadratic_reaches_its_minimizer(n, condition, rng):
+def test_dense_quadratic_reaches_its_minimizer(n, condition, rng, history):
     fun, A, x_star = _dense_quadratic(n, condition, rng)
     res = _lbfgs.minimize_lbfgs(fun, rng.standard_normal(n), max_iter=10_000, gtol=1e-10, ftol=0.0)
     assert res.status == _lbfgs.GTOL
@@ -307,7 +319,7 @@ def test_dense_quadratic_reaches_its_minimizer(n, condition, rng):
     assert np.linalg.norm(res.x - x_star) <= _quadratic_distance_bound(A, x_star, res.x)
 
 
-def test_rosenbrock_converges_to_one_one():
+def test_rosenbrock_converges_to_one_one(history):
     res = _lbfgs.minimize_lbfgs(
         _rosenbrock, np.array([-1.2, 1.0]), max_iter=1000, gtol=1e-10, ftol=0.0
     )
@@ -703,7 +715,7 @@ def test_nonfinite_at_the_start_point_is_a_value_error(bad):
 # ----------------------------------------------------------------------------- implementation
 
 
-def test_runs_are_bit_identical():
+def test_runs_are_bit_identical(history):
     objective = _small_softmax_objective()
     runs = [
         _lbfgs.minimize_lbfgs(
@@ -781,6 +793,102 @@ def test_compact_direction_equals_the_two_loop_recursion(n_pairs, rng):
     memory.direction(d)
     expected = _two_loop_exact(pairs[-m:], g)
     assert np.linalg.norm(d - expected) <= 1e-12 * np.linalg.norm(expected)
+
+
+def _stored_pairs(memory, n):
+    """The pairs a _NativeMemory holds, oldest first, as the float64 values of its rows."""
+    from softmax_fast._native import vectors
+
+    rows = vectors.history_rows(memory.Z, n).astype(np.float64)
+    return [(rows[2 * q], rows[2 * q + 1]) for q in memory._pairs]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_pairs", [1, 2, 3, 7])
+def test_native_direction_is_the_two_loop_recursion_of_its_stored_pairs(dtype, n_pairs, rng):
+    """_NativeMemory's H is exactly the L-BFGS matrix of the pairs it stores (rounded to float32
+    or not): its direction equals the exact two-loop recursion on the stored rows, driven as the
+    solver drives it (update after each step, a direction at each iterate; more pairs than the
+    m = 3 slots, so the ring wraps).  Every product is computed directly from the stored rows
+    (float64 sums of 2n terms within a factor 4 of the result's scale), so the same bound as for
+    the float64 history holds: ~(n + 2m) eps relative, 1e-12 with a margin of ~100."""
+    n, m = 70, 3  # more than one block of the layout: no (70 < HISTORY_BLOCK)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    A = (Q * rng.uniform(1, 2, n)) @ Q.T
+    memory = _lbfgs._NativeMemory(n, m, dtype, n_threads=2)
+    d = np.empty(n)
+    g = rng.standard_normal(n)
+    memory.g[:] = g
+    for _ in range(n_pairs):
+        if memory.k:
+            memory.direction(d)
+        s = rng.standard_normal(n)
+        s /= np.linalg.norm(s)
+        g_next = g + A @ s
+        g_max = memory.update(1.0, s, g_next, float(s @ (g_next - g)))
+        assert g_max == np.abs(g_next).max()
+        np.testing.assert_array_equal(memory.g, g_next)
+        g = g_next
+    assert memory.k == min(n_pairs, m)
+    pairs = _stored_pairs(memory, n)
+    if dtype == np.float32:
+        assert all(np.array_equal(p, p.astype(np.float32)) for pair in pairs for p in pair)
+    gd = memory.direction(d)
+    expected = _two_loop_exact(pairs, g)
+    assert np.linalg.norm(d - expected) <= 1e-12 * np.linalg.norm(expected)
+    assert gd == pytest.approx(float(g @ d), rel=1e-12)
+
+
+def test_native_memory_drops_a_pair_without_curvature_and_keeps_the_others(rng):
+    """A step with s'y <= eps y'y (here y = -s: negative curvature) is not stored: the stored
+    pairs, and so the direction, are the same as before it; the next good pair is stored."""
+    n, m = 40, 2
+    memory = _lbfgs._NativeMemory(n, m, np.float32)
+    g = rng.standard_normal(n)
+    memory.g[:] = g
+    d = np.empty(n)
+    for _ in range(3):  # fill both slots and wrap once, a direction after each pair
+        s = rng.standard_normal(n)
+        memory.update(1.0, s, g + 2.0 * s, 0.0)
+        g = g + 2.0 * s
+        memory.direction(d)
+    before = _stored_pairs(memory, n)
+    d_before = d.copy()
+    s = rng.standard_normal(n)
+    memory.update(1.0, s, g - s, 0.0)  # y = -s
+    g = g - s
+    after = _stored_pairs(memory, n)
+    assert memory.k == m and len(after) == m
+    for (s0, y0), (s1, y1) in zip(before, after, strict=True):
+        np.testing.assert_array_equal(s0, s1)
+        np.testing.assert_array_equal(y0, y1)
+    # the direction at the new g from the same pairs: the exact recursion on them
+    memory.direction(d)
+    expected = _two_loop_exact(after, g)
+    assert np.linalg.norm(d - expected) <= 1e-12 * np.linalg.norm(expected)
+    assert not np.array_equal(d, d_before)  # (g moved)
+    s = rng.standard_normal(n)
+    memory.update(1.0, s, g + s, 0.0)
+    assert len(_stored_pairs(memory, n)) == m
+    np.testing.assert_array_equal(_stored_pairs(memory, n)[-1][0], s.astype(np.float32))
+
+
+def test_large_models_get_the_float32_native_history():
+    """The history is chosen by the model's size (NATIVE_HISTORY_MIN), the pairs' rows then
+    float32 in a map of their own (4 MiB and more): 2 (m + 1) rows of 4 bytes, against the
+    1 + 2m float64 rows of the small models' history."""
+    import mmap
+
+    small = _lbfgs._memory(_lbfgs.NATIVE_HISTORY_MIN - 1, 10, 1)
+    large = _lbfgs._memory(_lbfgs.NATIVE_HISTORY_MIN, 10, 2)
+    assert type(small) is _lbfgs._CompactMemory
+    assert type(large) is _lbfgs._NativeMemory and large.n_threads == 2
+    assert large.Z.dtype == np.float32 and large.Z.shape[1] == 22
+    assert large.Z.nbytes < 0.55 * small.Z.nbytes
+    base = large.Z
+    while isinstance(base, np.ndarray):
+        base = base.base
+    assert isinstance(base.obj if isinstance(base, memoryview) else base, mmap.mmap)
 
 
 def test_large_buffers_are_zero_writable_maps_of_their_own():

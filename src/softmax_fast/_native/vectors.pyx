@@ -236,7 +236,8 @@ def _distinct(name, a, others):
 
 def axpy_to(const double[::1] x, const double[::1] d, double step, double[::1] xt,
             int n_threads=1):
-    """``xt = x + step d`` (each element ``x + (step d)``, two roundings) in one pass.
+    """``xt = x + step d`` in one pass (each element rounded once or twice: a fused multiply-add
+    where the compiled version has one).
 
     ``xt`` must not share memory with ``x`` or ``d``.
     """
@@ -254,7 +255,7 @@ def axpy_to(const double[::1] x, const double[::1] d, double step, double[::1] x
 
 def penalized_gradient(const double[::1] w, const double[::1] dw, double alpha,
                        double[::1] out, int n_threads=1):
-    """``out = dw + alpha w`` (two roundings) in one pass; returns ``w . w`` (float64 lanes).
+    """``out = dw + alpha w`` in one pass (rounded as :func:`axpy_to`); returns ``w . w``.
 
     ``out`` must not share memory with ``w`` or ``dw``.
     """
