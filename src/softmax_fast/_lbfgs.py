@@ -49,6 +49,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 from scipy.linalg import blas as _blas
 
 # BLAS on float64 vectors and the small matrices, called positionally (each call ~0.5 us, a
@@ -325,7 +326,7 @@ class _NativeMemory(_CompactMemory):
     a direction comes between two stored pairs: the solver's order).
     """
 
-    def __init__(self, n: int, m: int, dtype: np.dtype, n_threads: int = 1):
+    def __init__(self, n: int, m: int, dtype: "npt.DTypeLike", n_threads: int = 1):
         from ._native import vectors as native
 
         self._native = native
