@@ -12,7 +12,8 @@ neither stops early; the same history of 10 pairs, at most 50 evaluations a line
 For each: the **overhead per iteration** (total time minus the time inside the objective,
 divided by the iterations) and the total time, each solver's median over ``--repeats``, and the
 median of the paired ratios SciPy / ours (the two alternate within each repeat, in alternating
-order).  ``--memory`` also compares the compact representation (the one kept) with the plain
+order); at 2.6 million also ours with its float32 native history (the large models' one)
+against ours with the float64 BLAS one of small models.  ``--memory`` also compares the compact representation (the one kept) with the plain
 two-loop recursion, both inside our solver, at 1,000 and 2.6 million parameters.  Last, the
 estimator: ``SoftmaxRegression(alpha=1/m, tol=1e-6).fit`` on the same 2,000 x 20, K = 3 problem
 with each solver (``_solvers.lbfgs`` is ours; ``_solvers._scipy_lbfgs`` is SciPy's).
@@ -26,6 +27,7 @@ estimator's fits also wall-clock.
 
 import argparse
 import contextlib
+import math
 import time
 import warnings
 
@@ -139,6 +141,17 @@ class TwoLoopMemory:
         self.rho[slot] = 1.0 / sy
         self.gamma = sy / yy
 
+    def trial(self, x, d, step, xt):
+        _lbfgs._trial_blas(x, d, step, xt)
+
+    def update(self, step, d, g_new, sy):
+        y = g_new - self.g
+        blas.dcopy(g_new, self.g)
+        yy = float(y @ y)
+        if sy > _lbfgs._CURVATURE_EPS * yy:
+            self.push(step, d, y, sy, yy)
+        return float(np.abs(self.g).max())
+
     def direction(self, d):
         n = d.size
         order = [(self.head + j) % self.m for j in range(self.k)]
@@ -152,16 +165,25 @@ class TwoLoopMemory:
             b = self.rho[i] * blas.ddot(self.Y[i], d)
             blas.daxpy(self.S[i], d, n, self.alpha[i] - b)
         blas.dscal(-1.0, d)
+        return blas.ddot(self.g, d)
 
 
 @contextlib.contextmanager
 def memory_class(cls):
-    saved = _lbfgs._CompactMemory
-    _lbfgs._CompactMemory = cls
+    """Our solver with ``cls`` as its history at every size (the float64 history's interface;
+    the native float32 history of large models off)."""
+    saved = _lbfgs._CompactMemory, _lbfgs.NATIVE_HISTORY_MIN
+    _lbfgs._CompactMemory, _lbfgs.NATIVE_HISTORY_MIN = cls, math.inf
     try:
         yield
     finally:
-        _lbfgs._CompactMemory = saved
+        _lbfgs._CompactMemory, _lbfgs.NATIVE_HISTORY_MIN = saved
+
+
+def run_float64_history(fun, x0, n_iter):
+    """Ours with the float64 BLAS history also for large models."""
+    with memory_class(_lbfgs._CompactMemory):
+        return run_ours(fun, x0, n_iter)
 
 
 def paired(cases, repeats, inner=1):
@@ -344,6 +366,24 @@ def main(argv=None):
                 for name, fun, n, it, inner in objectives
             ],
             args.repeats,
+        )
+        compare(
+            "The history of large models: float32 rows, native passes (kept from "
+            f"{_lbfgs.NATIVE_HISTORY_MIN:,} parameters) vs float64 rows, BLAS passes",
+            [
+                (
+                    name,
+                    {
+                        "native float32": (run_ours, fun, np.zeros(n), it),
+                        "BLAS float64": (run_float64_history, fun, np.zeros(n), it),
+                    },
+                    inner,
+                )
+                for name, fun, n, it, inner in objectives
+                if n >= _lbfgs.NATIVE_HISTORY_MIN
+            ],
+            args.repeats,
+            labels=("native float32", "BLAS float64"),
         )
         if args.memory:
 

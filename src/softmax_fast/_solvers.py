@@ -193,11 +193,13 @@ def _scipy_lbfgs(
     tol: float,
     ftol: float,
     progress: Progress | None = None,
+    n_threads: int = 1,
 ) -> SolverResult:
     """:func:`lbfgs` with SciPy's L-BFGS-B instead of our own (the solver before 2026-12;
     kept for the tests and benchmarks that compare the two, not used by the estimator).
 
-    The same parameters and result; SciPy's status 2 (the line search cannot decrease the
+    The same parameters (``n_threads`` unused: SciPy's vector work is its own) and result;
+    SciPy's status 2 (the line search cannot decrease the
     objective any more) counts as converged.
     """
     from scipy.optimize import minimize
