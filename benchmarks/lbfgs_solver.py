@@ -13,8 +13,9 @@ For each: the **overhead per iteration** (total time minus the time inside the o
 divided by the iterations) and the total time, each solver's median over ``--repeats``, and the
 median of the paired ratios SciPy / ours (the two alternate within each repeat, in alternating
 order); at 2.6 million also ours with its float32 native history (the large models' one)
-against ours with the float64 BLAS one of small models.  ``--memory`` also compares the compact representation (the one kept) with the plain
-two-loop recursion, both inside our solver, at 1,000 and 2.6 million parameters.  Last, the
+against ours with the float64 BLAS one of small models.  ``--memory`` also compares the
+compact representation (the one kept) with the plain two-loop recursion, both inside our solver
+and on the float64 history, at 1,000 and 2.6 million parameters.  Last, the
 estimator: ``SoftmaxRegression(alpha=1/m, tol=1e-6).fit`` on the same 2,000 x 20, K = 3 problem
 with each solver (``_solvers.lbfgs`` is ours; ``_solvers._scipy_lbfgs`` is SciPy's).
 
