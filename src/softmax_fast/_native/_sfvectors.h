@@ -62,11 +62,11 @@ typedef float sf_hist_v4f __attribute__((vector_size(16), aligned(4)));
 #endif
 
 /* sum_c u[c] v[c] over len elements (lane c mod 16), and with w given also sum_c u[c] w[c]:
-   u of type U, v float64, w of type U.  One pass over u. */
+   u of type U, v and w float64.  One pass over u. */
 #if SF_HIST_VECTORS
 #define SF_HIST_DOTS(S, U)                                                                     \
 SF_HIST_INLINE void sf_hist_dot2_##S(const U *restrict u, const double *restrict v,            \
-                                    const U *restrict w, Py_ssize_t len, double *out_v,        \
+                                    const double *restrict w, Py_ssize_t len, double *out_v,        \
                                     double *out_w)                                             \
 {                                                                                              \
     sf_hist_v4d a0 = {0.0}, a1 = {0.0}, a2 = {0.0}, a3 = {0.0};                                \
@@ -81,10 +81,10 @@ SF_HIST_INLINE void sf_hist_dot2_##S(const U *restrict u, const double *restrict
             a1 += x1 * SF_HIST_LOAD_d(v + c + 4);                                              \
             a2 += x2 * SF_HIST_LOAD_d(v + c + 8);                                              \
             a3 += x3 * SF_HIST_LOAD_d(v + c + 12);                                             \
-            b0 += x0 * SF_HIST_LOAD_##S(w + c);                                                \
-            b1 += x1 * SF_HIST_LOAD_##S(w + c + 4);                                            \
-            b2 += x2 * SF_HIST_LOAD_##S(w + c + 8);                                            \
-            b3 += x3 * SF_HIST_LOAD_##S(w + c + 12);                                           \
+            b0 += x0 * SF_HIST_LOAD_d(w + c);                                                  \
+            b1 += x1 * SF_HIST_LOAD_d(w + c + 4);                                              \
+            b2 += x2 * SF_HIST_LOAD_d(w + c + 8);                                              \
+            b3 += x3 * SF_HIST_LOAD_d(w + c + 12);                                             \
         }                                                                                      \
     } else {                                                                                   \
         for (; c + SF_HIST_LANES <= len; c += SF_HIST_LANES) {                                 \
@@ -101,7 +101,7 @@ SF_HIST_INLINE void sf_hist_dot2_##S(const U *restrict u, const double *restrict
     }                                                                                          \
     for (int j = 0; c < len; c++, j++) {                                                       \
         la[j] += (double)u[c] * v[c];                                                          \
-        if (w) lb[j] += (double)u[c] * (double)w[c];                                           \
+        if (w) lb[j] += (double)u[c] * w[c];                                                   \
     }                                                                                          \
     *out_v += sf_hist_lanes(la);                                                               \
     if (w) *out_w += sf_hist_lanes(lb);                                                        \
@@ -109,13 +109,13 @@ SF_HIST_INLINE void sf_hist_dot2_##S(const U *restrict u, const double *restrict
 #else
 #define SF_HIST_DOTS(S, U)                                                                     \
 SF_HIST_INLINE void sf_hist_dot2_##S(const U *restrict u, const double *restrict v,             \
-                                    const U *restrict w, Py_ssize_t len, double *out_v,        \
+                                    const double *restrict w, Py_ssize_t len, double *out_v,        \
                                     double *out_w)                                             \
 {                                                                                              \
     double la[SF_HIST_LANES] = {0.0}, lb[SF_HIST_LANES] = {0.0};                               \
     for (Py_ssize_t c = 0; c < len; c++) {                                                     \
         la[c % SF_HIST_LANES] += (double)u[c] * v[c];                                          \
-        if (w) lb[c % SF_HIST_LANES] += (double)u[c] * (double)w[c];                           \
+        if (w) lb[c % SF_HIST_LANES] += (double)u[c] * w[c];                                   \
     }                                                                                          \
     *out_v += sf_hist_lanes(la);                                                               \
     if (w) *out_w += sf_hist_lanes(lb);                                                        \
@@ -185,12 +185,16 @@ SF_MULTIVERSION SF_LOOP_ALIGN SF_MAYBE_UNUSED static void sf_hist_dots_##S(     
     const double *restrict g, Py_ssize_t yrow, Py_ssize_t c0, Py_ssize_t c1,                   \
     double *restrict out_g, double *restrict out_y)                                            \
 {                                                                                              \
+    double yb[SF_HIST_BLOCK]; /* the block of Z[yrow] widened once, for every row */          \
     for (Py_ssize_t b0 = c0; b0 < c1; b0 += SF_HIST_BLOCK) {                                   \
         const Py_ssize_t len = (c1 - b0 < SF_HIST_BLOCK) ? c1 - b0 : SF_HIST_BLOCK;            \
-        const T *yv = yrow >= 0 ? SF_HIST_PART(Z, R, b0, yrow) : NULL;                         \
+        if (yrow >= 0) {                                                                       \
+            const T *restrict yv = SF_HIST_PART(Z, R, b0, yrow);                               \
+            for (Py_ssize_t c = 0; c < len; c++) yb[c] = (double)yv[c];                        \
+        }                                                                                      \
         for (Py_ssize_t r = 0; r < nr; r++)                                                    \
-            sf_hist_dot2_##S(SF_HIST_PART(Z, R, b0, rows[r]), g + b0, yv, len, out_g + r,      \
-                             out_y + r);                                                       \
+            sf_hist_dot2_##S(SF_HIST_PART(Z, R, b0, rows[r]), g + b0, yrow >= 0 ? yb : NULL,   \
+                             len, out_g + r, out_y + r);                                       \
     }                                                                                          \
 }                                                                                              \
 SF_MULTIVERSION SF_LOOP_ALIGN SF_MAYBE_UNUSED static double sf_hist_combine_##S(                \
