@@ -45,3 +45,41 @@ def test_fit(benchmark, quick, impl, monkeypatch):
         warnings.simplefilter("ignore")
         fitted = benchmark.pedantic(model.fit, args=(X, y), rounds=1 if quick else 20, iterations=1)
     assert fitted.n_iter_ >= 1
+
+
+def _filled_memory(kind, n, n_threads):
+    """A history of 10 pairs, wrapped around once (the general case), and a gradient."""
+    from softmax_fast import _lbfgs
+
+    rng = np.random.default_rng(0)
+    if kind == "BLAS float64":
+        memory = _lbfgs._CompactMemory(n, _lbfgs.HISTORY)
+    else:
+        memory = _lbfgs._NativeMemory(n, _lbfgs.HISTORY, np.float32, n_threads)
+    d = np.empty(n)
+    g = rng.standard_normal(n)
+    memory.g[:] = g
+    for _ in range(_lbfgs.HISTORY + 3):
+        if memory.k:
+            memory.direction(d)
+        s = rng.standard_normal(n)
+        memory.update(1.0, s, g + 1.5 * s, 1.5 * float(s @ s))
+        g = g + 1.5 * s
+    return memory, d
+
+
+@pytest.mark.parametrize(
+    "kind, n_threads",
+    [("BLAS float64", 1), ("native float32", 1), ("native float32", 2)],
+    ids=["blas-f64", "native-f32-1", "native-f32-2"],
+)
+def test_direction(benchmark, quick, kind, n_threads):
+    """One L-BFGS direction with a full history at 2.6 million parameters: the two passes over
+    the history of the small models (float64, BLAS on one thread, as in a fit) and of the large
+    ones (float32 blocks, native, on the fit's threads)."""
+    n = 26_000 if quick else 2_600_000
+    memory, d = _filled_memory(kind, n, n_threads)
+    benchmark.group = f"lbfgs direction, 10 pairs, {n:,} parameters"
+    with one_blas_thread():
+        gd = benchmark.pedantic(memory.direction, args=(d,), rounds=3 if quick else 15)
+    assert gd < 0  # a descent direction
