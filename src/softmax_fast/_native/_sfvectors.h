@@ -61,6 +61,16 @@ typedef float sf_hist_v4f __attribute__((vector_size(16), aligned(4)));
 #define SF_HIST_VECTORS 0
 #endif
 
+#if SF_HIST_VECTORS
+/* The 16 lanes of four vector accumulators, lane 4 i + j from a_i[j]. */
+SF_HIST_INLINE void sf_hist_unpack(sf_hist_v4d a0, sf_hist_v4d a1, sf_hist_v4d a2,
+                                   sf_hist_v4d a3, double *l)
+{
+    for (int j = 0; j < 4; j++)
+        l[j] = a0[j], l[j + 4] = a1[j], l[j + 8] = a2[j], l[j + 12] = a3[j];
+}
+#endif
+
 /* sum_c u[c] v[c] over len elements (lane c mod 16), and with w given also sum_c u[c] w[c]:
    u of type U, v and w float64.  One pass over u. */
 #if SF_HIST_VECTORS
@@ -95,10 +105,8 @@ SF_HIST_INLINE void sf_hist_dot2_##S(const U *restrict u, const double *restrict
         }                                                                                      \
     }                                                                                          \
     double la[SF_HIST_LANES], lb[SF_HIST_LANES];                                               \
-    for (int j = 0; j < 4; j++) {                                                              \
-        la[j] = a0[j], la[j + 4] = a1[j], la[j + 8] = a2[j], la[j + 12] = a3[j];               \
-        lb[j] = b0[j], lb[j + 4] = b1[j], lb[j + 8] = b2[j], lb[j + 12] = b3[j];               \
-    }                                                                                          \
+    sf_hist_unpack(a0, a1, a2, a3, la);                                                        \
+    sf_hist_unpack(b0, b1, b2, b3, lb);                                                        \
     for (int j = 0; c < len; c++, j++) {                                                       \
         la[j] += (double)u[c] * v[c];                                                          \
         if (w) lb[j] += (double)u[c] * w[c];                                                   \
@@ -147,10 +155,8 @@ SF_HIST_INLINE void sf_hist_sy_yy_##S(const U *restrict s, const U *restrict y, 
         b3 += y3 * y3;                                                                         \
     }                                                                                          \
     double la[SF_HIST_LANES], lb[SF_HIST_LANES];                                               \
-    for (int j = 0; j < 4; j++) {                                                              \
-        la[j] = a0[j], la[j + 4] = a1[j], la[j + 8] = a2[j], la[j + 12] = a3[j];               \
-        lb[j] = b0[j], lb[j + 4] = b1[j], lb[j + 8] = b2[j], lb[j + 12] = b3[j];               \
-    }                                                                                          \
+    sf_hist_unpack(a0, a1, a2, a3, la);                                                        \
+    sf_hist_unpack(b0, b1, b2, b3, lb);                                                        \
     for (int j = 0; c < len; c++, j++) {                                                       \
         la[j] += (double)s[c] * (double)y[c];                                                  \
         lb[j] += (double)y[c] * (double)y[c];                                                  \
