@@ -811,8 +811,9 @@ def test_native_direction_is_the_two_loop_recursion_of_its_stored_pairs(dtype, n
     solver drives it (update after each step, a direction at each iterate; more pairs than the
     m = 3 slots, so the ring wraps).  Every product is computed directly from the stored rows
     (float64 sums of 2n terms within a factor 4 of the result's scale), so the same bound as for
-    the float64 history holds: ~(n + 2m) eps relative, 1e-12 with a margin of ~100."""
-    n, m = 70, 3  # more than one block of the layout: no (70 < HISTORY_BLOCK)
+    the float64 history holds: ~(n + 2m) eps relative, 1e-12 with a margin of ~60.  (Lengths
+    over several blocks of the layout: tests/native/test_vectors.py.)"""
+    n, m = 70, 3
     Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
     A = (Q * rng.uniform(1, 2, n)) @ Q.T
     memory = _lbfgs._NativeMemory(n, m, dtype, n_threads=2)
@@ -836,7 +837,8 @@ def test_native_direction_is_the_two_loop_recursion_of_its_stored_pairs(dtype, n
     gd = memory.direction(d)
     expected = _two_loop_exact(pairs, g)
     assert np.linalg.norm(d - expected) <= 1e-12 * np.linalg.norm(expected)
-    assert gd == pytest.approx(float(g @ d), rel=1e-12)
+    # g'd: two float64 sums of n products, each within n eps sum|g_i d_i| of the exact one
+    assert abs(gd - float(g @ d)) <= 2 * n * EPS * float(np.abs(g * d).sum())
 
 
 def test_native_memory_drops_a_pair_without_curvature_and_keeps_the_others(rng):
