@@ -8,7 +8,8 @@ r"""The softmax-regression objective as the solvers see it.
 ``theta`` packs the free class rows of W (row-major) followed by their intercepts (when
 ``fit_intercept``).  With a reference class r, row r of W and b_r are fixed at 0 and left out of
 ``theta``: the K - 1 form.  This module is the only home of the L2 penalty
-(:func:`l2_penalty`, :func:`add_l2_penalty`); the data term comes from a design
+(:func:`l2_penalty`, :func:`add_l2_penalty`; for large models the one native pass of
+:data:`NATIVE_PENALTY_MIN`); the data term comes from a design
 (:mod:`softmax_fast._design`), so the objective works on any input format that has one.
 Everything is float64 on this side: the design returns float64 sums also for float32 data, and
 only W and b are cast to the data's dtype for the kernels.
