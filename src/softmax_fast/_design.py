@@ -9,7 +9,12 @@ count meanwhile), the team size of each call, and turning the kernels' status co
 bad row) into exceptions.  Sums come back in float64, also for float32 data.
 
 :class:`DenseDesign` is the dense-X design and :class:`CSRDesign` the CSR one, with the same
-methods; a per-chunk (Dask) evaluation plugs in beside them.
+methods; a per-chunk (Dask) evaluation plugs in beside them.  ``loss_grad`` takes the
+coefficients, and returns their gradient, in the design's own layout (``feature_major``): W
+(K, n) for dense X, where the kernels' GEMMs want it so, and W^T (n, K) for CSR X, where a
+feature's K values are the unit the sparse kernels gather and scatter.  The objective stores
+its parameters in that layout, so a fit's evaluations make no transposed copies;
+``predict_proba`` and ``predict`` take W (K, n) on every design.
 """
 
 import numpy as np
@@ -17,6 +22,7 @@ import numpy as np
 from ._native import csr as _native_csr
 from ._native import dense as _native_dense
 from ._native import info as _native_info
+from ._native import vectors as _native_vectors
 from ._threads import CSR_WORK_PER_NONZERO, blas_guard, team_for_work
 from ._validation import CSRArrays
 
@@ -27,6 +33,7 @@ __all__ = [
     "raise_bad_row",
     "raise_bad_linear_row",
     "tile_rows",
+    "transposed",
     "uses_small_gemm",
 ]
 
@@ -96,6 +103,16 @@ def raise_bad_linear_row(X, W: np.ndarray, b: np.ndarray | None, row: int) -> No
     )
 
 
+def transposed(A: np.ndarray, dtype=None, n_threads: int = 1) -> np.ndarray:
+    """``A.T`` as a new C-contiguous array of ``dtype`` (A's when None), for coefficients
+    between the (K, n) layout and a feature-major design's (n, K): one threaded, tiled pass
+    (NumPy's strided copy of a (K, n) array takes several times as long).  ``A``: a
+    C-contiguous 2-D float32 or float64 array."""
+    out = np.empty(A.shape[::-1], dtype=A.dtype if dtype is None else dtype)
+    _native_vectors.transpose(A, out, n_threads)
+    return out
+
+
 # ----------------------------------------------------------------------------- dense X
 
 
@@ -108,7 +125,14 @@ class DenseDesign:
         Not copied.  W and b passed to the methods must have X's dtype.
     n_threads : int
         Resolved thread count (>= 1); each call's team is sized from its work.
+
+    Attributes
+    ----------
+    feature_major : bool
+        False: ``loss_grad`` takes W and returns dW as (K, n).
     """
+
+    feature_major = False
 
     def __init__(self, X: np.ndarray, n_threads: int):
         self.X = X
@@ -237,15 +261,23 @@ class CSRDesign:
       table, the smaller of the two tables; extra memory ``t * m * K * 8`` bytes for ``t``
       threads, plus the CSC copy;
     * ``"rows"``: one pass over the CSR rows, each thread adding its rows' gradient into its own
-      (n, K) accumulator, transposed into the (K, n) result: extra memory ``t * n * K * 8``
-      bytes;
+      (n, K) accumulator, summed in thread order into the result: extra memory
+      ``t * n * K * 8`` bytes (none beyond the result for one thread);
     * ``"rows+column pass"`` when those tables would exceed :data:`ROW_ACCUMULATOR_BYTES`:
       logits by rows, then the gradient by columns from G: extra memory ``m * K * 8`` bytes
       plus the CSC copy, whatever the thread count.
 
     The CSC copy (``nnz * (itemsize + index size) + (n + 1) * index size`` bytes) is built on
     the first call that needs it and kept by the design (a fit builds it once).
+
+    Attributes
+    ----------
+    feature_major : bool
+        True: ``loss_grad`` takes the coefficients as Wt = W^T (n, K) and returns the gradient
+        as dWt (n, K).
     """
+
+    feature_major = True
 
     def __init__(self, X: CSRArrays, n_threads: int):
         self.X = X
@@ -326,22 +358,23 @@ class CSRDesign:
 
     def loss_grad(
         self,
-        W: np.ndarray,
+        Wt: np.ndarray,
         b: np.ndarray | None,
         labels: np.ndarray | None,
         Y: np.ndarray | None,
         sample_weight: np.ndarray | None,
         grad_scale: float,
     ) -> tuple[float, np.ndarray, np.ndarray | None]:
-        """Fused data term: ``(sum_i w_i l_i, dW, db)`` without any penalty, as
-        :meth:`DenseDesign.loss_grad` (``dW`` (K, n) float64)."""
-        K = W.shape[0]
+        """Fused data term: ``(sum_i w_i l_i, dWt, db)`` without any penalty, as
+        :meth:`DenseDesign.loss_grad` but feature-major: ``Wt`` (n, K) C-contiguous in X's
+        dtype, ``dWt`` (n, K) float64."""
+        K = Wt.shape[1]
         team = self._team(K)
         strategy = self.strategy(K)
         X = self.X
         if strategy == "columns":
             data, rows, colptr = self._csc_arrays()
-            bad, total, dW, db = _native_csr.loss_and_grad_columns(
+            bad, total, dWt, db = _native_csr.loss_and_grad_columns(
                 data,
                 rows,
                 colptr,
@@ -350,7 +383,7 @@ class CSRDesign:
                 self._bounds(team),
                 labels,
                 Y,
-                W,
+                Wt,
                 b,
                 sample_weight,
                 grad_scale,
@@ -360,7 +393,7 @@ class CSRDesign:
             csc = (None, None, None, None)
             if strategy == "rows+column pass":
                 csc = (*self._csc_arrays(), self._column_bounds(4 * team))
-            bad, total, dW, db = _native_csr.loss_and_grad(
+            bad, total, dWt, db = _native_csr.loss_and_grad(
                 X.data,
                 X.indices,
                 X.indptr,
@@ -368,7 +401,7 @@ class CSRDesign:
                 self._bounds(team),
                 labels,
                 Y,
-                np.ascontiguousarray(W.T),
+                Wt,
                 b,
                 sample_weight,
                 grad_scale,
@@ -376,8 +409,8 @@ class CSRDesign:
                 team,
             )
         if bad >= 0:
-            raise_bad_linear_row(X, W, b, bad)
-        return float(total), dW, db
+            raise_bad_linear_row(X, Wt.T, b, bad)
+        return float(total), dWt, db
 
     def _predict(self, W, b, want_proba):
         m, K = self.n_samples, W.shape[0]

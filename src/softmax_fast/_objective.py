@@ -5,9 +5,12 @@ r"""The softmax-regression objective as the solvers see it.
     J(\theta) = \frac{\sum_i w_i \, \mathrm{CE}(\mathrm{softmax}(W x_i + b), y_i)}{\sum_i w_i}
                 + \frac{\alpha}{2} \lVert W \rVert_F^2
 
-``theta`` packs the free class rows of W (row-major) followed by their intercepts (when
-``fit_intercept``).  With a reference class r, row r of W and b_r are fixed at 0 and left out of
-``theta``: the K - 1 form.  This module is the only home of the L2 penalty
+``theta`` packs the free class rows of W followed by their intercepts (when ``fit_intercept``),
+W in the design's layout: (K_free, n) row-major for dense X, feature-major (n, K_free)
+row-major for CSR X (:attr:`softmax_fast._design.CSRDesign.feature_major`), so that each
+evaluation hands the kernels a view of theta and adds their gradient to it as it comes; the
+solvers see a flat vector either way.  With a reference class r, row r of W and b_r are fixed
+at 0 and left out of ``theta``: the K - 1 form.  This module is the only home of the L2 penalty
 (:func:`l2_penalty`, :func:`add_l2_penalty`; for large models the one native pass of
 :data:`NATIVE_PENALTY_MIN`); the data term comes from a design
 (:mod:`softmax_fast._design`), so the objective works on any input format that has one.
@@ -17,7 +20,7 @@ only W and b are cast to the data's dtype for the kernels.
 
 import numpy as np
 
-from ._design import DenseDesign
+from ._design import CSRDesign, DenseDesign
 from ._native import vectors as _native_vectors
 
 __all__ = ["SoftmaxObjective", "add_l2_penalty", "l2_penalty"]
@@ -75,8 +78,9 @@ class SoftmaxObjective:
 
     Parameters
     ----------
-    design : DenseDesign
-        The validated data (trusted: nothing is re-checked per evaluation).
+    design : DenseDesign or CSRDesign
+        The validated data (trusted: nothing is re-checked per evaluation); its
+        ``feature_major`` fixes theta's layout.
     labels : ndarray of shape (m,), intp
         Class indices in [0, n_classes).
     sample_weight : ndarray of shape (m,), float64, or None
@@ -100,7 +104,7 @@ class SoftmaxObjective:
 
     def __init__(
         self,
-        design: DenseDesign,
+        design: DenseDesign | CSRDesign,
         labels: np.ndarray,
         sample_weight: np.ndarray | None,
         n_classes: int,
@@ -127,7 +131,8 @@ class SoftmaxObjective:
     # ----------------------------------------------------------------------------- packing
     def pack(self, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
         """(K, n) coef and (K,) intercept -> theta (float64)."""
-        parts = [np.asarray(coef, dtype=np.float64)[self.class_rows].ravel()]
+        free = np.asarray(coef, dtype=np.float64)[self.class_rows]
+        parts = [(free.T if self.design.feature_major else free).ravel()]
         if self.fit_intercept:
             parts.append(np.asarray(intercept, dtype=np.float64)[self.class_rows])
         return np.concatenate(parts)
@@ -136,7 +141,10 @@ class SoftmaxObjective:
         """theta -> (K, n) coef and (K,) intercept of ``dtype`` (zeros where fixed)."""
         k, n = self.class_rows.size, self.n_features
         coef = np.zeros((self.n_classes, n), dtype=dtype)
-        coef[self.class_rows] = theta[: k * n].reshape(k, n)
+        if self.design.feature_major:
+            coef[self.class_rows] = theta[: k * n].reshape(n, k).T
+        else:
+            coef[self.class_rows] = theta[: k * n].reshape(k, n)
         intercept = np.zeros(self.n_classes, dtype=dtype)
         if self.fit_intercept:
             intercept[self.class_rows] = theta[k * n :]
@@ -144,14 +152,24 @@ class SoftmaxObjective:
 
     # ----------------------------------------------------------------------------- evaluation
     def _coefficients(self, theta, dtype):
-        """W (K, n) and b (K,) or None for the kernels: views of theta where the layouts agree
-        (float64, no reference class), else copies."""
+        """W in the design's layout ((K, n), or (n, K) when feature-major) and b (K,) or None,
+        for the kernels: views of theta where the layouts agree (float64, no reference class),
+        else copies."""
+        K, n = self.n_classes, self.n_features
+        k_n = self.class_rows.size * n
+        shape = (n, K) if self.design.feature_major else (K, n)
         if self.reference is None and dtype == np.float64:
-            k_n = self.n_classes * self.n_features
-            W = theta[:k_n].reshape(self.n_classes, self.n_features)
-            return W, theta[k_n:] if self.fit_intercept else None
-        W, b = self.unpack(theta, dtype=dtype)
-        return W, b if self.fit_intercept else None
+            return theta[:k_n].reshape(shape), theta[k_n:] if self.fit_intercept else None
+        W = np.zeros(shape, dtype=dtype)
+        if self.design.feature_major:
+            W[:, self.class_rows] = theta[:k_n].reshape(n, -1)
+        else:
+            W[self.class_rows] = theta[:k_n].reshape(-1, n)
+        b = None
+        if self.fit_intercept:
+            b = np.zeros(K, dtype=dtype)
+            b[self.class_rows] = theta[k_n:]
+        return W, b
 
     def _evaluate(self, design, labels, sample_weight, theta, scale):
         """``(sum_i w_i l_i, penalty, gradient)``: the gradient (the data term's scaled by
@@ -161,7 +179,10 @@ class SoftmaxObjective:
         total, dW, db = design.loss_grad(W, b, labels, None, sample_weight, scale)
         grad = np.empty_like(theta)
         k_n = self.class_rows.size * self.n_features
-        dW_free = dW if self.reference is None else dW[self.class_rows]
+        if self.reference is None:
+            dW_free = dW
+        else:  # the free classes, in theta's layout
+            dW_free = dW[:, self.class_rows] if design.feature_major else dW[self.class_rows]
         if k_n >= NATIVE_PENALTY_MIN:
             # one threaded pass: alpha W + dW and ||W||^2
             squares = _native_vectors.penalized_gradient(

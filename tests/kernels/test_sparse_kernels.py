@@ -406,6 +406,37 @@ def test_column_pass(rng, case, column_pass):
     assert_unchanged(X, snap)
 
 
+# K's that reach every block of the column kernels (_sfsparse.h): one to eight four-wide
+# vectors held in registers (K = 4 .. 35), several blocks of eight (K >= 32), and K mod 4
+# classes left over (1, 2 or 3), or none.
+COLUMN_BLOCK_KS = [1, 2, 3, 4, 7, 9, 14, 16, 19, 22, 27, 28, 31, 32, 33, 38, 67]
+
+
+@pytest.mark.parametrize("strategy", ["columns", "rows+column pass"])
+@pytest.mark.parametrize("K", COLUMN_BLOCK_KS)
+def test_column_kernels_every_class_block(rng, K, strategy, monkeypatch):
+    """The column strategies (forced) against the reference and against the row accumulators
+    of one thread, for K's through every class block of the column kernels."""
+    m, n = (23, 61) if strategy == "columns" else (61, 23)  # "columns" needs m < n
+    X = random_csr(m, n, 0.2, unsorted=True, duplicates=True, empty_rows=True, seed=K)
+    W, b, y = sparse_problem(rng, X, K, True, "labels")
+    w = random_weights(rng, m)
+    alpha = 0.3
+    rows = sf.loss_and_grad(X, y, W, b, **_kwargs(alpha, w, 1))
+    monkeypatch.setattr(CSRDesign, "strategy", lambda self, K: strategy)
+    got = sf.loss_and_grad(X, y, W, b, **_kwargs(alpha, w, 2))
+    check_outputs(X, *got, K, True)
+    assert_identical(got, sf.loss_and_grad(X, y, W, b, **_kwargs(alpha, w, 2)), "repeated")
+    expected = ref.loss_and_grad(X, y, W, b, alpha=alpha, sample_weight=w)
+    one = bounds(X, y, W, b, alpha, w, kinds=("kernel", "reference"))
+    assert_results_within(
+        got, expected, _sum(one["kernel"], one["reference"]), True, f"{strategy} vs reference"
+    )
+    assert_results_within(
+        got, rows, kernel_pair_bounds(X, y, W, b, alpha, w), True, f"{strategy} vs rows"
+    )
+
+
 def test_column_pass_threshold(monkeypatch):
     """uses_column_pass(K): the team's row accumulators (team * n * K * 8 bytes) above
     ROW_ACCUMULATOR_BYTES."""

@@ -1,5 +1,5 @@
-"""softmax_fast._native.vectors: the L-BFGS history passes, the trial point and the penalized
-gradient, against NumPy on the same values; float32 and float64 histories, 1-3 threads, lengths
+"""softmax_fast._native.vectors: the L-BFGS history passes, the trial point, the penalized
+gradient and the tiled transpose, against NumPy on the same values; float32 and float64 histories, 1-3 threads, lengths
 around the block size; bit-identical repeats; every bad shape a ValueError.
 
 The sums are float64 sums of n products of float64 values (float32 rows are exact in float64):
@@ -186,3 +186,32 @@ def test_wrong_dtypes_are_type_or_value_errors():
         vectors.history_dots(
             Z, np.zeros(1, np.intp), np.zeros(n, np.float32), -1, np.zeros(1), np.zeros(1)
         )
+
+
+# shapes around the transpose's 64 x 64 tiles: one row or column, a partial tile, whole tiles,
+# and the (K, n) coefficients of a wide model
+TRANSPOSE_SHAPES = [(1, 1), (1, 130), (130, 1), (20, 63), (64, 64), (65, 129), (20, 1000)]
+
+
+@pytest.mark.parametrize("out_dtype", DTYPES)
+@pytest.mark.parametrize("src_dtype", DTYPES)
+@pytest.mark.parametrize("shape", TRANSPOSE_SHAPES)
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_transpose_is_numpys_rounded_once(shape, src_dtype, out_dtype, n_threads, rng):
+    src = rng.standard_normal(shape).astype(src_dtype)
+    before = src.copy()
+    out = np.full(shape[::-1], np.nan, dtype=out_dtype)
+    vectors.transpose(src, out, n_threads)
+    # every element moved and rounded once to out's dtype: exactly NumPy's cast of src.T
+    np.testing.assert_array_equal(out, src.T.astype(out_dtype))
+    np.testing.assert_array_equal(src, before)
+
+
+def test_transpose_of_empty_and_bad_outputs():
+    vectors.transpose(np.zeros((0, 5)), np.zeros((5, 0)))  # nothing to move
+    src = np.zeros((3, 4))
+    with pytest.raises(ValueError, match=r"out: shape \(3, 4\), expected \(4, 3\)"):
+        vectors.transpose(src, np.zeros((3, 4)))
+    square = np.zeros((4, 4))
+    with pytest.raises(ValueError, match="out: must not share"):
+        vectors.transpose(square, square)

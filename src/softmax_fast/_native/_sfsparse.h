@@ -11,10 +11,10 @@
  *
  *   csr_logits   z[i, :]  = b + sum_p x_p Wt[j_p, :]        rows [r0, r1) of a block, into Z
  *   csr_scatter  acc[j_p, :] += x_p g                        one row's entries
- *   csc_logits   Z[i_p, :] += x_p W[:, j]                    columns [j0, j1), W (K x n)
- *   csc_grad     dW[:, j] = sum_p x_p G[i_p, :]              columns [j0, j1), dW (K x n)
- * (the column kernels read W and write dW in their (K, n) layout: a column's K values go
- * through a per-thread buffer of K doubles, so that no transposed copy is needed)
+ *   csc_logits   Z[i_p, :] += x_p Wt[j, :]                   columns [j0, j1), Wt (n x K)
+ *   csc_grad     dWt[j, :] = sum_p x_p G[i_p, :]             columns [j0, j1), dWt (n x K)
+ * (the coefficients and the gradient feature-major: a feature's K values are contiguous, one
+ * stream over the features whatever K)
  */
 #ifndef SOFTMAX_FAST_SFSPARSE_H
 #define SOFTMAX_FAST_SFSPARSE_H
@@ -105,39 +105,6 @@ SF_MULTIVERSION SF_MAYBE_UNUSED static void sf_csr_scatter_##SUFFIX(            
         SF_PREFETCH_AHEAD(acc, indices, p, p1, K);                                             \
         sf_axpy_d(acc + (Py_ssize_t)indices[p] * K, (double)data[p], g, K);                    \
     }                                                                                          \
-}                                                                                              \
-SF_MULTIVERSION SF_MAYBE_UNUSED static void sf_csc_logits_##SUFFIX(                            \
-    const T *restrict data, const I *restrict rows, const I *restrict colptr,                 \
-    const T *restrict W, Py_ssize_t n, double *restrict Z, double *restrict w, Py_ssize_t j0,  \
-    Py_ssize_t j1, Py_ssize_t K)                                                               \
-{                                                                                              \
-    for (Py_ssize_t j = j0; j < j1; j++) {                                                     \
-        const Py_ssize_t p0 = (Py_ssize_t)colptr[j], p1 = (Py_ssize_t)colptr[j + 1];           \
-        if ((j & 7) == 0 && j + 32 < n)  /* the next lines of W's K rows, 32 columns ahead */  \
-            for (Py_ssize_t k = 0; k < K; k++) SF_PREFETCH(W + k * n + j + 32, 0);            \
-        if (p0 == p1) continue;                                                                \
-        for (Py_ssize_t k = 0; k < K; k++) w[k] = (double)W[k * n + j];                        \
-        for (Py_ssize_t p = p0; p < p1; p++) {                                                 \
-            SF_PREFETCH_AHEAD(Z, rows, p, (Py_ssize_t)colptr[j1], K);                          \
-            sf_axpy_d(Z + (Py_ssize_t)rows[p] * K, (double)data[p], w, K);                     \
-        }                                                                                      \
-    }                                                                                          \
-}                                                                                              \
-SF_MULTIVERSION SF_MAYBE_UNUSED static void sf_csc_grad_##SUFFIX(                              \
-    const T *restrict data, const I *restrict rows, const I *restrict colptr,                 \
-    const double *restrict G, double *restrict dW, Py_ssize_t n, double *restrict acc,         \
-    Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)                                                \
-{                                                                                              \
-    for (Py_ssize_t j = j0; j < j1; j++) {                                                     \
-        for (Py_ssize_t k = 0; k < K; k++) acc[k] = 0.0;                                       \
-        for (Py_ssize_t p = (Py_ssize_t)colptr[j]; p < (Py_ssize_t)colptr[j + 1]; p++) {       \
-            SF_PREFETCH_AHEAD(G, rows, p, (Py_ssize_t)colptr[j1], K);                          \
-            sf_axpy_d(acc, (double)data[p], G + (Py_ssize_t)rows[p] * K, K);                   \
-        }                                                                                      \
-        if ((j & 7) == 0 && j + 32 < n)  /* the lines of dW's K rows it writes next */         \
-            for (Py_ssize_t k = 0; k < K; k++) SF_PREFETCH(dW + k * n + j + 32, 1);           \
-        for (Py_ssize_t k = 0; k < K; k++) dW[k * n + j] = acc[k];                             \
-    }                                                                                          \
 }
 
 SF_SPARSE_LOOPS(d_i32, double, int32_t, sf_axpy_d)
@@ -146,5 +113,128 @@ SF_SPARSE_LOOPS(f_i32, float, int32_t, sf_axpy_f)
 SF_SPARSE_LOOPS(f_i64, float, int64_t, sf_axpy_f)
 
 #undef SF_SPARSE_LOOPS
+
+/* The column kernels (csc_logits, csc_grad) hold one feature's K coefficients (or gradient
+   sums) in registers over the feature's column of entries: K runs in blocks of NV four-wide
+   vectors (NV <= 8, a literal in each inlined body, so the block unrolls into registers), then
+   one class at a time for the K mod 4 left.  A class's sum is one multiply-add per entry in
+   entry order whatever its block, as in sf_axpy_*. */
+#if defined(__GNUC__) || defined(__clang__)
+#define SF_SPARSE_INLINE static inline __attribute__((always_inline))
+
+#define SF_COLUMN_BLOCKS(SUFFIX, T, I, LOAD_T)                                                 \
+/* out[0 : 4 NV] = sum_p x_p G[rows[p], k0 : k0 + 4 NV] over entries [p0, p1) */              \
+SF_SPARSE_INLINE void sf_grad_block_##SUFFIX(                                                  \
+    const T *restrict data, const I *restrict rows, Py_ssize_t p0, Py_ssize_t p1,             \
+    Py_ssize_t pend, const double *restrict G, Py_ssize_t K, Py_ssize_t k0,                    \
+    double *restrict out, const int NV)                                                        \
+{                                                                                              \
+    sf_v4d a[8];                                                                               \
+    for (int v = 0; v < NV; v++) a[v] = (sf_v4d){0.0, 0.0, 0.0, 0.0};                          \
+    for (Py_ssize_t p = p0; p < p1; p++) {                                                     \
+        SF_PREFETCH_AHEAD(G, rows, p, pend, K);                                                \
+        const double x = (double)data[p];                                                      \
+        const sf_v4d xv = {x, x, x, x};                                                        \
+        const double *restrict g = G + (Py_ssize_t)rows[p] * K + k0;                           \
+        for (int v = 0; v < NV; v++) a[v] += xv * *(const sf_v4d *)(g + 4 * v);                \
+    }                                                                                          \
+    for (int v = 0; v < NV; v++) *(sf_v4d *)(out + 4 * v) = a[v];                              \
+}                                                                                              \
+/* Z[rows[p], k0 : k0 + 4 NV] += x_p w[k0 : k0 + 4 NV] over entries [p0, p1) */               \
+SF_SPARSE_INLINE void sf_logits_block_##SUFFIX(                                                \
+    const T *restrict data, const I *restrict rows, Py_ssize_t p0, Py_ssize_t p1,             \
+    Py_ssize_t pend, const T *restrict w, double *restrict Z, Py_ssize_t K, Py_ssize_t k0,     \
+    const int NV)                                                                              \
+{                                                                                              \
+    sf_v4d wv[8];                                                                              \
+    for (int v = 0; v < NV; v++) wv[v] = LOAD_T(w + k0 + 4 * v);                               \
+    for (Py_ssize_t p = p0; p < p1; p++) {                                                     \
+        SF_PREFETCH_AHEAD(Z, rows, p, pend, K);                                                \
+        const double x = (double)data[p];                                                      \
+        const sf_v4d xv = {x, x, x, x};                                                        \
+        double *restrict z = Z + (Py_ssize_t)rows[p] * K + k0;                                 \
+        for (int v = 0; v < NV; v++)                                                           \
+            *(sf_v4d *)(z + 4 * v) = *(const sf_v4d *)(z + 4 * v) + xv * wv[v];                \
+    }                                                                                          \
+}
+
+#define SF_LOAD4_d(p) (*(const sf_v4d *)(p))
+#define SF_LOAD4_f(p) __builtin_convertvector(*(const sf_v4f *)(p), sf_v4d)
+SF_COLUMN_BLOCKS(d_i32, double, int32_t, SF_LOAD4_d)
+SF_COLUMN_BLOCKS(d_i64, double, int64_t, SF_LOAD4_d)
+SF_COLUMN_BLOCKS(f_i32, float, int32_t, SF_LOAD4_f)
+SF_COLUMN_BLOCKS(f_i64, float, int64_t, SF_LOAD4_f)
+#undef SF_COLUMN_BLOCKS
+
+/* The classes [k, K - K mod 4) in blocks of up to 8 vectors: CALL(NV) runs the block at k. */
+#define SF_VECTOR_BLOCKS(CALL)                                                                 \
+    for (; k + 4 <= K; ) {                                                                     \
+        const Py_ssize_t left = (K - k) / 4;                                                   \
+        switch (left < 8 ? (int)left : 8) {                                                    \
+        case 1: CALL(1); break; case 2: CALL(2); break; case 3: CALL(3); break;                \
+        case 4: CALL(4); break; case 5: CALL(5); break; case 6: CALL(6); break;                \
+        case 7: CALL(7); break; default: CALL(8); break;                                       \
+        }                                                                                      \
+        k += 4 * (left < 8 ? left : 8);                                                        \
+    }
+#else
+#define SF_VECTOR_BLOCKS(CALL)
+#endif
+
+#define SF_COLUMN_LOOPS(SUFFIX, T, I)                                                          \
+SF_MULTIVERSION SF_MAYBE_UNUSED static void sf_csc_logits_##SUFFIX(                            \
+    const T *restrict data, const I *restrict rows, const I *restrict colptr,                 \
+    const T *restrict Wt, double *restrict Z, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)      \
+{                                                                                              \
+    const Py_ssize_t pend = (Py_ssize_t)colptr[j1];                                            \
+    for (Py_ssize_t j = j0; j < j1; j++) {                                                     \
+        const Py_ssize_t p0 = (Py_ssize_t)colptr[j], p1 = (Py_ssize_t)colptr[j + 1];           \
+        if (p0 == p1) continue;                                                                \
+        const T *restrict w = Wt + j * K;                                                      \
+        Py_ssize_t k = 0;                                                                      \
+        SF_VECTOR_BLOCKS(SF_LOGITS_BLOCK_##SUFFIX)                                             \
+        for (; k < K; k++) {                                                                   \
+            const double wk = (double)w[k];                                                    \
+            for (Py_ssize_t p = p0; p < p1; p++)                                               \
+                Z[(Py_ssize_t)rows[p] * K + k] += (double)data[p] * wk;                        \
+        }                                                                                      \
+    }                                                                                          \
+}                                                                                              \
+SF_MULTIVERSION SF_MAYBE_UNUSED static void sf_csc_grad_##SUFFIX(                              \
+    const T *restrict data, const I *restrict rows, const I *restrict colptr,                 \
+    const double *restrict G, double *restrict dWt, Py_ssize_t j0, Py_ssize_t j1,              \
+    Py_ssize_t K)                                                                              \
+{                                                                                              \
+    const Py_ssize_t pend = (Py_ssize_t)colptr[j1];                                            \
+    for (Py_ssize_t j = j0; j < j1; j++) {                                                     \
+        const Py_ssize_t p0 = (Py_ssize_t)colptr[j], p1 = (Py_ssize_t)colptr[j + 1];           \
+        double *restrict out = dWt + j * K;                                                    \
+        Py_ssize_t k = 0;                                                                      \
+        SF_VECTOR_BLOCKS(SF_GRAD_BLOCK_##SUFFIX)                                               \
+        for (; k < K; k++) {                                                                   \
+            double a = 0.0;                                                                    \
+            for (Py_ssize_t p = p0; p < p1; p++)                                               \
+                a += (double)data[p] * G[(Py_ssize_t)rows[p] * K + k];                         \
+            out[k] = a;                                                                        \
+        }                                                                                      \
+    }                                                                                          \
+}
+
+/* (a block's call in each loop above, by its NV) */
+#define SF_LOGITS_BLOCK_d_i32(NV) sf_logits_block_d_i32(data, rows, p0, p1, pend, w, Z, K, k, NV)
+#define SF_LOGITS_BLOCK_d_i64(NV) sf_logits_block_d_i64(data, rows, p0, p1, pend, w, Z, K, k, NV)
+#define SF_LOGITS_BLOCK_f_i32(NV) sf_logits_block_f_i32(data, rows, p0, p1, pend, w, Z, K, k, NV)
+#define SF_LOGITS_BLOCK_f_i64(NV) sf_logits_block_f_i64(data, rows, p0, p1, pend, w, Z, K, k, NV)
+#define SF_GRAD_BLOCK_d_i32(NV) sf_grad_block_d_i32(data, rows, p0, p1, pend, G, K, k, out + k, NV)
+#define SF_GRAD_BLOCK_d_i64(NV) sf_grad_block_d_i64(data, rows, p0, p1, pend, G, K, k, out + k, NV)
+#define SF_GRAD_BLOCK_f_i32(NV) sf_grad_block_f_i32(data, rows, p0, p1, pend, G, K, k, out + k, NV)
+#define SF_GRAD_BLOCK_f_i64(NV) sf_grad_block_f_i64(data, rows, p0, p1, pend, G, K, k, out + k, NV)
+
+SF_COLUMN_LOOPS(d_i32, double, int32_t)
+SF_COLUMN_LOOPS(d_i64, double, int64_t)
+SF_COLUMN_LOOPS(f_i32, float, int32_t)
+SF_COLUMN_LOOPS(f_i64, float, int64_t)
+
+#undef SF_COLUMN_LOOPS
 
 #endif /* SOFTMAX_FAST_SFSPARSE_H */

@@ -1,7 +1,8 @@
 # Typed stub of the extension softmax_fast._native.csr (checked with mypy.stubtest).
 # The kernels take the three arrays of a canonical CSR matrix (float32 or float64 values, int32
-# or int64 indices, one index dtype for both) and W^T; validation, the dtype policy, the chunk
-# bounds and the choice of the gradient strategy live in softmax_fast._design.
+# or int64 indices, one index dtype for both) and W^T (n, K); the loss kernels return the
+# gradient as dW^T (n, K) float64.  Validation, the dtype policy, the chunk bounds and the
+# choice of the gradient strategy live in softmax_fast._design.
 
 import numpy as np
 import numpy.typing as npt
@@ -50,7 +51,7 @@ def loss_and_grad_columns(
     row_bounds: _Intp,
     labels: _Intp | None,
     Y: _FArray | None,
-    W: _FArray,
+    Wt: _FArray,
     b: _FArray | None,
     sample_weight: _F64 | None,
     grad_scale: float,

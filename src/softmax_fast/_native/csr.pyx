@@ -1,32 +1,33 @@
 """Fused softmax regression on a CSR X (m, n): ``loss_and_grad`` (by rows),
 ``loss_and_grad_columns`` (by the columns of the CSC copy), ``predict`` and ``to_csc``.  No
 validation here: softmax_fast._design validates the matrix once (the structure, indices in
-range, finite values), picks the strategy and calls these.  All return dW as (K, n) float64.
+range, finite values), picks the strategy and calls these.
 
 Design note
 -----------
 * X comes as its three CSR arrays (``data``, ``indices``, ``indptr``: float32/float64 values,
-  int32/int64 indices, one index dtype for both).  The row kernels take the coefficients as
-  ``Wt`` = W^T, shape (n, K): the K coefficients of one feature are contiguous, so the logits of
-  a row are ``z = b + sum_p x_p Wt[j_p, :]`` over its non-zeros, each a contiguous run of K.
+  int32/int64 indices, one index dtype for both).  Every kernel takes the coefficients
+  feature-major, as ``Wt`` = W^T of shape (n, K), and the loss kernels return the gradient the
+  same way, as ``dWt`` (n, K) float64: the K values of one feature are contiguous, so the logits
+  of a row are ``z = b + sum_p x_p Wt[j_p, :]`` over its non-zeros, each a contiguous run of K,
+  and a column pass reads Wt and writes dWt as one stream over the features.
 * Threads split the rows into chunks of about equal non-zeros (``row_bounds``, from the caller);
   a chunk walks its rows in blocks of ``ROW_BLOCK`` rows: logits from the non-zeros, the shift by
   the row max, one vectorized exp over the block, the loss and G = (A - Y) * w_i * grad_scale in
   place, all in float64 whatever the data's dtype.
-* ``loss_and_grad``'s gradient dW = G^T X has two forms, chosen by the caller from the memory
+* ``loss_and_grad``'s gradient dWt = X^T G has two forms, chosen by the caller from the memory
   they need:
   - row accumulators (``csc_* is None``): each chunk adds its rows' x_p * G[i, :] into its own
     (n, K) float64 accumulator in the same pass over the non-zeros, summed in chunk order after
     the parallel region: one pass over X, extra memory n_chunks * n * K * 8 bytes;
   - a column pass (``csc_*`` given: the CSC form of the same X, built once by the caller): the
     first pass stores G (m, K) float64; a second pass, threaded over column chunks, forms each
-    feature's K sums from its column's entries.  Extra memory m * K * 8 bytes plus the CSC copy,
-    whatever the thread count; each sum runs in row order, so the result does not depend on the
-    threads at all.
+    feature's K sums (held in registers) from its column's entries.  Extra memory m * K * 8
+    bytes plus the CSC copy, whatever the thread count; each sum runs in row order, so the
+    result does not depend on the threads at all.
 * ``loss_and_grad_columns`` (X with fewer rows than columns) runs both products over the CSC
-  copy: column chunks scatter x_ij W[:, j] into their own m x K logits part, row chunks sum the
-  parts and form the loss and G, column chunks gather dW[:, j] from G.  W and dW keep their
-  (K, n) layout (a column goes through a K-double buffer).
+  copy: column chunks scatter x_ij Wt[j, :] into their own m x K logits part, row chunks sum the
+  parts and form the loss and G, column chunks gather dWt[j, :] from G.
 * Results depend only on the inputs and the chunk bounds: bit-identical between repeated calls.
 * A row is bad when its logits hold a NaN or +inf or no finite value (the dense kernels' rule);
   a chunk stops at its first bad row and reports it.  Rows of weight 0 add nothing to the loss,
@@ -100,39 +101,35 @@ cdef inline void _csr_scatter(const floating *data, const csr_index *indices, Py
 
 
 cdef inline void _csc_logits(const floating *data, const csr_index *rows,
-                             const csr_index *colptr, const floating *W, Py_ssize_t n, double *Z,
-                             double *w, Py_ssize_t j0, Py_ssize_t j1,
-                             Py_ssize_t K) noexcept nogil:
-    """Z[rows[p], :] += data[p] * W[:, j] over the entries of columns [j0, j1); W is (K, n) and
-    ``w`` a buffer of K doubles for one of its columns."""
+                             const csr_index *colptr, const floating *Wt, double *Z,
+                             Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K) noexcept nogil:
+    """Z[rows[p], :] += data[p] * Wt[j, :] over the entries of columns [j0, j1); Wt (n, K)."""
     if floating is double:
         if csr_index is cnp.int32_t:
-            sf_csc_logits_d_i32(data, rows, colptr, W, n, Z, w, j0, j1, K)
+            sf_csc_logits_d_i32(data, rows, colptr, Wt, Z, j0, j1, K)
         else:
-            sf_csc_logits_d_i64(data, rows, colptr, W, n, Z, w, j0, j1, K)
+            sf_csc_logits_d_i64(data, rows, colptr, Wt, Z, j0, j1, K)
     else:
         if csr_index is cnp.int32_t:
-            sf_csc_logits_f_i32(data, rows, colptr, W, n, Z, w, j0, j1, K)
+            sf_csc_logits_f_i32(data, rows, colptr, Wt, Z, j0, j1, K)
         else:
-            sf_csc_logits_f_i64(data, rows, colptr, W, n, Z, w, j0, j1, K)
+            sf_csc_logits_f_i64(data, rows, colptr, Wt, Z, j0, j1, K)
 
 
 cdef inline void _csc_grad(const floating *data, const csr_index *rows,
-                           const csr_index *colptr, const double *G, double *dW, Py_ssize_t n,
-                           double *acc, Py_ssize_t j0, Py_ssize_t j1,
-                           Py_ssize_t K) noexcept nogil:
-    """dW[:, j] = sum over column j's entries (in order) of data[p] * G[rows[p], :], dW (K, n),
-    through ``acc``, a buffer of K doubles."""
+                           const csr_index *colptr, const double *G, double *dWt,
+                           Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K) noexcept nogil:
+    """dWt[j, :] = sum over column j's entries (in order) of data[p] * G[rows[p], :]."""
     if floating is double:
         if csr_index is cnp.int32_t:
-            sf_csc_grad_d_i32(data, rows, colptr, G, dW, n, acc, j0, j1, K)
+            sf_csc_grad_d_i32(data, rows, colptr, G, dWt, j0, j1, K)
         else:
-            sf_csc_grad_d_i64(data, rows, colptr, G, dW, n, acc, j0, j1, K)
+            sf_csc_grad_d_i64(data, rows, colptr, G, dWt, j0, j1, K)
     else:
         if csr_index is cnp.int32_t:
-            sf_csc_grad_f_i32(data, rows, colptr, G, dW, n, acc, j0, j1, K)
+            sf_csc_grad_f_i32(data, rows, colptr, G, dWt, j0, j1, K)
         else:
-            sf_csc_grad_f_i64(data, rows, colptr, G, dW, n, acc, j0, j1, K)
+            sf_csc_grad_f_i64(data, rows, colptr, G, dWt, j0, j1, K)
 
 
 cdef inline double _shift_row(double *z, Py_ssize_t K) noexcept nogil:
@@ -261,8 +258,8 @@ def loss_and_grad(const floating[::1] data, const csr_index[::1] indices,
     and ``col_bounds`` (the CSC arrays of X and the column chunks' first columns) the gradient
     takes the column pass, else per-chunk row accumulators.
 
-    Returns (first_bad_row or -1, sum_i w_i l_i, dW (K, n) float64, db (K,) float64 or None),
-    with dW = G^T X and db = sum_i g_i where g_i = (softmax(W x_i + b) - y_i) * w_i * grad_scale.
+    Returns (first_bad_row or -1, sum_i w_i l_i, dWt (n, K) float64, db (K,) float64 or None),
+    with dWt = X^T G and db = sum_i g_i where g_i = (softmax(W x_i + b) - y_i) * w_i * grad_scale.
     """
     cdef Py_ssize_t m = indptr.shape[0] - 1, n = n_features, K = Wt.shape[1]
     cdef Py_ssize_t n_chunks = row_bounds.shape[0] - 1
@@ -301,56 +298,50 @@ def loss_and_grad(const floating[::1] data, const csr_index[::1] indices,
             row_bounds[c], row_bounds[c + 1], K)
     work.poison_padding(False)
     first_bad = _first_bad(bad)
-    cdef double[:, ::1] dW_view
+    cdef double[:, ::1] dWt_view
     if column_pass:
-        dW = _alloc((K, n), np.float64, 0 if first_bad >= 0 else None)
-        dW_view = dW
+        dWt = _alloc((n, K), np.float64, 0 if first_bad >= 0 else None)
+        dWt_view = dWt
         if first_bad < 0 and n > 0:
-            _column_pass(csc_data, csc_indices, csc_indptr, col_bounds, G, dW_view, n_threads)
+            _column_pass(csc_data, csc_indices, csc_indptr, col_bounds, G, dWt_view, n_threads)
     else:
-        # the accumulators are (n, K): the sum in chunk order, then one transposed copy
-        dWt = np.asarray(acc)[0, :n * K] if n_chunks == 1 else _ordered_rows_sum(
-            np.asarray(acc)[:, :n * K])
-        dW = _alloc((K, n), np.float64)
-        dW[...] = dWt.reshape(n, K).T
+        # the accumulators are (n, K): their sum in chunk order
+        dWt = (np.asarray(acc)[0, :n * K] if n_chunks == 1 else _ordered_rows_sum(
+            np.asarray(acc)[:, :n * K])).reshape(n, K)
     db = _ordered_rows_sum(np.asarray(db_parts)[:, :K]) if b is not None else None
-    return first_bad, _ordered_sum(loss_sums), dW, db
+    return first_bad, _ordered_sum(loss_sums), dWt, db
 
 
 cdef void _column_pass(const floating[::1] csc_data, const csr_index[::1] csc_indices,
                        const csr_index[::1] csc_indptr, const intp_t[::1] col_bounds,
-                       const double[:, ::1] G, double[:, ::1] dW, int n_threads):
-    """dW (K, n) = G^T X, threaded over the column chunks of ``col_bounds``."""
-    cdef Py_ssize_t K = dW.shape[0], n = dW.shape[1], n_col_chunks = col_bounds.shape[0] - 1, c
-    cdef _Workspace work = _Workspace(n_col_chunks)
-    cdef double[:, ::1] acc = work.rows(K, np.float64)
+                       const double[:, ::1] G, double[:, ::1] dWt, int n_threads):
+    """dWt[j, :] = sum_i x_ij G[i, :] for every column, threaded over ``col_bounds``."""
+    cdef Py_ssize_t K = dWt.shape[1], n_col_chunks = col_bounds.shape[0] - 1, c
     cdef const floating *p_data = &csc_data[0] if csc_data.shape[0] > 0 else NULL
     cdef const csr_index *p_rows = &csc_indices[0] if csc_indices.shape[0] > 0 else NULL
     cdef const double *p_G = &G[0, 0] if G.shape[0] > 0 else NULL
     cdef int team = _team_size(n_threads, n_col_chunks)
-    work.poison_padding(True)
     for c in prange(n_col_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
-        _csc_grad(p_data, p_rows, &csc_indptr[0], p_G, &dW[0, 0], n, &acc[c, 0],
-                  col_bounds[c], col_bounds[c + 1], K)
-    work.poison_padding(False)
+        _csc_grad(p_data, p_rows, &csc_indptr[0], p_G, &dWt[0, 0],
+                    col_bounds[c], col_bounds[c + 1], K)
 
 
 def loss_and_grad_columns(const floating[::1] csc_data, const csr_index[::1] csc_indices,
                           const csr_index[::1] csc_indptr, Py_ssize_t n_samples,
                           const intp_t[::1] col_bounds, const intp_t[::1] row_bounds,
                           const intp_t[::1] labels, const floating[:, ::1] Y,
-                          const floating[:, ::1] W, const floating[::1] b,
+                          const floating[:, ::1] Wt, const floating[::1] b,
                           const double[::1] sample_weight, double grad_scale, int n_threads):
     """The fused loss and gradient from the CSC form of X alone, for X with fewer rows than
     columns (then the logits table, m x K, is the smaller one to scatter into and gather from).
 
-    1. Column chunks (``col_bounds``) each add their columns' x_ij W[:, j] into their own (m, K)
-       logits part;  2. row chunks (``row_bounds``) sum the parts in order (+ b), take the
-       softmax, loss and G into the first part;  3. column chunks form dW[:, j] = sum_i x_ij G_i.
-    W and dW are (K, n), as the caller has them (no transposed copy).
+    1. Column chunks (``col_bounds``) each add their columns' x_ij Wt[j, :] into their own
+       (m, K) logits part;  2. row chunks (``row_bounds``) sum the parts in order (+ b), take the
+       softmax, loss and G into the first part;  3. column chunks form
+       dWt[j, :] = sum_i x_ij G_i.
     Extra memory: n_col_chunks * m * K * 8 bytes.  Returns what ``loss_and_grad`` returns.
     """
-    cdef Py_ssize_t m = n_samples, n = csc_indptr.shape[0] - 1, K = W.shape[0]
+    cdef Py_ssize_t m = n_samples, n = csc_indptr.shape[0] - 1, K = Wt.shape[1]
     cdef Py_ssize_t n_col_chunks = col_bounds.shape[0] - 1, n_chunks = row_bounds.shape[0] - 1
     if m <= 0 or K == 0 or n_chunks < 1 or n_col_chunks < 1:
         raise ValueError("loss_and_grad_columns needs m > 0, K > 0 and non-empty chunk bounds")
@@ -365,34 +356,33 @@ def loss_and_grad_columns(const floating[::1] csc_data, const csr_index[::1] csc
     cdef const csr_index *p_rows = &csc_indices[0] if csc_indices.shape[0] > 0 else NULL
     cdef const intp_t *p_labels = &labels[0] if labels is not None else NULL
     cdef const floating *p_Y = &Y[0, 0] if Y is not None else NULL
-    cdef const floating *p_W = &W[0, 0] if n > 0 else NULL
+    cdef const floating *p_Wt = &Wt[0, 0] if n > 0 else NULL
     cdef const floating *p_b = &b[0] if b is not None else NULL
     cdef const double *p_sw = &sample_weight[0] if sample_weight is not None else NULL
     cdef double *p_Z = &Z_parts[0, 0]
-    cdef double[:, ::1] w_columns = _alloc((n_col_chunks, K + 16), np.float64)
     cdef Py_ssize_t c
     cdef int team = _team_size(n_threads, n_col_chunks)
     if n > 0:
         for c in prange(n_col_chunks, nogil=True, schedule="dynamic", chunksize=1,
                         num_threads=team):
-            _csc_logits(p_data, p_rows, &csc_indptr[0], p_W, n, p_Z + c * m * K,
-                        &w_columns[c, 0], col_bounds[c], col_bounds[c + 1], K)
+            _csc_logits(p_data, p_rows, &csc_indptr[0], p_Wt, p_Z + c * m * K,
+                        col_bounds[c], col_bounds[c + 1], K)
     work.poison_padding(True)
     team = _team_size(n_threads, n_chunks)
     for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
         bad[c] = _loss_grad_rows(
             p_data, p_rows, <const csr_index *>NULL, p_Z, n_col_chunks, m * K, p_labels, p_Y,
-            p_W, p_b, p_sw, grad_scale, &Zs[c, 0], &per_row[c, 0], NULL, p_Z, &db_parts[c, 0],
+            p_Wt, p_b, p_sw, grad_scale, &Zs[c, 0], &per_row[c, 0], NULL, p_Z, &db_parts[c, 0],
             &loss_sums[c, 0], row_bounds[c], row_bounds[c + 1], K)
     work.poison_padding(False)
     first_bad = _first_bad(bad)
-    dW = _alloc((K, n), np.float64, 0 if first_bad >= 0 else None)
-    cdef double[:, ::1] dW_view = dW
+    dWt = _alloc((n, K), np.float64, 0 if first_bad >= 0 else None)
+    cdef double[:, ::1] dWt_view = dWt
     cdef double[:, ::1] G = np.asarray(Z_parts)[0].reshape(m, K)  # G went into the first part
     if first_bad < 0 and n > 0:
-        _column_pass(csc_data, csc_indices, csc_indptr, col_bounds, G, dW_view, n_threads)
+        _column_pass(csc_data, csc_indices, csc_indptr, col_bounds, G, dWt_view, n_threads)
     db = _ordered_rows_sum(np.asarray(db_parts)[:, :K]) if b is not None else None
-    return first_bad, _ordered_sum(loss_sums), dW, db
+    return first_bad, _ordered_sum(loss_sums), dWt, db
 
 
 # ----------------------------------------------------------------------------- prediction

@@ -63,6 +63,11 @@ def history_rows(Z, n):
     return np.asarray(Z).transpose(1, 0, 2).reshape(Z.shape[1], -1)[:, :n].copy()
 
 
+cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    # ceil(a / b) for a >= 0, b > 0 (C division truncates: no -(-a // b) here)
+    return (a + b - 1) // b
+
+
 cdef inline Py_ssize_t _range_start(Py_ssize_t n_blocks, Py_ssize_t n, Py_ssize_t t,
                                     Py_ssize_t n_ranges) noexcept nogil:
     # range t of n_ranges: whole blocks, the last one ending at n
@@ -244,12 +249,13 @@ def axpy_to(const double[::1] x, const double[::1] d, double step, double[::1] x
     cdef Py_ssize_t n = x.shape[0], t, c0, c1, n_ranges
     _same_length(n, d=d, xt=xt)
     _distinct("xt", xt, (x, d))
-    n_ranges = max(1, min(n_threads, -(-n // SF_HIST_BLOCK)))
+    cdef Py_ssize_t nb = _ceil_div(n, SF_HIST_BLOCK)
+    n_ranges = max(1, min(n_threads, nb))
     if n == 0:
         return
     for t in prange(n_ranges, nogil=True, schedule="static", num_threads=n_ranges):
-        c0 = _range_start(-(-n // SF_HIST_BLOCK), n, t, n_ranges)
-        c1 = _range_start(-(-n // SF_HIST_BLOCK), n, t + 1, n_ranges)
+        c0 = _range_start(nb, n, t, n_ranges)
+        c1 = _range_start(nb, n, t + 1, n_ranges)
         sf_axpy_to(&x[0], &d[0], step, &xt[0], c0, c1)
 
 
@@ -262,7 +268,7 @@ def penalized_gradient(const double[::1] w, const double[::1] dw, double alpha,
     cdef Py_ssize_t n = w.shape[0], t, c0, c1, n_ranges, nb
     _same_length(n, dw=dw, out=out)
     _distinct("out", out, (w, dw))
-    nb = -(-n // SF_HIST_BLOCK)
+    nb = _ceil_div(n, SF_HIST_BLOCK)
     n_ranges = max(1, min(n_threads, nb))
     if n == 0:
         return 0.0
@@ -275,3 +281,40 @@ def penalized_gradient(const double[::1] w, const double[::1] dw, double alpha,
     for t in range(1, n_ranges):
         total += part[t]
     return total
+
+
+ctypedef fused out_floating:
+    float
+    double
+
+cdef enum:
+    # Side of the square tiles of ``transpose`` (64 x 64 x 8 bytes: a tile of each side in L2)
+    TRANSPOSE_TILE = 64
+
+
+def transpose(const floating[:, ::1] src, out_floating[:, ::1] out, int n_threads=1):
+    """``out = src.T`` (rounded to ``out``'s dtype), both C-contiguous: ``src`` (r, c) and
+    ``out`` (c, r), e.g. coefficients between the (K, n) and the feature-major (n, K) layout.
+
+    Tile by tile (TRANSPOSE_TILE square), threaded over column tiles of ``src``: each element is
+    read and written once, in cache-sized tiles rather than a stride of a whole row apart.
+    ``out`` must not share memory with ``src``.
+    """
+    cdef Py_ssize_t r = src.shape[0], c = src.shape[1], n_tiles, t, i, j, ti, j0, j1, i0, i1
+    if out.shape[0] != c or out.shape[1] != r:
+        raise ValueError(f"out: shape {(out.shape[0], out.shape[1])}, expected {(c, r)}")
+    _distinct("out", out, (src,))
+    if r == 0 or c == 0:
+        return
+    n_tiles = _ceil_div(c, TRANSPOSE_TILE)
+    cdef Py_ssize_t n_row_tiles = _ceil_div(r, TRANSPOSE_TILE)
+    cdef int team = max(1, min(n_threads, n_tiles))
+    for t in prange(n_tiles, nogil=True, schedule="static", num_threads=team):
+        j0 = t * <Py_ssize_t>TRANSPOSE_TILE
+        j1 = min(j0 + <Py_ssize_t>TRANSPOSE_TILE, c)
+        for ti in range(n_row_tiles):
+            i0 = ti * <Py_ssize_t>TRANSPOSE_TILE
+            i1 = min(i0 + <Py_ssize_t>TRANSPOSE_TILE, r)
+            for j in range(j0, j1):
+                for i in range(i0, i1):
+                    out[j, i] = <out_floating>src[i, j]
