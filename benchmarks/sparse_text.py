@@ -101,9 +101,10 @@ def part_kernel(repeats):
     b = rng.standard_normal(K) * 0.1
     alpha = 1e-4
     m = X.shape[0]
+    Wt = np.ascontiguousarray(W.T)  # a fit's coefficients: feature-major for CSR X
     designs = {t: CSRDesign(as_csr_arrays(X), t) for t in (1, 2)}
     for design in designs.values():
-        design.loss_grad(W, b, y, None, None, 1.0 / m)  # builds its CSC copy, as a fit's first call
+        design.loss_grad(Wt, b, y, None, None, 1.0 / m)  # builds its CSC copy, as a fit's first call
     contenders = {
         "reference (scipy.sparse)": lambda: reference.loss_and_grad(X, y, W, b, alpha=alpha),
         "public call, 1 thread": lambda: kernels.loss_and_grad(
@@ -115,25 +116,36 @@ def part_kernel(repeats):
         "public call, 2 threads, rows": lambda: _with_strategy(
             "rows", kernels.loss_and_grad, X, y, W, b, alpha=alpha, n_threads=2
         ),
-        "fit evaluation, 1 thread": lambda: designs[1].loss_grad(W, b, y, None, None, 1.0 / m),
-        "fit evaluation, 2 threads": lambda: designs[2].loss_grad(W, b, y, None, None, 1.0 / m),
+        "fit evaluation, 1 thread": lambda: designs[1].loss_grad(Wt, b, y, None, None, 1.0 / m),
+        "fit evaluation, 2 threads": lambda: designs[2].loss_grad(Wt, b, y, None, None, 1.0 / m),
     }
     times = {name: [] for name in contenders}
+    faults = {name: [] for name in contenders}
+    system = {name: [] for name in contenders}
     for _ in range(repeats):  # alternate the contenders, repeat by repeat
         for name, fn in contenders.items():
             # (after a pause: the previous contender's idle BLAS and OpenMP worker threads spin
             # for up to about 0.1 s, and a call started then shares the 2 cores with them)
             time.sleep(SETTLE_SECONDS)
+            before = resource.getrusage(resource.RUSAGE_SELF)
             times[name].append(_median_time(fn, 1))
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            # a call's fresh arrays cost page faults, whose price depends on the process's
+            # allocation history (glibc returning freed memory, NumPy's huge-page advice)
+            faults[name].append(after.ru_minflt - before.ru_minflt)
+            system[name].append(after.ru_stime - before.ru_stime)
     base = statistics.median(times["reference (scipy.sparse)"])
     print(
         f"loss_and_grad on {X.shape[0]} x {X.shape[1]}, nnz {X.nnz}, K = {K} "
         f"(strategy {designs[2].strategy(K)}); median of {repeats}"
     )
-    print(f"{'':28s} {'ms':>8s} {'reference / this':>17s}")
+    print(f"{'':28s} {'ms':>8s} {'reference / this':>17s} {'page faults':>12s} {'sys ms':>7s}")
     for name, ts in times.items():
         t = statistics.median(ts)
-        print(f"{name:28s} {t * 1e3:8.1f} {base / t:17.2f}")
+        print(
+            f"{name:28s} {t * 1e3:8.1f} {base / t:17.2f} {statistics.median(faults[name]):12.0f}"
+            f" {statistics.median(system[name]) * 1e3:7.1f}"
+        )
 
 
 def _fit_child(lib, alpha, tol, queue):

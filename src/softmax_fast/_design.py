@@ -171,6 +171,8 @@ class DenseDesign:
         (``db`` None when ``b`` is None).  ``labels`` (m,) intp or ``Y`` (m, K) targets, one
         of them.  Rows of weight 0 never count, even where their loss is infinite.
         """
+        if W.ndim != 2 or W.shape[1] != self.n_features:
+            raise ValueError(f"W: shape {W.shape}, expected (K, {self.n_features})")
         K = W.shape[0]
         team, tile, small = self._call_plan(K)
         X = self.X
@@ -368,6 +370,8 @@ class CSRDesign:
         """Fused data term: ``(sum_i w_i l_i, dWt, db)`` without any penalty, as
         :meth:`DenseDesign.loss_grad` but feature-major: ``Wt`` (n, K) C-contiguous in X's
         dtype, ``dWt`` (n, K) float64."""
+        if Wt.ndim != 2 or Wt.shape[0] != self.n_features:
+            raise ValueError(f"Wt: shape {Wt.shape}, expected ({self.n_features}, K)")
         K = Wt.shape[1]
         team = self._team(K)
         strategy = self.strategy(K)

@@ -43,14 +43,22 @@ def l2_penalty(
     return 0.5 * alpha * float(np.dot(flat, flat)), grad
 
 
+NATIVE_PENALTY_MIN = 1 << 18
+"""From this many coefficients on, the gradient's penalty term and the data term are added in
+one threaded native pass (:func:`softmax_fast._native.vectors.penalized_gradient`) instead of
+NumPy's passes (single-threaded, and the sum of squares through BLAS, whose idle threads then
+spin beside the next kernel's)."""
+
+
 # add_l2_penalty works through blocks of this many elements (a small scratch, no W-sized one)
 _PENALTY_BLOCK = 1 << 15
 
 
-def add_l2_penalty(grad: np.ndarray, W: np.ndarray, alpha: float) -> float:
+def add_l2_penalty(grad: np.ndarray, W: np.ndarray, alpha: float, n_threads: int = 1) -> float:
     """``grad += alpha W`` in place and ``(alpha / 2) ||W||^2`` returned: what
     :func:`l2_penalty` gives, added to a float64 gradient of W's shape without a W-sized
-    temporary (the same two roundings, ``alpha * W`` then the sum, block by block)."""
+    temporary (``alpha * W`` then the sum, block by block; from :data:`NATIVE_PENALTY_MIN`
+    coefficients on, one threaded native pass, with a fused multiply-add where the CPU has it)."""
     if not alpha:
         return 0.0
     flat_W = np.asarray(W, dtype=np.float64).reshape(-1)
@@ -58,6 +66,9 @@ def add_l2_penalty(grad: np.ndarray, W: np.ndarray, alpha: float) -> float:
         grad += alpha * np.asarray(W, dtype=np.float64)
         return 0.5 * alpha * float(np.dot(flat_W, flat_W))
     flat_grad = grad.reshape(-1)  # a view of grad
+    if flat_W.size >= NATIVE_PENALTY_MIN:
+        squares = _native_vectors.penalized_gradient(flat_W, flat_grad, alpha, flat_grad, n_threads)
+        return 0.5 * alpha * squares
     scratch = np.empty(min(flat_W.size, _PENALTY_BLOCK))
     for start in range(0, flat_W.size, _PENALTY_BLOCK):
         part = flat_W[start : start + _PENALTY_BLOCK]
@@ -65,12 +76,6 @@ def add_l2_penalty(grad: np.ndarray, W: np.ndarray, alpha: float) -> float:
         np.multiply(part, alpha, out=tmp)
         flat_grad[start : start + part.size] += tmp
     return 0.5 * alpha * float(np.dot(flat_W, flat_W))
-
-
-NATIVE_PENALTY_MIN = 1 << 18
-"""From this many coefficients on, the gradient's penalty term and the data term are added in
-one threaded native pass (:func:`softmax_fast._native.vectors.penalized_gradient`) instead of
-NumPy's three single-threaded ones."""
 
 
 class SoftmaxObjective:

@@ -309,11 +309,11 @@ def loss_and_grad(
     if design.feature_major:  # the kernels' layout, W^T (n, K), both ways
         Wk = transposed(Wc, n_threads=design.n_threads)
         total, dWk, db = design.loss_grad(Wk, bc, labels, Y, w, 1.0 / w_total)
-        loss = total / w_total + add_l2_penalty(dWk, Wk, alpha)
+        loss = total / w_total + add_l2_penalty(dWk, Wk, alpha, design.n_threads)
         dW = transposed(dWk, dtype=design.dtype, n_threads=design.n_threads)
     else:
         total, dW, db = design.loss_grad(Wc, bc, labels, Y, w, 1.0 / w_total)
-        loss = total / w_total + add_l2_penalty(dW, Wc, alpha)
+        loss = total / w_total + add_l2_penalty(dW, Wc, alpha, design.n_threads)
         dW = np.ascontiguousarray(dW, dtype=design.dtype)
     return loss, dW, None if db is None else db.astype(design.dtype)
 

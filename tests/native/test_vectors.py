@@ -116,6 +116,10 @@ def test_axpy_to_and_penalized_gradient_against_numpy(n, n_threads, rng):
     # alpha = 0: the data term exactly, and ||w||^2 still
     assert vectors.penalized_gradient(w, dw, 0.0, out2, n_threads) == ww
     np.testing.assert_array_equal(out2, dw)
+    # in place (out is dw itself): the same values
+    in_place = dw.copy()
+    assert vectors.penalized_gradient(w, in_place, 0.25, in_place, n_threads) == ww
+    np.testing.assert_array_equal(in_place, out)
 
 
 def test_threads_split_whole_blocks_and_give_the_same_values_as_one(rng):
@@ -140,6 +144,7 @@ def _bad_calls(rng):
     n = 50
     Z = np.zeros(vectors.history_shape(4, n), dtype=np.float32)
     g, d = np.zeros(n), np.zeros(n)
+    buf = np.zeros(n)
     rows = np.array([0, 1], dtype=np.intp)
     two = np.zeros(2)
     return [
@@ -164,12 +169,14 @@ def _bad_calls(rng):
         ("g_new: length", lambda: vectors.history_store_pair(Z, 0, 1, d, 1.0, g[:-1], d.copy())),
         ("xt: must not share", lambda: vectors.axpy_to(g, d, 1.0, d)),
         ("xt: length", lambda: vectors.axpy_to(g, d, 1.0, np.zeros(n + 1))),
-        ("out: must not share", lambda: vectors.penalized_gradient(g, d, 1.0, d)),
+        ("out: must not share", lambda: vectors.penalized_gradient(g, d, 1.0, g)),
+        # out overlapping dw without being dw itself (in place is allowed, a shift is not)
+        ("out: must not share", lambda: vectors.penalized_gradient(g[1:], buf[:-1], 1.0, buf[1:])),
         ("dw: length", lambda: vectors.penalized_gradient(g, d[:-1], 1.0, np.zeros(n))),
     ]
 
 
-@pytest.mark.parametrize("index", range(17))
+@pytest.mark.parametrize("index", range(18))
 def test_bad_shapes_and_indices_are_value_errors(index, rng):
     match, call = _bad_calls(rng)[index]
     with pytest.raises(ValueError, match=match.replace("(", r"\(")):

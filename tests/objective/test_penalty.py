@@ -68,3 +68,23 @@ def test_objective_native_penalized_gradient_equals_the_numpy_one(
     bound = 2 * eps * (np.abs(data_term) + np.abs(0.3 * theta[:k_n])) * 2
     assert (np.abs(native_grad[:k_n] - grad[:k_n]) <= bound).all()
     np.testing.assert_array_equal(native_grad[k_n:], grad[k_n:])  # the intercepts: no penalty
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_added_penalty_native_pass_within_rounding(monkeypatch, n_threads):
+    """From NATIVE_PENALTY_MIN coefficients on, add_l2_penalty is one native pass in place:
+    ``grad + alpha W`` within one or two roundings (2 eps of |grad| + |alpha W|) and ||W||^2
+    within 2 n eps of NumPy's sum (both sums' errors)."""
+    from softmax_fast import _objective
+
+    monkeypatch.setattr(_objective, "NATIVE_PENALTY_MIN", 0)
+    rng = np.random.default_rng(4)
+    W = rng.standard_normal((3, 3000))
+    grad = rng.standard_normal((3, 3000))
+    out = grad.copy()
+    value = add_l2_penalty(out, W, 0.7, n_threads)
+    eps = float(np.finfo(np.float64).eps)
+    squares = float(np.sum(W * W))
+    assert abs(value - 0.35 * squares) <= 2 * W.size * eps * 0.35 * squares
+    bound = 2 * eps * (np.abs(grad) + np.abs(0.7 * W))
+    assert (np.abs(out - (grad + 0.7 * W)) <= bound).all()

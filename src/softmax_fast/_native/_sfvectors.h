@@ -20,7 +20,7 @@
  *   sf_hist_pair     s = step d, y = gn - g, rounded to Z's type and stored; g = gn;
  *                    out[0] += s . y, out[1] += y . y (of the stored values), out[2] max |gn|
  *   sf_axpy_to       xt = x + step d
- *   sf_penalized     out = dw + alpha w;  returns w . w
+ *   sf_penalized     out = dw + alpha w (out may be dw);  returns w . w
  */
 #ifndef SOFTMAX_FAST_SFVECTORS_H
 #define SOFTMAX_FAST_SFVECTORS_H
@@ -255,9 +255,10 @@ SF_MULTIVERSION SF_LOOP_ALIGN SF_MAYBE_UNUSED static void sf_axpy_to(
     for (Py_ssize_t c = c0; c < c1; c++) xt[c] = x[c] + step * d[c];
 }
 
+/* (out may be dw itself: each element is read before it is written) */
 SF_MULTIVERSION SF_LOOP_ALIGN SF_MAYBE_UNUSED static double sf_penalized(
-    const double *restrict w, const double *restrict dw, double alpha, double *restrict out,
-    Py_ssize_t c0, Py_ssize_t c1)
+    const double *restrict w, const double *dw, double alpha, double *out, Py_ssize_t c0,
+    Py_ssize_t c1)
 {
     double ww = 0.0;
     for (Py_ssize_t b0 = c0; b0 < c1; b0 += SF_HIST_BLOCK) {

@@ -263,11 +263,13 @@ def penalized_gradient(const double[::1] w, const double[::1] dw, double alpha,
                        double[::1] out, int n_threads=1):
     """``out = dw + alpha w`` in one pass (rounded as :func:`axpy_to`); returns ``w . w``.
 
-    ``out`` must not share memory with ``w`` or ``dw``.
+    ``out`` may be ``dw`` itself (in place); it must not otherwise share memory with ``w`` or
+    ``dw``.
     """
     cdef Py_ssize_t n = w.shape[0], t, c0, c1, n_ranges, nb
     _same_length(n, dw=dw, out=out)
-    _distinct("out", out, (w, dw))
+    in_place = n > 0 and <const double *>&out[0] == &dw[0]
+    _distinct("out", out, (w,) if in_place else (w, dw))
     nb = _ceil_div(n, SF_HIST_BLOCK)
     n_ranges = max(1, min(n_threads, nb))
     if n == 0:
