@@ -201,6 +201,9 @@ class DenseDesign:
                     )[1]
         return float(total), dW, db
 
+    class_major_loss_grad = loss_grad
+    """:meth:`loss_grad`: W and dW (K, n) are this design's own layout."""
+
     def _predict(self, W, b, want_proba):
         m, K = self.n_samples, W.shape[0]
         team, tile, small = self._call_plan(K)
@@ -372,13 +375,43 @@ class CSRDesign:
         dtype, ``dWt`` (n, K) float64."""
         if Wt.ndim != 2 or Wt.shape[0] != self.n_features:
             raise ValueError(f"Wt: shape {Wt.shape}, expected ({self.n_features}, K)")
-        K = Wt.shape[1]
+        return self._loss_grad(Wt, b, labels, Y, sample_weight, grad_scale, class_major=False)
+
+    def class_major_loss_grad(
+        self,
+        W: np.ndarray,
+        b: np.ndarray | None,
+        labels: np.ndarray | None,
+        Y: np.ndarray | None,
+        sample_weight: np.ndarray | None,
+        grad_scale: float,
+    ) -> tuple[float, np.ndarray, np.ndarray | None]:
+        """:meth:`loss_grad` with W and dW in the user's (K, n) layout, for one-off calls: the
+        "columns" strategy reads W and writes dW in that layout itself (a little slower than
+        feature-major, and no transposed copies); the others transpose W in and dW out."""
+        if W.ndim != 2 or W.shape[1] != self.n_features:
+            raise ValueError(f"W: shape {W.shape}, expected (K, {self.n_features})")
+        if self.strategy(W.shape[0]) == "columns":
+            return self._loss_grad(W, b, labels, Y, sample_weight, grad_scale, class_major=True)
+        total, dWt, db = self._loss_grad(
+            transposed(W, n_threads=self.n_threads),
+            b,
+            labels,
+            Y,
+            sample_weight,
+            grad_scale,
+            class_major=False,
+        )
+        return total, transposed(dWt, n_threads=self.n_threads), db
+
+    def _loss_grad(self, W, b, labels, Y, sample_weight, grad_scale, class_major):
+        K = W.shape[0] if class_major else W.shape[1]
         team = self._team(K)
         strategy = self.strategy(K)
         X = self.X
         if strategy == "columns":
             data, rows, colptr = self._csc_arrays()
-            bad, total, dWt, db = _native_csr.loss_and_grad_columns(
+            bad, total, dW, db = _native_csr.loss_and_grad_columns(
                 data,
                 rows,
                 colptr,
@@ -387,17 +420,19 @@ class CSRDesign:
                 self._bounds(team),
                 labels,
                 Y,
-                Wt,
+                W,
                 b,
                 sample_weight,
                 grad_scale,
                 team,
+                class_major,
             )
         else:
+            assert not class_major  # the row kernels gather rows of Wt
             csc = (None, None, None, None)
             if strategy == "rows+column pass":
                 csc = (*self._csc_arrays(), self._column_bounds(4 * team))
-            bad, total, dWt, db = _native_csr.loss_and_grad(
+            bad, total, dW, db = _native_csr.loss_and_grad(
                 X.data,
                 X.indices,
                 X.indptr,
@@ -405,7 +440,7 @@ class CSRDesign:
                 self._bounds(team),
                 labels,
                 Y,
-                Wt,
+                W,
                 b,
                 sample_weight,
                 grad_scale,
@@ -413,8 +448,8 @@ class CSRDesign:
                 team,
             )
         if bad >= 0:
-            raise_bad_linear_row(X, Wt.T, b, bad)
-        return float(total), dWt, db
+            raise_bad_linear_row(X, W if class_major else W.T, b, bad)
+        return float(total), dW, db
 
     def _predict(self, W, b, want_proba):
         m, K = self.n_samples, W.shape[0]

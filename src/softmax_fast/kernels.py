@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from ._design import CSRDesign, DenseDesign, raise_bad_row, transposed
+from ._design import CSRDesign, DenseDesign, raise_bad_row
 from ._native import rowwise as _native_rowwise
 from ._native.rowwise import RowwiseMode
 from ._objective import add_l2_penalty
@@ -306,15 +306,9 @@ def loss_and_grad(
     w, w_total = check_sample_weight(sample_weight, m)
     if w is not None:
         w, w_total = scaled_weights(w)  # 1 / sum(w) neither overflows nor is 0
-    if design.feature_major:  # the kernels' layout, W^T (n, K), both ways
-        Wk = transposed(Wc, n_threads=design.n_threads)
-        total, dWk, db = design.loss_grad(Wk, bc, labels, Y, w, 1.0 / w_total)
-        loss = total / w_total + add_l2_penalty(dWk, Wk, alpha, design.n_threads)
-        dW = transposed(dWk, dtype=design.dtype, n_threads=design.n_threads)
-    else:
-        total, dW, db = design.loss_grad(Wc, bc, labels, Y, w, 1.0 / w_total)
-        loss = total / w_total + add_l2_penalty(dW, Wc, alpha, design.n_threads)
-        dW = np.ascontiguousarray(dW, dtype=design.dtype)
+    total, dW, db = design.class_major_loss_grad(Wc, bc, labels, Y, w, 1.0 / w_total)
+    loss = total / w_total + add_l2_penalty(dW, Wc, alpha, design.n_threads)
+    dW = np.ascontiguousarray(dW, dtype=design.dtype)
     return loss, dW, None if db is None else db.astype(design.dtype)
 
 

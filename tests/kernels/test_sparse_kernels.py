@@ -435,6 +435,15 @@ def test_column_kernels_every_class_block(rng, K, strategy, monkeypatch):
     assert_results_within(
         got, rows, kernel_pair_bounds(X, y, W, b, alpha, w), True, f"{strategy} vs rows"
     )
+    # The fit's feature-major call (Wt in, dWt out) and the one-off class-major one (W in, dW
+    # out, read and written in place by "columns"): the same sums, the same bits.
+    design = CSRDesign(as_csr_arrays(X), 2)
+    w_scaled = w / w.max() * 0.75
+    one_off = design.class_major_loss_grad(W, b, y, None, w_scaled, 0.01)
+    fit = design.loss_grad(np.ascontiguousarray(W.T), b, y, None, w_scaled, 0.01)
+    assert one_off[0] == fit[0]
+    np.testing.assert_array_equal(one_off[1], fit[1].T)
+    np.testing.assert_array_equal(one_off[2], fit[2])
 
 
 def test_column_pass_threshold(monkeypatch):

@@ -1,9 +1,10 @@
 """theta's layout follows the design: (K_free, n) for dense X, feature-major (n, K_free) for CSR
 X.  ``pack`` and ``unpack`` convert from and to the user's (K, n) coefficients exactly, and the
 objective on a CSR design is the public ``loss_and_grad`` on the same X and coefficients: the
-same kernel sums (the public call transposes W and dW exactly) and the same penalty terms, so
-the same bits in float64 (but for the grouping of ||W||^2's terms in the K - 1 form), and dW
-rounded once to float32 by the public call for float32 X."""
+same kernel sums in either layout (the public call reads W and writes dW as (K, n), or
+transposes them exactly) and the same penalty terms, so the same gradient bits in float64
+(the loss up to the order of ||W||^2's terms), and dW rounded once to float32 by the public
+call for float32 X."""
 
 import numpy as np
 import pytest
@@ -67,13 +68,10 @@ def test_csr_objective_is_the_public_call(dtype, reference, n_threads):
     dW_obj, db_obj = objective.unpack(grad)
     rows = objective.class_rows
     if dtype == np.float64:
-        if reference is None:
-            assert value == loss
-        else:
-            # ||W||^2 summed over theta's free classes, or over all of W with the reference's
-            # zeros among them: the same terms, grouped differently (n_coef eps relative each)
-            squares = float(np.sum(W**2))
-            assert abs(value - loss) <= 2 * W.size * EPS64 * 0.5 * alpha * squares
+        # ||W||^2 summed over theta (feature-major, the free classes) or over W (K, n): the
+        # same terms in another order (n_coef eps relative, each sum)
+        squares = float(np.sum(W**2))
+        assert abs(value - loss) <= 2 * W.size * EPS64 * 0.5 * alpha * squares
         np.testing.assert_array_equal(dW_obj[rows], dW[rows])
         np.testing.assert_array_equal(db_obj[rows], db[rows])
     else:

@@ -87,26 +87,34 @@ cdef extern from "_sfsparse.h" nogil:
     void sf_csr_scatter_f_i64(const float *data, const cnp.int64_t *indices, Py_ssize_t p0,
                               Py_ssize_t p1, const double *g, double *acc, Py_ssize_t K)
     void sf_csc_grad_d_i32(const double *data, const cnp.int32_t *rows,
-                           const cnp.int32_t *colptr, const double *G, double *dWt,
-                           Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)
+                           const cnp.int32_t *colptr, const double *G, double *dW,
+                           Py_ssize_t ldf, Py_ssize_t ldc, Py_ssize_t j0, Py_ssize_t j1,
+                           Py_ssize_t K)
     void sf_csc_grad_d_i64(const double *data, const cnp.int64_t *rows,
-                           const cnp.int64_t *colptr, const double *G, double *dWt,
-                           Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)
+                           const cnp.int64_t *colptr, const double *G, double *dW,
+                           Py_ssize_t ldf, Py_ssize_t ldc, Py_ssize_t j0, Py_ssize_t j1,
+                           Py_ssize_t K)
     void sf_csc_grad_f_i32(const float *data, const cnp.int32_t *rows,
-                           const cnp.int32_t *colptr, const double *G, double *dWt,
-                           Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)
+                           const cnp.int32_t *colptr, const double *G, double *dW,
+                           Py_ssize_t ldf, Py_ssize_t ldc, Py_ssize_t j0, Py_ssize_t j1,
+                           Py_ssize_t K)
     void sf_csc_grad_f_i64(const float *data, const cnp.int64_t *rows,
-                           const cnp.int64_t *colptr, const double *G, double *dWt,
-                           Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)
+                           const cnp.int64_t *colptr, const double *G, double *dW,
+                           Py_ssize_t ldf, Py_ssize_t ldc, Py_ssize_t j0, Py_ssize_t j1,
+                           Py_ssize_t K)
     void sf_csc_logits_d_i32(const double *data, const cnp.int32_t *rows,
-                             const cnp.int32_t *colptr, const double *Wt, double *Z,
-                             Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)
+                             const cnp.int32_t *colptr, const double *W, Py_ssize_t ldf,
+                             Py_ssize_t ldc, double *Z, Py_ssize_t j0, Py_ssize_t j1,
+                             Py_ssize_t K)
     void sf_csc_logits_d_i64(const double *data, const cnp.int64_t *rows,
-                             const cnp.int64_t *colptr, const double *Wt, double *Z,
-                             Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)
+                             const cnp.int64_t *colptr, const double *W, Py_ssize_t ldf,
+                             Py_ssize_t ldc, double *Z, Py_ssize_t j0, Py_ssize_t j1,
+                             Py_ssize_t K)
     void sf_csc_logits_f_i32(const float *data, const cnp.int32_t *rows,
-                             const cnp.int32_t *colptr, const float *Wt, double *Z,
-                             Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)
+                             const cnp.int32_t *colptr, const float *W, Py_ssize_t ldf,
+                             Py_ssize_t ldc, double *Z, Py_ssize_t j0, Py_ssize_t j1,
+                             Py_ssize_t K)
     void sf_csc_logits_f_i64(const float *data, const cnp.int64_t *rows,
-                             const cnp.int64_t *colptr, const float *Wt, double *Z,
-                             Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)
+                             const cnp.int64_t *colptr, const float *W, Py_ssize_t ldf,
+                             Py_ssize_t ldc, double *Z, Py_ssize_t j0, Py_ssize_t j1,
+                             Py_ssize_t K)

@@ -11,10 +11,11 @@
  *
  *   csr_logits   z[i, :]  = b + sum_p x_p Wt[j_p, :]        rows [r0, r1) of a block, into Z
  *   csr_scatter  acc[j_p, :] += x_p g                        one row's entries
- *   csc_logits   Z[i_p, :] += x_p Wt[j, :]                   columns [j0, j1), Wt (n x K)
- *   csc_grad     dWt[j, :] = sum_p x_p G[i_p, :]             columns [j0, j1), dWt (n x K)
- * (the coefficients and the gradient feature-major: a feature's K values are contiguous, one
- * stream over the features whatever K)
+ *   csc_logits   Z[i_p, k] += x_p W[j ldf + k ldc]           columns [j0, j1)
+ *   csc_grad     dW[j ldf + k ldc] = sum_p x_p G[i_p, k]     columns [j0, j1)
+ * (W and dW feature-major, (n x K) with ldf = K and ldc = 1: a feature's K values contiguous,
+ * one stream over the features, as a fit keeps them; or class-major, (K x n) with ldf = 1 and
+ * ldc = n, as a one-off call is given them: K lines n apart, prefetched ahead)
  */
 #ifndef SOFTMAX_FAST_SFSPARSE_H
 #define SOFTMAX_FAST_SFSPARSE_H
@@ -123,11 +124,11 @@ SF_SPARSE_LOOPS(f_i64, float, int64_t, sf_axpy_f)
 #define SF_SPARSE_INLINE static inline __attribute__((always_inline))
 
 #define SF_COLUMN_BLOCKS(SUFFIX, T, I, LOAD_T)                                                 \
-/* out[0 : 4 NV] = sum_p x_p G[rows[p], k0 : k0 + 4 NV] over entries [p0, p1) */              \
+/* out[c ldc] = sum_p x_p G[rows[p], k0 + c] over entries [p0, p1), c < 4 NV */              \
 SF_SPARSE_INLINE void sf_grad_block_##SUFFIX(                                                  \
     const T *restrict data, const I *restrict rows, Py_ssize_t p0, Py_ssize_t p1,             \
     Py_ssize_t pend, const double *restrict G, Py_ssize_t K, Py_ssize_t k0,                    \
-    double *restrict out, const int NV)                                                        \
+    double *restrict out, Py_ssize_t ldc, const int NV)                                        \
 {                                                                                              \
     sf_v4d a[8];                                                                               \
     for (int v = 0; v < NV; v++) a[v] = (sf_v4d){0.0, 0.0, 0.0, 0.0};                          \
@@ -138,16 +139,25 @@ SF_SPARSE_INLINE void sf_grad_block_##SUFFIX(                                   
         const double *restrict g = G + (Py_ssize_t)rows[p] * K + k0;                           \
         for (int v = 0; v < NV; v++) a[v] += xv * *(const sf_v4d *)(g + 4 * v);                \
     }                                                                                          \
-    for (int v = 0; v < NV; v++) *(sf_v4d *)(out + 4 * v) = a[v];                              \
+    if (ldc == 1)                                                                              \
+        for (int v = 0; v < NV; v++) *(sf_v4d *)(out + 4 * v) = a[v];                          \
+    else                                                                                       \
+        for (int v = 0; v < NV; v++)                                                           \
+            for (int l = 0; l < 4; l++) out[(4 * v + l) * ldc] = a[v][l];                      \
 }                                                                                              \
-/* Z[rows[p], k0 : k0 + 4 NV] += x_p w[k0 : k0 + 4 NV] over entries [p0, p1) */               \
+/* Z[rows[p], k0 + c] += x_p w[c ldc] over entries [p0, p1), c < 4 NV */                     \
 SF_SPARSE_INLINE void sf_logits_block_##SUFFIX(                                                \
     const T *restrict data, const I *restrict rows, Py_ssize_t p0, Py_ssize_t p1,             \
-    Py_ssize_t pend, const T *restrict w, double *restrict Z, Py_ssize_t K, Py_ssize_t k0,     \
-    const int NV)                                                                              \
+    Py_ssize_t pend, const T *restrict w, Py_ssize_t ldc, double *restrict Z, Py_ssize_t K,    \
+    Py_ssize_t k0, const int NV)                                                               \
 {                                                                                              \
     sf_v4d wv[8];                                                                              \
-    for (int v = 0; v < NV; v++) wv[v] = LOAD_T(w + k0 + 4 * v);                               \
+    if (ldc == 1)                                                                              \
+        for (int v = 0; v < NV; v++) wv[v] = LOAD_T(w + 4 * v);                                \
+    else                                                                                       \
+        for (int v = 0; v < NV; v++)                                                           \
+            wv[v] = (sf_v4d){(double)w[4 * v * ldc], (double)w[(4 * v + 1) * ldc],             \
+                             (double)w[(4 * v + 2) * ldc], (double)w[(4 * v + 3) * ldc]};      \
     for (Py_ssize_t p = p0; p < p1; p++) {                                                     \
         SF_PREFETCH_AHEAD(Z, rows, p, pend, K);                                                \
         const double x = (double)data[p];                                                      \
@@ -181,20 +191,29 @@ SF_COLUMN_BLOCKS(f_i64, float, int64_t, SF_LOAD4_f)
 #define SF_VECTOR_BLOCKS(CALL)
 #endif
 
+/* In the class-major layout (ldc = n, ldf = 1) a column's K values lie on K lines n apart,
+   each line shared by 8 consecutive columns: every 8 columns, the lines 32 columns ahead are
+   prefetched (for reading W, for writing dW). */
+#define SF_CLASS_MAJOR_PREFETCH(A, j, j1, ldf, ldc, K, RW)                                    \
+    if ((ldc) != 1 && ((j) & 7) == 0 && (j) + 32 < (j1))                                       \
+        for (Py_ssize_t kk = 0; kk < (K); kk++) SF_PREFETCH((A) + kk * (ldc) + ((j) + 32) * (ldf), RW);
+
 #define SF_COLUMN_LOOPS(SUFFIX, T, I)                                                          \
 SF_MULTIVERSION SF_MAYBE_UNUSED static void sf_csc_logits_##SUFFIX(                            \
     const T *restrict data, const I *restrict rows, const I *restrict colptr,                 \
-    const T *restrict Wt, double *restrict Z, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)      \
+    const T *restrict W, Py_ssize_t ldf, Py_ssize_t ldc, double *restrict Z, Py_ssize_t j0,    \
+    Py_ssize_t j1, Py_ssize_t K)                                                               \
 {                                                                                              \
     const Py_ssize_t pend = (Py_ssize_t)colptr[j1];                                            \
     for (Py_ssize_t j = j0; j < j1; j++) {                                                     \
         const Py_ssize_t p0 = (Py_ssize_t)colptr[j], p1 = (Py_ssize_t)colptr[j + 1];           \
+        SF_CLASS_MAJOR_PREFETCH(W, j, j1, ldf, ldc, K, 0)                                      \
         if (p0 == p1) continue;                                                                \
-        const T *restrict w = Wt + j * K;                                                      \
+        const T *restrict w = W + j * ldf;                                                     \
         Py_ssize_t k = 0;                                                                      \
         SF_VECTOR_BLOCKS(SF_LOGITS_BLOCK_##SUFFIX)                                             \
         for (; k < K; k++) {                                                                   \
-            const double wk = (double)w[k];                                                    \
+            const double wk = (double)w[k * ldc];                                              \
             for (Py_ssize_t p = p0; p < p1; p++)                                               \
                 Z[(Py_ssize_t)rows[p] * K + k] += (double)data[p] * wk;                        \
         }                                                                                      \
@@ -202,33 +221,34 @@ SF_MULTIVERSION SF_MAYBE_UNUSED static void sf_csc_logits_##SUFFIX(             
 }                                                                                              \
 SF_MULTIVERSION SF_MAYBE_UNUSED static void sf_csc_grad_##SUFFIX(                              \
     const T *restrict data, const I *restrict rows, const I *restrict colptr,                 \
-    const double *restrict G, double *restrict dWt, Py_ssize_t j0, Py_ssize_t j1,              \
-    Py_ssize_t K)                                                                              \
+    const double *restrict G, double *restrict dW, Py_ssize_t ldf, Py_ssize_t ldc,             \
+    Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K)                                                \
 {                                                                                              \
     const Py_ssize_t pend = (Py_ssize_t)colptr[j1];                                            \
     for (Py_ssize_t j = j0; j < j1; j++) {                                                     \
         const Py_ssize_t p0 = (Py_ssize_t)colptr[j], p1 = (Py_ssize_t)colptr[j + 1];           \
-        double *restrict out = dWt + j * K;                                                    \
+        SF_CLASS_MAJOR_PREFETCH(dW, j, j1, ldf, ldc, K, 1)                                     \
+        double *restrict out = dW + j * ldf;                                                   \
         Py_ssize_t k = 0;                                                                      \
         SF_VECTOR_BLOCKS(SF_GRAD_BLOCK_##SUFFIX)                                               \
         for (; k < K; k++) {                                                                   \
             double a = 0.0;                                                                    \
             for (Py_ssize_t p = p0; p < p1; p++)                                               \
                 a += (double)data[p] * G[(Py_ssize_t)rows[p] * K + k];                         \
-            out[k] = a;                                                                        \
+            out[k * ldc] = a;                                                                  \
         }                                                                                      \
     }                                                                                          \
 }
 
 /* (a block's call in each loop above, by its NV) */
-#define SF_LOGITS_BLOCK_d_i32(NV) sf_logits_block_d_i32(data, rows, p0, p1, pend, w, Z, K, k, NV)
-#define SF_LOGITS_BLOCK_d_i64(NV) sf_logits_block_d_i64(data, rows, p0, p1, pend, w, Z, K, k, NV)
-#define SF_LOGITS_BLOCK_f_i32(NV) sf_logits_block_f_i32(data, rows, p0, p1, pend, w, Z, K, k, NV)
-#define SF_LOGITS_BLOCK_f_i64(NV) sf_logits_block_f_i64(data, rows, p0, p1, pend, w, Z, K, k, NV)
-#define SF_GRAD_BLOCK_d_i32(NV) sf_grad_block_d_i32(data, rows, p0, p1, pend, G, K, k, out + k, NV)
-#define SF_GRAD_BLOCK_d_i64(NV) sf_grad_block_d_i64(data, rows, p0, p1, pend, G, K, k, out + k, NV)
-#define SF_GRAD_BLOCK_f_i32(NV) sf_grad_block_f_i32(data, rows, p0, p1, pend, G, K, k, out + k, NV)
-#define SF_GRAD_BLOCK_f_i64(NV) sf_grad_block_f_i64(data, rows, p0, p1, pend, G, K, k, out + k, NV)
+#define SF_LOGITS_BLOCK_d_i32(NV) sf_logits_block_d_i32(data, rows, p0, p1, pend, w + k * ldc, ldc, Z, K, k, NV)
+#define SF_LOGITS_BLOCK_d_i64(NV) sf_logits_block_d_i64(data, rows, p0, p1, pend, w + k * ldc, ldc, Z, K, k, NV)
+#define SF_LOGITS_BLOCK_f_i32(NV) sf_logits_block_f_i32(data, rows, p0, p1, pend, w + k * ldc, ldc, Z, K, k, NV)
+#define SF_LOGITS_BLOCK_f_i64(NV) sf_logits_block_f_i64(data, rows, p0, p1, pend, w + k * ldc, ldc, Z, K, k, NV)
+#define SF_GRAD_BLOCK_d_i32(NV) sf_grad_block_d_i32(data, rows, p0, p1, pend, G, K, k, out + k * ldc, ldc, NV)
+#define SF_GRAD_BLOCK_d_i64(NV) sf_grad_block_d_i64(data, rows, p0, p1, pend, G, K, k, out + k * ldc, ldc, NV)
+#define SF_GRAD_BLOCK_f_i32(NV) sf_grad_block_f_i32(data, rows, p0, p1, pend, G, K, k, out + k * ldc, ldc, NV)
+#define SF_GRAD_BLOCK_f_i64(NV) sf_grad_block_f_i64(data, rows, p0, p1, pend, G, K, k, out + k * ldc, ldc, NV)
 
 SF_COLUMN_LOOPS(d_i32, double, int32_t)
 SF_COLUMN_LOOPS(d_i64, double, int64_t)

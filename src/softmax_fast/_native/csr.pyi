@@ -51,11 +51,12 @@ def loss_and_grad_columns(
     row_bounds: _Intp,
     labels: _Intp | None,
     Y: _FArray | None,
-    Wt: _FArray,
+    W: _FArray,
     b: _FArray | None,
     sample_weight: _F64 | None,
     grad_scale: float,
     n_threads: int,
+    class_major: bool = False,
 ) -> tuple[int, float, _F64, _F64 | None]: ...
 def to_csc(
     data: _FArray,

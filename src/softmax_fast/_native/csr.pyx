@@ -6,11 +6,13 @@ range, finite values), picks the strategy and calls these.
 Design note
 -----------
 * X comes as its three CSR arrays (``data``, ``indices``, ``indptr``: float32/float64 values,
-  int32/int64 indices, one index dtype for both).  Every kernel takes the coefficients
+  int32/int64 indices, one index dtype for both).  The kernels take the coefficients
   feature-major, as ``Wt`` = W^T of shape (n, K), and the loss kernels return the gradient the
   same way, as ``dWt`` (n, K) float64: the K values of one feature are contiguous, so the logits
   of a row are ``z = b + sum_p x_p Wt[j_p, :]`` over its non-zeros, each a contiguous run of K,
   and a column pass reads Wt and writes dWt as one stream over the features.
+  ``loss_and_grad_columns`` also takes W (K, n) and returns dW (K, n) (``class_major``), the
+  same sums, for a one-off call given that layout (no transposed copies).
 * Threads split the rows into chunks of about equal non-zeros (``row_bounds``, from the caller);
   a chunk walks its rows in blocks of ``ROW_BLOCK`` rows: logits from the non-zeros, the shift by
   the row max, one vectorized exp over the block, the loss and G = (A - Y) * w_i * grad_scale in
@@ -101,35 +103,39 @@ cdef inline void _csr_scatter(const floating *data, const csr_index *indices, Py
 
 
 cdef inline void _csc_logits(const floating *data, const csr_index *rows,
-                             const csr_index *colptr, const floating *Wt, double *Z,
-                             Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K) noexcept nogil:
-    """Z[rows[p], :] += data[p] * Wt[j, :] over the entries of columns [j0, j1); Wt (n, K)."""
+                             const csr_index *colptr, const floating *W, Py_ssize_t ldf,
+                             Py_ssize_t ldc, double *Z, Py_ssize_t j0, Py_ssize_t j1,
+                             Py_ssize_t K) noexcept nogil:
+    """Z[rows[p], k] += data[p] * W[j ldf + k ldc] over the entries of columns [j0, j1): W is
+    Wt (n, K) with (ldf, ldc) = (K, 1), or W (K, n) with (1, n)."""
     if floating is double:
         if csr_index is cnp.int32_t:
-            sf_csc_logits_d_i32(data, rows, colptr, Wt, Z, j0, j1, K)
+            sf_csc_logits_d_i32(data, rows, colptr, W, ldf, ldc, Z, j0, j1, K)
         else:
-            sf_csc_logits_d_i64(data, rows, colptr, Wt, Z, j0, j1, K)
+            sf_csc_logits_d_i64(data, rows, colptr, W, ldf, ldc, Z, j0, j1, K)
     else:
         if csr_index is cnp.int32_t:
-            sf_csc_logits_f_i32(data, rows, colptr, Wt, Z, j0, j1, K)
+            sf_csc_logits_f_i32(data, rows, colptr, W, ldf, ldc, Z, j0, j1, K)
         else:
-            sf_csc_logits_f_i64(data, rows, colptr, Wt, Z, j0, j1, K)
+            sf_csc_logits_f_i64(data, rows, colptr, W, ldf, ldc, Z, j0, j1, K)
 
 
 cdef inline void _csc_grad(const floating *data, const csr_index *rows,
-                           const csr_index *colptr, const double *G, double *dWt,
-                           Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t K) noexcept nogil:
-    """dWt[j, :] = sum over column j's entries (in order) of data[p] * G[rows[p], :]."""
+                           const csr_index *colptr, const double *G, double *dW,
+                           Py_ssize_t ldf, Py_ssize_t ldc, Py_ssize_t j0, Py_ssize_t j1,
+                           Py_ssize_t K) noexcept nogil:
+    """dW[j ldf + k ldc] = sum over column j's entries (in order) of data[p] * G[rows[p], k]
+    (the layouts of _csc_logits)."""
     if floating is double:
         if csr_index is cnp.int32_t:
-            sf_csc_grad_d_i32(data, rows, colptr, G, dWt, j0, j1, K)
+            sf_csc_grad_d_i32(data, rows, colptr, G, dW, ldf, ldc, j0, j1, K)
         else:
-            sf_csc_grad_d_i64(data, rows, colptr, G, dWt, j0, j1, K)
+            sf_csc_grad_d_i64(data, rows, colptr, G, dW, ldf, ldc, j0, j1, K)
     else:
         if csr_index is cnp.int32_t:
-            sf_csc_grad_f_i32(data, rows, colptr, G, dWt, j0, j1, K)
+            sf_csc_grad_f_i32(data, rows, colptr, G, dW, ldf, ldc, j0, j1, K)
         else:
-            sf_csc_grad_f_i64(data, rows, colptr, G, dWt, j0, j1, K)
+            sf_csc_grad_f_i64(data, rows, colptr, G, dW, ldf, ldc, j0, j1, K)
 
 
 cdef inline double _shift_row(double *z, Py_ssize_t K) noexcept nogil:
@@ -303,7 +309,8 @@ def loss_and_grad(const floating[::1] data, const csr_index[::1] indices,
         dWt = _alloc((n, K), np.float64, 0 if first_bad >= 0 else None)
         dWt_view = dWt
         if first_bad < 0 and n > 0:
-            _column_pass(csc_data, csc_indices, csc_indptr, col_bounds, G, dWt_view, n_threads)
+            _column_pass(csc_data, csc_indices, csc_indptr, col_bounds, G, dWt_view, False,
+                         n_threads)
     else:
         # the accumulators are (n, K): their sum in chunk order
         dWt = (np.asarray(acc)[0, :n * K] if n_chunks == 1 else _ordered_rows_sum(
@@ -314,34 +321,42 @@ def loss_and_grad(const floating[::1] data, const csr_index[::1] indices,
 
 cdef void _column_pass(const floating[::1] csc_data, const csr_index[::1] csc_indices,
                        const csr_index[::1] csc_indptr, const intp_t[::1] col_bounds,
-                       const double[:, ::1] G, double[:, ::1] dWt, int n_threads):
-    """dWt[j, :] = sum_i x_ij G[i, :] for every column, threaded over ``col_bounds``."""
-    cdef Py_ssize_t K = dWt.shape[1], n_col_chunks = col_bounds.shape[0] - 1, c
+                       const double[:, ::1] G, double[:, ::1] out, bint class_major,
+                       int n_threads):
+    """X^T G for every column, threaded over ``col_bounds``: into ``out`` (n, K) as dWt, or
+    (``class_major``) into ``out`` (K, n) as dW."""
+    cdef Py_ssize_t K = G.shape[1], n_col_chunks = col_bounds.shape[0] - 1, c
+    cdef Py_ssize_t ldf = 1 if class_major else K, ldc = out.shape[1] if class_major else 1
     cdef const floating *p_data = &csc_data[0] if csc_data.shape[0] > 0 else NULL
     cdef const csr_index *p_rows = &csc_indices[0] if csc_indices.shape[0] > 0 else NULL
     cdef const double *p_G = &G[0, 0] if G.shape[0] > 0 else NULL
     cdef int team = _team_size(n_threads, n_col_chunks)
     for c in prange(n_col_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
-        _csc_grad(p_data, p_rows, &csc_indptr[0], p_G, &dWt[0, 0],
-                    col_bounds[c], col_bounds[c + 1], K)
+        _csc_grad(p_data, p_rows, &csc_indptr[0], p_G, &out[0, 0], ldf, ldc,
+                  col_bounds[c], col_bounds[c + 1], K)
 
 
 def loss_and_grad_columns(const floating[::1] csc_data, const csr_index[::1] csc_indices,
                           const csr_index[::1] csc_indptr, Py_ssize_t n_samples,
                           const intp_t[::1] col_bounds, const intp_t[::1] row_bounds,
                           const intp_t[::1] labels, const floating[:, ::1] Y,
-                          const floating[:, ::1] Wt, const floating[::1] b,
-                          const double[::1] sample_weight, double grad_scale, int n_threads):
+                          const floating[:, ::1] W, const floating[::1] b,
+                          const double[::1] sample_weight, double grad_scale, int n_threads,
+                          bint class_major=False):
     """The fused loss and gradient from the CSC form of X alone, for X with fewer rows than
     columns (then the logits table, m x K, is the smaller one to scatter into and gather from).
 
-    1. Column chunks (``col_bounds``) each add their columns' x_ij Wt[j, :] into their own
-       (m, K) logits part;  2. row chunks (``row_bounds``) sum the parts in order (+ b), take the
-       softmax, loss and G into the first part;  3. column chunks form
-       dWt[j, :] = sum_i x_ij G_i.
+    1. Column chunks (``col_bounds``) each add their columns' x_ij W_j into their own (m, K)
+       logits part;  2. row chunks (``row_bounds``) sum the parts in order (+ b), take the
+       softmax, loss and G into the first part;  3. column chunks form dW_j = sum_i x_ij G_i.
+    ``W`` is Wt (n, K) and the gradient dWt (n, K), or (``class_major``) W (K, n) and dW
+    (K, n): the same sums, the class-major layout reading and writing each column's K values
+    n apart (slower; it saves a one-off call the two transposed copies).
     Extra memory: n_col_chunks * m * K * 8 bytes.  Returns what ``loss_and_grad`` returns.
     """
-    cdef Py_ssize_t m = n_samples, n = csc_indptr.shape[0] - 1, K = Wt.shape[1]
+    cdef Py_ssize_t m = n_samples, n = csc_indptr.shape[0] - 1
+    cdef Py_ssize_t K = W.shape[0] if class_major else W.shape[1]
+    cdef Py_ssize_t ldf = 1 if class_major else K, ldc = n if class_major else 1
     cdef Py_ssize_t n_col_chunks = col_bounds.shape[0] - 1, n_chunks = row_bounds.shape[0] - 1
     if m <= 0 or K == 0 or n_chunks < 1 or n_col_chunks < 1:
         raise ValueError("loss_and_grad_columns needs m > 0, K > 0 and non-empty chunk bounds")
@@ -356,7 +371,7 @@ def loss_and_grad_columns(const floating[::1] csc_data, const csr_index[::1] csc
     cdef const csr_index *p_rows = &csc_indices[0] if csc_indices.shape[0] > 0 else NULL
     cdef const intp_t *p_labels = &labels[0] if labels is not None else NULL
     cdef const floating *p_Y = &Y[0, 0] if Y is not None else NULL
-    cdef const floating *p_Wt = &Wt[0, 0] if n > 0 else NULL
+    cdef const floating *p_W = &W[0, 0] if n > 0 else NULL
     cdef const floating *p_b = &b[0] if b is not None else NULL
     cdef const double *p_sw = &sample_weight[0] if sample_weight is not None else NULL
     cdef double *p_Z = &Z_parts[0, 0]
@@ -365,24 +380,25 @@ def loss_and_grad_columns(const floating[::1] csc_data, const csr_index[::1] csc
     if n > 0:
         for c in prange(n_col_chunks, nogil=True, schedule="dynamic", chunksize=1,
                         num_threads=team):
-            _csc_logits(p_data, p_rows, &csc_indptr[0], p_Wt, p_Z + c * m * K,
+            _csc_logits(p_data, p_rows, &csc_indptr[0], p_W, ldf, ldc, p_Z + c * m * K,
                         col_bounds[c], col_bounds[c + 1], K)
     work.poison_padding(True)
     team = _team_size(n_threads, n_chunks)
     for c in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
         bad[c] = _loss_grad_rows(
             p_data, p_rows, <const csr_index *>NULL, p_Z, n_col_chunks, m * K, p_labels, p_Y,
-            p_Wt, p_b, p_sw, grad_scale, &Zs[c, 0], &per_row[c, 0], NULL, p_Z, &db_parts[c, 0],
+            NULL, p_b, p_sw, grad_scale, &Zs[c, 0], &per_row[c, 0], NULL, p_Z, &db_parts[c, 0],
             &loss_sums[c, 0], row_bounds[c], row_bounds[c + 1], K)
     work.poison_padding(False)
     first_bad = _first_bad(bad)
-    dWt = _alloc((n, K), np.float64, 0 if first_bad >= 0 else None)
-    cdef double[:, ::1] dWt_view = dWt
+    dW = _alloc((K, n) if class_major else (n, K), np.float64, 0 if first_bad >= 0 else None)
+    cdef double[:, ::1] dW_view = dW
     cdef double[:, ::1] G = np.asarray(Z_parts)[0].reshape(m, K)  # G went into the first part
     if first_bad < 0 and n > 0:
-        _column_pass(csc_data, csc_indices, csc_indptr, col_bounds, G, dWt_view, n_threads)
+        _column_pass(csc_data, csc_indices, csc_indptr, col_bounds, G, dW_view, class_major,
+                     n_threads)
     db = _ordered_rows_sum(np.asarray(db_parts)[:, :K]) if b is not None else None
-    return first_bad, _ordered_sum(loss_sums), dWt, db
+    return first_bad, _ordered_sum(loss_sums), dW, db
 
 
 # ----------------------------------------------------------------------------- prediction
