@@ -27,6 +27,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 try:
     import dask
     import dask.array as da
+    import dask.sizeof
 except ImportError as exc:  # pragma: no cover - the extra is missing
     raise ImportError(
         'softmax_fast.dask needs dask: pip install "softmax-fast[dask]"'
@@ -41,6 +42,22 @@ from ._validation import as_csr_arrays, as_float_array, check_finite
 from .estimator import SoftmaxRegression, _progress_reporter
 
 __all__ = ["DaskSoftmaxRegression"]
+
+
+# What a block's design holds, for Dask's scheduler: it places a task where its largest inputs
+# are, and would otherwise take a design (which holds the block) for a few bytes and move it.
+@dask.sizeof.sizeof.register(DenseDesign)
+def _sizeof_dense_design(design):
+    return int(design.X.nbytes) + 1000
+
+
+@dask.sizeof.sizeof.register(CSRDesign)
+def _sizeof_csr_design(design):
+    X = design.X
+    held = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+    if design._csc is not None:
+        held += sum(a.nbytes for a in design._csc)
+    return int(held) + 1000
 
 _LOCAL_PARAMS = (
     "alpha",
@@ -104,14 +121,27 @@ def _block_weight_stats(w_block, y_idx, n_classes):
     )
 
 
-def _block_loss_grad(design, y_idx, weights, coefficients, grad_scale):
+def _block_state(X_block, y_block, w_block, classes, per_class, scale, n_threads):
+    """What an evaluation needs of one block, built once: (its design, its class indices, its
+    weights or None), one object, so that the three stay on one worker."""
+    y_idx = _block_labels(y_block, classes)
+    return _block_design(X_block, n_threads), y_idx, _block_weights(w_block, y_idx, per_class, scale)
+
+
+def _block_loss_grad(state, coefficients, grad_scale):
     """One block's (sum_i w_i l_i, dW, db) in float64: its design's fused kernel."""
+    design, y_idx, weights = state
     W, b = coefficients
     if design.n_samples == 0:
         K = W.shape[1] if design.feature_major else W.shape[0]
         dW = np.zeros_like(W, dtype=np.float64)
         return 0.0, dW, None if b is None else np.zeros(K)
     return design.loss_grad(W, b, y_idx, None, weights, grad_scale)
+
+
+def _coefficients(W, b):
+    """The evaluation's (W, b), as one task's result."""
+    return W, b
 
 
 def _add_parts(a, b):
@@ -137,16 +167,17 @@ def _tree_sum(parts):
 
 
 class DaskDesign:
-    """The per-block designs of a row-chunked dask X, and one evaluation of their data term.
+    """The per-block states (design, class indices, weights) of a row-chunked dask X, and one
+    evaluation of their data term.
 
     Implements what :class:`softmax_fast._objective.SoftmaxObjective` needs of a design
     (``loss_grad``, ``dtype``, ``feature_major``, ``n_threads``, shapes), with the labels and
     weights held per block beside the designs: ``loss_grad`` takes ``labels`` and
-    ``sample_weight`` as None.
+    ``sample_weight`` as None.  ``states``: one delayed object (or future) per block.
     """
 
-    def __init__(self, designs, labels, weights, n_samples, n_features, dtype, sparse, n_threads):
-        self.designs, self.labels, self.weights = designs, labels, weights
+    def __init__(self, states, n_samples, n_features, dtype, sparse, n_threads):
+        self.states = list(states)
         self.n_samples, self.n_features = int(n_samples), int(n_features)
         self.dtype = np.dtype(dtype)
         self.feature_major = bool(sparse)  # CSRDesign's layout for CSR blocks
@@ -156,16 +187,42 @@ class DaskDesign:
         """``(sum_i w_i l_i, dW, db)`` over every block, float64, W in the design's layout."""
         if labels is not None or Y is not None or sample_weight is not None:
             raise ValueError("DaskDesign.loss_grad: labels and weights live with the blocks")
-        # one key of the graph, fetched once by each worker that runs a block (a scatter to
-        # every worker would fail outright while a lost worker is being replaced)
-        coefficients = dask.delayed((W, b), traverse=False)
+        # one task of the graph, whose result each worker running a block fetches once (not
+        # a literal, which Dask would copy into every task that uses it; and not a scatter,
+        # whose data a lost worker would take with it)
+        coefficients = dask.delayed(_coefficients, pure=False)(W, b)
         block = dask.delayed(_block_loss_grad, pure=True)
-        parts = [
-            block(design, y_idx, w, coefficients, grad_scale)
-            for design, y_idx, w in zip(self.designs, self.labels, self.weights)
-        ]
+        parts = [block(state, coefficients, grad_scale) for state in self.states]
         (total, dW, db), = dask.compute(_tree_sum(parts))
         return float(total), dW, db
+
+
+def _place(states):
+    """The block states computed and kept in memory: with a ``distributed.Client``, blocks
+    [i n_workers / n_blocks] in contiguous runs on the workers in turn (an even share of the
+    work each, neighbours of the reduction tree together; another worker takes over a lost
+    one's); else on Dask's default scheduler."""
+    client = _distributed_client()
+    if client is None:
+        return list(dask.persist(*states))
+    workers = sorted(client.scheduler_info()["workers"])
+    n = len(states)
+    return [
+        client.compute(state, workers=[workers[i * len(workers) // n]], allow_other_workers=True)
+        for i, state in enumerate(states)
+    ]
+
+
+def _distributed_client():
+    """The active ``distributed.Client``, or None."""
+    try:
+        from distributed import get_client
+    except ImportError:  # pragma: no cover - dask without distributed
+        return None
+    try:
+        return get_client()
+    except ValueError:
+        return None
 
 
 class _DaskObjective(SoftmaxObjective):
@@ -390,22 +447,20 @@ class DaskSoftmaxRegression(ClassifierMixin, BaseEstimator):
         K = classes.size
         local.classes_ = classes
         reference = local._reference_index()
-        y_blocks = y.to_delayed().ravel()
+        y_blocks = list(y.to_delayed().ravel())
         label = dask.delayed(_block_labels, pure=True)
         labels = [label(yb, classes) for yb in y_blocks]
-
         per_class, scale, weight_total = self._weight_plan(local, labels, w, K, m)
-        weigh = dask.delayed(_block_weights, pure=True)
-        w_blocks = [None] * len(labels) if w is None else list(w.to_delayed().ravel())
-        weights = [weigh(wb, yi, per_class, scale) for wb, yi in zip(w_blocks, labels)]
 
-        make = dask.delayed(_block_design, pure=True)
-        designs = [make(xb, int(self.n_threads)) for xb in X.to_delayed().ravel()]
+        w_blocks = [None] * len(y_blocks) if w is None else list(w.to_delayed().ravel())
+        state = dask.delayed(_block_state, pure=True)
+        states = [
+            state(xb, yb, wb, classes, per_class, scale, int(self.n_threads))
+            for xb, yb, wb in zip(X.to_delayed().ravel(), y_blocks, w_blocks)
+        ]
         if self.persist:
-            designs, labels, weights = dask.persist(designs, labels, weights)
-        design = DaskDesign(
-            designs, labels, weights, m, n, dtype, sparse, effective_n_threads(None)
-        )
+            states = _place(states)
+        design = DaskDesign(states, m, n, dtype, sparse, effective_n_threads(None))
         objective = _DaskObjective(
             design, K, float(self.alpha), bool(self.fit_intercept), reference, weight_total * scale
         )
