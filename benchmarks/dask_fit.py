@@ -9,7 +9,7 @@ Parts (``--part``):
   (same parameters; time, iterations, objective).
 * ``overhead``: the per-evaluation cost outside the kernels: evaluations of tiny blocks (one row
   each) for 2 to 64 blocks and coefficients of 1,000 to 2,000,000 values, the median of 7 each,
-  from which a model ``t = a + b * blocks + c * coefficient bytes`` is fitted (least squares).
+  from which a model ``t = a + blocks * (b + c * coefficient MB)`` is fitted (least squares).
 * ``reread``: X in ``.npy`` blocks on disk (8 x 50,000 x 100), one evaluation with the blocks'
   designs persisted against one that reads them again (``persist=False``), alternating.
 
@@ -88,7 +88,7 @@ def part_compare(rows, blocks, repeats):
     state = dask.delayed(_block_state, pure=True)
     states = [
         state(xb, yb, None, classes, None, 1.0, 1)
-        for xb, yb in zip(X.to_delayed().ravel(), y.to_delayed().ravel())
+        for xb, yb in zip(X.to_delayed().ravel(), y.to_delayed().ravel(), strict=True)
     ]
     dask_design = DaskDesign(_place(states), rows, N_FEATURES, np.float64, False, 2)
     local_design = DenseDesign(X_local, 2)
@@ -117,9 +117,7 @@ def part_compare(rows, blocks, repeats):
         print(f"  {name:28s} {t * 1e3:8.1f} ms  {t / base:5.2f}x in-memory")
 
     params = dict(alpha=1e-4, tol=1e-6, max_iter=200)
-    t_local, local = _timed(
-        lambda: SoftmaxRegression(**params, n_threads=2).fit(X_local, y_local)
-    )
+    t_local, local = _timed(lambda: SoftmaxRegression(**params, n_threads=2).fit(X_local, y_local))
     t_dask, model = _timed(lambda: DaskSoftmaxRegression(**params).fit(X, y))
     print(
         f"lbfgs fit: in-memory {t_local:.2f} s ({local.n_iter_} iterations, objective "
@@ -166,12 +164,13 @@ def part_overhead():
             samples.append((n_blocks, W.nbytes, t))
         rows_of.append(row)
         print(f"{n_blocks:7d} " + " ".join(f"{t * 1e3:12.1f}" for t in row))
-    A = np.array([[1.0, nb, nbytes] for nb, nbytes, _ in samples])
+    # every block's partial sums (the size of the coefficients) travel up the reduction tree
+    A = np.array([[1.0, nb, nb * nbytes / 1e6] for nb, nbytes, _ in samples])
     t = np.array([s[2] for s in samples])
     (a, b_, c), *_ = np.linalg.lstsq(A, t, rcond=None)
     print(
-        f"model: t = {a * 1e3:.2f} ms + {b_ * 1e3:.3f} ms per block + "
-        f"{c * 1e9:.3f} ms per MB of coefficients ({1e-6 / c if c > 0 else float('inf'):.0f} MB/s)"
+        f"model: t = {a * 1e3:.1f} ms + blocks x ({b_ * 1e3:.2f} ms + {c * 1e3:.2f} ms per MB of "
+        f"coefficients); largest misfit {np.abs(A @ [a, b_, c] - t).max() * 1e3:.1f} ms"
     )
     client.close()
     cluster.close()
@@ -197,25 +196,30 @@ def part_reread(repeats):
         y = np.concatenate(ys)
         load = dask.delayed(np.load, pure=True)
         X = da.concatenate(
-            [da.from_delayed(load(str(p)), shape=(rows, N_FEATURES), dtype=np.float64) for p in paths]
+            [
+                da.from_delayed(load(str(p)), shape=(rows, N_FEATURES), dtype=np.float64)
+                for p in paths
+            ]
         )
         classes = np.arange(K)
         state = dask.delayed(_block_state, pure=True)
         yd = da.from_array(y, chunks=(X.chunks[0],))
-        fresh = [
-            state(xb, yb, None, classes, None, 1.0, 1)
-            for xb, yb in zip(X.to_delayed().ravel(), yd.to_delayed().ravel())
-        ]
+        pairs = list(zip(X.to_delayed().ravel(), yd.to_delayed().ravel(), strict=True))
+        kept = _place([state(xb, yb, None, classes, None, 1.0, 1) for xb, yb in pairs])
+        # (keys of their own: the placed states' keys are held in memory, and a graph asking
+        # for them again would be given those)
+        reread = dask.delayed(_block_state, pure=False)
+        fresh = [reread(xb, yb, None, classes, None, 1.0, 1) for xb, yb in pairs]
         m = rows * n_blocks
         designs = {
-            "persisted": DaskDesign(_place(fresh), m, N_FEATURES, np.float64, False, 2),
+            "persisted": DaskDesign(kept, m, N_FEATURES, np.float64, False, 2),
             "re-read (persist=False)": DaskDesign(fresh, m, N_FEATURES, np.float64, False, 2),
         }
         Wc, b = np.zeros((K, N_FEATURES)), np.zeros(K)
         times = {name: [] for name in designs}
         for _ in range(repeats):
             for name, design in designs.items():
-                t, _ = _timed(lambda: design.loss_grad(Wc, b, None, None, None, 1 / m))
+                t, _ = _timed(lambda d=design: d.loss_grad(Wc, b, None, None, None, 1 / m))
                 times[name].append(t)
         mb = m * N_FEATURES * 8 / 2**20
         print(f"one evaluation of {m} x {N_FEATURES} ({mb:.0f} MiB in {n_blocks} .npy blocks)")

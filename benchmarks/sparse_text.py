@@ -1,13 +1,15 @@
 """Sparse (CSR) input: the kernel, the fit and the memory, on text-like data, in one run.
 
-Four parts (``--part``):
+Five parts (``--part``):
 
 * ``kernel``: one ``loss_and_grad`` on the 20-newsgroups-shaped tf-idf corpus of
   ``softmax_fast._synthetic.text_corpus`` (11,314 x 130,107, ~180 non-zeros a row, K = 20),
   against the ``scipy.sparse`` reference (``X @ W.T``, ``G.T @ X``), alternating, median of
   the repeats.  Ours both as a public call (validation and the CSC copy included; on 2 threads
   also with the "rows" strategy forced) and as the fit's evaluation (the design built once, as
-  in a fit), on 1 and 2 threads.
+  in a fit), on 1 and 2 threads; with each call's page faults and system time.
+* ``public``: the public call on 2 threads and the reference alone in the process,
+  alternating (a user's loop of one-off calls, without the other contenders' memory).
 * ``fit``: ``SoftmaxRegression(solver="lbfgs")`` against scikit-learn's
   ``LogisticRegression(solver="lbfgs")`` on the same corpus at equal objective
   (``C = 1 / (alpha m)``), each fit in a fresh child process that reports its time, objective
@@ -22,6 +24,7 @@ Four parts (``--part``):
   resident memory above the data's (the extra memory of the kernels and the solver).
 
     python benchmarks/sparse_text.py --part kernel [--repeats 5]
+    python benchmarks/sparse_text.py --part public [--repeats 7]
     python benchmarks/sparse_text.py --part fit [--alpha 1e-4]
     python benchmarks/sparse_text.py --part hashed
     python benchmarks/sparse_text.py --part buffers [--repeats 3]
@@ -104,7 +107,7 @@ def part_kernel(repeats):
     Wt = np.ascontiguousarray(W.T)  # a fit's coefficients: feature-major for CSR X
     designs = {t: CSRDesign(as_csr_arrays(X), t) for t in (1, 2)}
     for design in designs.values():
-        design.loss_grad(Wt, b, y, None, None, 1.0 / m)  # builds its CSC copy, as a fit's first call
+        design.loss_grad(Wt, b, y, None, None, 1.0 / m)  # builds its CSC copy, as a fit's does
     contenders = {
         "reference (scipy.sparse)": lambda: reference.loss_and_grad(X, y, W, b, alpha=alpha),
         "public call, 1 thread": lambda: kernels.loss_and_grad(
@@ -146,6 +149,33 @@ def part_kernel(repeats):
             f"{name:28s} {t * 1e3:8.1f} {base / t:17.2f} {statistics.median(faults[name]):12.0f}"
             f" {statistics.median(system[name]) * 1e3:7.1f}"
         )
+
+
+def part_public(repeats):
+    """The public one-off call and the reference alone in this process, alternating: what a
+    user's loop of such calls sees, without the other contenders' memory in the process."""
+    from softmax_fast import kernels, reference
+
+    X, y = corpus()
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((K, X.shape[1])) * 0.1
+    b = rng.standard_normal(K) * 0.1
+    contenders = {
+        "reference (scipy.sparse)": lambda: reference.loss_and_grad(X, y, W, b, alpha=1e-4),
+        "public call, 2 threads": lambda: kernels.loss_and_grad(
+            X, y, W, b, alpha=1e-4, n_threads=2
+        ),
+    }
+    times = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            time.sleep(SETTLE_SECONDS)
+            times[name].append(_median_time(fn, 1))
+    base = statistics.median(times["reference (scipy.sparse)"])
+    print(f"one-off loss_and_grad, median of {repeats}")
+    for name, ts in times.items():
+        t = statistics.median(ts)
+        print(f"{name:28s} {t * 1e3:8.1f} ms {base / t:6.2f}x")
 
 
 def _fit_child(lib, alpha, tol, queue):
@@ -309,7 +339,9 @@ def part_buffers(repeats):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("kernel", "fit", "hashed", "buffers"), default="kernel")
+    parser.add_argument(
+        "--part", choices=("kernel", "public", "fit", "hashed", "buffers"), default="kernel"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--alpha", type=float, default=1e-4)
     parser.add_argument("--tol", type=float, default=1e-4)
@@ -319,6 +351,8 @@ def main():
     args = parser.parse_args()
     if args.part == "kernel":
         part_kernel(args.repeats)
+    elif args.part == "public":
+        part_public(args.repeats)
     elif args.part == "fit":
         part_fit(args.alpha, args.tol, args.tol_step)
     elif args.part == "buffers":

@@ -86,8 +86,9 @@ class SoftmaxObjective:
     design : DenseDesign or CSRDesign
         The validated data (trusted: nothing is re-checked per evaluation); its
         ``feature_major`` fixes theta's layout.
-    labels : ndarray of shape (m,), intp
-        Class indices in [0, n_classes).
+    labels : ndarray of shape (m,), intp, or None
+        Class indices in [0, n_classes); None for a design that holds its own with its data
+        (``softmax_fast.dask.DaskDesign``).
     sample_weight : ndarray of shape (m,), float64, or None
         Non-negative weights, already scaled (their maximum in [0.5, 1)); None: all ones.
     n_classes : int
@@ -110,7 +111,7 @@ class SoftmaxObjective:
     def __init__(
         self,
         design: DenseDesign | CSRDesign,
-        labels: np.ndarray,
+        labels: np.ndarray | None,
         sample_weight: np.ndarray | None,
         n_classes: int,
         alpha: float,
@@ -217,6 +218,8 @@ class SoftmaxObjective:
         rows, ``(m / |B|) sum_{i in B} w_i l_i / sum_i w_i`` has that expectation (and so has its
         gradient).  The penalty is added exactly.
         """
+        if self.labels is None:
+            raise ValueError("batch_value_and_grad: needs the labels in memory")
         scale = self.n_samples / (sample_rows.size * self.weight_total)
         sw = None if self.sample_weight is None else self.sample_weight[sample_rows]
         total, penalty, grad = self._evaluate(

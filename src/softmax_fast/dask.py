@@ -29,9 +29,7 @@ try:
     import dask.array as da
     import dask.sizeof
 except ImportError as exc:  # pragma: no cover - the extra is missing
-    raise ImportError(
-        'softmax_fast.dask needs dask: pip install "softmax-fast[dask]"'
-    ) from exc
+    raise ImportError('softmax_fast.dask needs dask: pip install "softmax-fast[dask]"') from exc
 
 import scipy.sparse as sp
 
@@ -58,6 +56,7 @@ def _sizeof_csr_design(design):
     if design._csc is not None:
         held += sum(a.nbytes for a in design._csc)
     return int(held) + 1000
+
 
 _LOCAL_PARAMS = (
     "alpha",
@@ -125,7 +124,8 @@ def _block_state(X_block, y_block, w_block, classes, per_class, scale, n_threads
     """What an evaluation needs of one block, built once: (its design, its class indices, its
     weights or None), one object, so that the three stay on one worker."""
     y_idx = _block_labels(y_block, classes)
-    return _block_design(X_block, n_threads), y_idx, _block_weights(w_block, y_idx, per_class, scale)
+    weights = _block_weights(w_block, y_idx, per_class, scale)
+    return _block_design(X_block, n_threads), y_idx, weights
 
 
 def _block_loss_grad(state, coefficients, grad_scale):
@@ -193,7 +193,7 @@ class DaskDesign:
         coefficients = dask.delayed(_coefficients, pure=False)(W, b)
         block = dask.delayed(_block_loss_grad, pure=True)
         parts = [block(state, coefficients, grad_scale) for state in self.states]
-        (total, dW, db), = dask.compute(_tree_sum(parts))
+        ((total, dW, db),) = dask.compute(_tree_sum(parts))
         return float(total), dW, db
 
 
@@ -232,9 +232,6 @@ class _DaskObjective(SoftmaxObjective):
     def __init__(self, design, n_classes, alpha, fit_intercept, reference, weight_total):
         super().__init__(design, None, None, n_classes, alpha, fit_intercept, reference)
         self.weight_total = float(weight_total)
-
-    def batch_value_and_grad(self, theta, sample_rows):  # pragma: no cover - refused in fit
-        raise NotImplementedError("DaskSoftmaxRegression has no mini-batch solver")
 
 
 def _check_dask_rows(name, a, row_chunks, m):
@@ -430,8 +427,10 @@ class DaskSoftmaxRegression(ClassifierMixin, BaseEstimator):
         m, n = X.shape
         row_chunks = X.chunks[0]
         y = _check_dask_rows("y", y, row_chunks, m)
-        w = None if sample_weight is None else _check_dask_rows(
-            "sample_weight", sample_weight, row_chunks, m
+        w = (
+            None
+            if sample_weight is None
+            else _check_dask_rows("sample_weight", sample_weight, row_chunks, m)
         )
         dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
         if X.dtype != dtype:
@@ -441,8 +440,7 @@ class DaskSoftmaxRegression(ClassifierMixin, BaseEstimator):
         classes = np.unique(np.asarray(da.unique(y).compute()))
         if classes.size < 2:
             raise ValueError(
-                f"y: needs samples of at least 2 classes, got {classes.size} "
-                f"({classes.tolist()})"
+                f"y: needs samples of at least 2 classes, got {classes.size} ({classes.tolist()})"
             )
         K = classes.size
         local.classes_ = classes
@@ -456,7 +454,7 @@ class DaskSoftmaxRegression(ClassifierMixin, BaseEstimator):
         state = dask.delayed(_block_state, pure=True)
         states = [
             state(xb, yb, wb, classes, per_class, scale, int(self.n_threads))
-            for xb, yb, wb in zip(X.to_delayed().ravel(), y_blocks, w_blocks)
+            for xb, yb, wb in zip(X.to_delayed().ravel(), y_blocks, w_blocks, strict=True)
         ]
         if self.persist:
             states = _place(states)
@@ -486,7 +484,7 @@ class DaskSoftmaxRegression(ClassifierMixin, BaseEstimator):
             return None, 1.0, float(m)
         stat = dask.delayed(_block_weight_stats, pure=True)
         w_blocks = [None] * len(labels) if w is None else list(w.to_delayed().ravel())
-        stats = dask.compute([stat(wb, yi, K) for wb, yi in zip(w_blocks, labels)])[0]
+        stats = dask.compute([stat(wb, yi, K) for wb, yi in zip(w_blocks, labels, strict=True)])[0]
         if not all(s[0] for s in stats):
             raise ValueError("sample_weight: contains NaN or infinity")
         if min(s[1] for s in stats) < 0:
@@ -516,8 +514,7 @@ class DaskSoftmaxRegression(ClassifierMixin, BaseEstimator):
         X, _ = _check_dask_X(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"X: has {X.shape[1]} features, but the model was fitted on "
-                f"{self.n_features_in_}"
+                f"X: has {X.shape[1]} features, but the model was fitted on {self.n_features_in_}"
             )
 
         def run(block):

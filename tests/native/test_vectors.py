@@ -1,6 +1,7 @@
 """softmax_fast._native.vectors: the L-BFGS history passes, the trial point, the penalized
-gradient and the tiled transpose, against NumPy on the same values; float32 and float64 histories, 1-3 threads, lengths
-around the block size; bit-identical repeats; every bad shape a ValueError.
+gradient and the tiled transpose, against NumPy on the same values; float32 and float64
+histories, 1-3 threads, lengths around the block size; bit-identical repeats; every bad shape a
+ValueError.
 
 The sums are float64 sums of n products of float64 values (float32 rows are exact in float64):
 each is within n eps sum|u_i v_i| of the exact sum (Higham's bound for any summation order), and
