@@ -6,15 +6,13 @@ cases runnable under pytest-benchmark.  With ``--benchmark-disable`` (the CI smo
 data shrink to 4,000 rows.
 """
 
-import logging
-
 import numpy as np
 import pytest
 
-distributed = pytest.importorskip("distributed")
+pytest.importorskip("distributed")
 pytest.importorskip("dask.array")
 
-from dask_fit import N_FEATURES, K, _dask_problem  # noqa: E402
+from dask_fit import N_FEATURES, K, _cluster, _dask_problem  # noqa: E402
 
 import softmax_fast as sf  # noqa: E402
 from softmax_fast._design import DenseDesign  # noqa: E402
@@ -25,14 +23,8 @@ from softmax_fast.dask import DaskDesign, DaskSoftmaxRegression, _block_state, _
 def problem(quick):
     import dask
 
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-        silence_logs=logging.ERROR,
-    )
-    with distributed.Client(cluster):
+    cluster, client = _cluster()
+    with client:
         rows = 4_000 if quick else 2_000_000
         X, y = _dask_problem(rows, 8)
         X_local, y_local = dask.compute(X, y)

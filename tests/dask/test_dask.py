@@ -30,15 +30,21 @@ from softmax_fast.dask import DaskSoftmaxRegression  # noqa: E402
 ALPHA, TOL = 0.05, 1e-10
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(
+def _local_cluster(**options):
+    """2 worker processes of one thread each, quiet, on free ports."""
+    return distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,
         processes=True,
         dashboard_address=":0",
         silence_logs=logging.ERROR,
+        **options,
     )
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = _local_cluster()
     with distributed.Client(cluster) as c:
         yield c
     cluster.close()
@@ -275,14 +281,7 @@ def test_out_of_core_fit_rereads_blocks_within_the_memory_limits(tmp_path):
         [da.from_delayed(load(str(p)), shape=(rows, n), dtype=np.float64) for p in paths]
     )
     assert X.nbytes > 2 * limit
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-        silence_logs=logging.ERROR,
-        memory_limit=limit,
-    )
+    cluster = _local_cluster(memory_limit=limit)
     with distributed.Client(cluster) as c:
         pids = c.run(os.getpid)
         measured = all(c.run(_reset_peak_rss).values())
