@@ -264,8 +264,10 @@ def test_out_of_core_fit_rereads_blocks_within_the_memory_limits(tmp_path):
     the coefficients are the in-memory fit's."""
     import dask
 
-    rows, n, n_blocks = 25_000, 100, 28  # 20 MB a block, 560 MB in all
-    limit = 256 * 2**20  # a worker process alone takes about 140 MB
+    # 10 MB a block, 880 MB in all; a worker process alone takes about 140 MB, and one running
+    # a block holds two or three blocks at a time
+    rows, n, n_blocks = 12_500, 100, 88
+    limit = 384 * 2**20
     rng = np.random.default_rng(7)
     W = rng.standard_normal((3, n)) * 0.3
     paths, labels = [], []
