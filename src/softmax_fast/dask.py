@@ -372,11 +372,15 @@ class DaskSoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.persist = persist
 
     # ----------------------------------------------------------------------------- helpers
-    def _local_template(self):
-        """A SoftmaxRegression with this estimator's parameters (checked by its own rules)."""
-        local = SoftmaxRegression(
+    def _local_estimator(self):
+        """A SoftmaxRegression with this estimator's parameters (unfitted)."""
+        return SoftmaxRegression(
             **{name: getattr(self, name) for name in _LOCAL_PARAMS}, n_threads=self.n_threads
         )
+
+    def _local_template(self):
+        """:meth:`_local_estimator`, its parameters checked by its own rules and ours."""
+        local = self._local_estimator()
         local._check_params()
         if self.solver == "sgd":
             raise ValueError(
@@ -396,9 +400,7 @@ class DaskSoftmaxRegression(ClassifierMixin, BaseEstimator):
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError("This DaskSoftmaxRegression is not fitted yet; call fit first")
-        local = SoftmaxRegression(
-            **{name: getattr(self, name) for name in _LOCAL_PARAMS}, n_threads=self.n_threads
-        )
+        local = self._local_estimator()
         local.classes_ = self.classes_
         local.coef_ = self.coef_
         local.intercept_ = self.intercept_
