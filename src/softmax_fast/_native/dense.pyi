@@ -22,6 +22,17 @@ def loss_and_grad(
     n_threads: int,
     small_gemm: bool = True,
 ) -> tuple[int, float, _F64, _F64 | None]: ...
+def hess_vec(
+    X: _FArray,
+    P: _FArray,
+    V: _FArray,
+    c: _FArray | None,
+    sample_weight: _F64 | None,
+    scale: float,
+    tile_rows: int,
+    n_threads: int,
+    small_gemm: bool = True,
+) -> tuple[_F64, _F64 | None]: ...
 def predict(
     X: _FArray,
     W: _FArray,

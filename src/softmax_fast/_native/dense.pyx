@@ -1,5 +1,5 @@
-"""Fused softmax regression on a dense X (m, n): ``loss_and_grad`` and ``predict``.  No
-validation here: softmax_fast.kernels validates and calls these.
+"""Fused softmax regression on a dense X (m, n): ``loss_and_grad``, ``hess_vec`` and
+``predict``.  No validation here: softmax_fast.kernels and softmax_fast._design call these.
 
 Design note
 -----------
@@ -204,6 +204,101 @@ cdef object _small_gemm_wt(const floating[:, ::1] W, bint wanted):
             for k in range(K, width):
                 out[j, k] = 0
     return Wt
+
+
+# ----------------------------------------------------------------------------- Hessian-vector
+
+cdef void _hess_vec_chunk(
+    const floating *X, const floating *P, const floating *V, const floating *Vt,
+    const floating *c, const double *sw, double scale, floating *Rt, double *row_dot,
+    double *dc_acc, floating *tile_acc, double *dV, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n,
+    Py_ssize_t K, Py_ssize_t tile,
+) noexcept nogil:
+    """The Hessian of the data term applied to (V, c), over rows [r0, r1), tile by tile.
+
+    Per tile: Rt = (X_t V^T + c)^T (the directional derivative of the logits);
+    D = w_i scale P_ik (R_ik - sum_j P_ij R_ij) in place of Rt (the Jacobian of softmax,
+    diag(p) - p p^T, applied to r_i); dV += D^T X_t on the same cached X_t; dc accumulates D
+    along rows.  P (m x K, row-major) is the softmax at the current coefficients.
+    """
+    cdef Py_ssize_t t0, nt, i, k
+    cdef double w, p_ik
+    t0 = r0
+    while t0 < r1:
+        nt = min(tile, r1 - t0)
+        _tile_logits(X + t0 * n, V, Vt, c, Rt, nt, n, K)
+        for i in range(nt):
+            row_dot[i] = 0.0
+        for k in range(K):
+            for i in range(nt):
+                row_dot[i] = row_dot[i] + <double>P[(t0 + i) * K + k] * <double>Rt[k * nt + i]
+        for i in range(nt):
+            w = sw[t0 + i] if sw != NULL else 1.0
+            row_dot[nt + i] = w * scale
+        for k in range(K):
+            for i in range(nt):
+                p_ik = P[(t0 + i) * K + k]
+                # rows of weight 0 give exactly 0 (their P R may be anything finite)
+                Rt[k * nt + i] = <floating>(
+                    row_dot[nt + i] * p_ik * (<double>Rt[k * nt + i] - row_dot[i]))
+        if dc_acc != NULL:
+            _tile_add_to(Rt, dc_acc, tile, nt, K)
+        if floating is double:
+            _tile_grad_product(Rt, X + t0 * n, dV, nt, n, K, True, Vt != NULL)
+        else:
+            _tile_grad_product(Rt, X + t0 * n, tile_acc, nt, n, K, False, Vt != NULL)
+            _tile_add_to(tile_acc, dV, 0, n * K, 1)
+        t0 = t0 + tile
+
+
+def hess_vec(const floating[:, ::1] X, const floating[:, ::1] P, const floating[:, ::1] V,
+             const floating[::1] c, const double[::1] sample_weight, double scale,
+             Py_ssize_t tile_rows, int n_threads, bint small_gemm=True):
+    """The Hessian of the softmax-regression data term applied to a direction, one pass over X.
+
+    With R = X V^T + c (m, K) and P (m, K) the probabilities softmax(X W^T + b) at the point,
+    ``D_ik = w_i * scale * P_ik * (R_ik - sum_j P_ij R_ij)``; returns
+    ``(dV, dc)``: dV = D^T X, shape (K, n) float64, and dc = sum_i D_i, shape (K,) float64 (None
+    when ``c`` is None).  No penalty (added by the caller).  Same chunking, and so the same
+    determinism, as :func:`loss_and_grad`.
+    """
+    cdef Py_ssize_t m = X.shape[0], n = X.shape[1], K = V.shape[0]
+    if m == 0 or K == 0:
+        raise ValueError("hess_vec needs m > 0 and K > 0")
+    if P.shape[0] != m or P.shape[1] != K or V.shape[1] != n:
+        raise ValueError("hess_vec: P must be (m, K) and V (K, n)")
+    cdef Py_ssize_t tile = max(1, min(tile_rows, m))
+    cdef Py_ssize_t n_chunks = _n_chunks(m, tile, n_threads, K * n)
+    dtype = np.float64 if floating is double else np.float32
+    cdef _Workspace work = _Workspace(n_chunks)
+    cdef floating[:, ::1] Rt = work.rows(tile * K, dtype)
+    cdef double[:, ::1] row_dot = work.rows(2 * tile, np.float64)
+    cdef double[:, ::1] dc_acc = work.rows(K * tile, np.float64, zero=True)
+    cdef floating[:, ::1] tile_acc = work.rows(0 if floating is double else K * n, dtype)
+    cdef double[:, ::1] dV_parts = work.rows(K * n, np.float64, zero=True)
+    cdef const floating *p_c = &c[0] if c is not None else NULL
+    cdef const double *p_sw = &sample_weight[0] if sample_weight is not None else NULL
+    cdef floating[:, ::1] Vt = _small_gemm_wt(V, small_gemm)
+    cdef const floating *p_Vt = &Vt[0, 0] if Vt is not None else NULL
+    cdef bint want_dc = c is not None
+    cdef Py_ssize_t ch
+    work.poison_padding(True)
+    cdef int team = _team_size(n_threads, n_chunks)
+    for ch in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
+        _hess_vec_chunk(
+            &X[0, 0], &P[0, 0], &V[0, 0], p_Vt, p_c, p_sw, scale, &Rt[ch, 0], &row_dot[ch, 0],
+            &dc_acc[ch, 0] if want_dc else NULL, &tile_acc[ch, 0], &dV_parts[ch, 0],
+            _chunk_start(m, n_chunks, ch), _chunk_start(m, n_chunks, ch + 1), n, K, tile)
+    work.poison_padding(False)
+    if n_chunks == 1:
+        dV = np.asarray(dV_parts)[0, :K * n].reshape(K, n)
+    else:
+        dV = _ordered_rows_sum(np.asarray(dV_parts)[:, :K * n]).reshape(K, n)
+    dc = None
+    if want_dc:
+        dc = _ordered_rows_sum(
+            np.asarray(dc_acc)[:, :K * tile].reshape(n_chunks, K, tile).sum(axis=2))
+    return dV, dc
 
 
 # ----------------------------------------------------------------------------- prediction
