@@ -17,17 +17,21 @@ its parameters in that layout, so a fit's evaluations make no transposed copies;
 ``predict_proba`` and ``predict`` take W (K, n) on every design.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ._native import csr as _native_csr
 from ._native import dense as _native_dense
 from ._native import info as _native_info
 from ._native import vectors as _native_vectors
-from ._threads import CSR_WORK_PER_NONZERO, blas_guard, team_for_work
+from ._threads import CSR_WORK_PER_NONZERO, blas_guard, one_blas_thread, team_for_work
 from ._validation import CSRArrays
 
 __all__ = [
     "CSRDesign",
+    "Curvature",
+    "HESSIAN_MAX_PARAMS",
     "DenseDesign",
     "ROW_ACCUMULATOR_BYTES",
     "raise_bad_row",
@@ -111,6 +115,90 @@ def transposed(A: np.ndarray, dtype=None, n_threads: int = 1) -> np.ndarray:
     out = np.empty(A.shape[::-1], dtype=A.dtype if dtype is None else dtype)
     _native_vectors.transpose(A, out, n_threads)
     return out
+
+
+# ----------------------------------------------------------------------------- curvature
+
+HESSIAN_MAX_PARAMS = 8192
+"""The most parameters whose full Hessian (``n_params**2`` float64, 512 MiB at this size, plus a
+copy per thread while it is summed) a design builds."""
+
+# Rows of X a thread turns into one block of the Hessian's sums at a time.
+_HESSIAN_BLOCK_ROWS = 2048
+
+
+class Curvature(NamedTuple):
+    """What the Hessian products need of one point (W, b): the probabilities there and the
+    weights; built once per outer iteration of a second-order solver.
+
+    Attributes
+    ----------
+    P : ndarray of shape (m, K)
+        softmax(X W^T + b), the design's dtype (``m * K * itemsize`` bytes).
+    sample_weight : ndarray of shape (m,), float64, or None
+    """
+
+    P: np.ndarray
+    sample_weight: np.ndarray | None
+
+
+def _hessian_terms(P, sample_weight, scale):
+    """``d2 = w scale P (1 - P)`` (float64, (m, K)): the diagonal of each row's softmax
+    Jacobian, weighted, the factor of the Hessian's diagonal."""
+    d2 = P.astype(np.float64)
+    d2 *= 1.0 - d2
+    d2 *= scale if sample_weight is None else (sample_weight * scale)[:, None]
+    return d2
+
+
+def _dense_hessian_block(Xa, P, w, class_rows):
+    """The class-major Hessian sums of one block of rows:
+    ``sum_i w_i (diag(p_iF) - p_iF p_iF^T) (x) xa_i xa_i^T`` over the free classes F, as one
+    (|F| d, |F| d) float64 array for ``Xa`` (rows, d) (X with a column of ones appended when
+    the model has intercepts).  The diagonal blocks get ``Xa^T diag(w p_k) Xa``; the whole
+    matrix gets ``- U^T U`` with ``U_i = sqrt(w_i) p_iF (x) xa_i`` (one symmetric product)."""
+    rows, d = Xa.shape
+    PF = P[:, class_rows]
+    F = class_rows.size
+    U = np.sqrt(w)[:, None, None] * PF[:, :, None] * Xa[:, None, :]
+    U = U.reshape(rows, F * d)
+    H = -(U.T @ U)
+    for a in range(F):
+        block = slice(a * d, (a + 1) * d)
+        H[block, block] += (Xa * (w * PF[:, a])[:, None]).T @ Xa
+    return H
+
+
+def _thread_sums(n_items, n_threads, part):
+    """``part(start, stop)`` over ``n_threads`` contiguous ranges of ``range(n_items)`` on Python
+    threads (BLAS and the kernels release the GIL), summed in range order: the result depends
+    on ``n_threads`` only, not on which thread finishes first."""
+    bounds = [n_items * t // n_threads for t in range(n_threads + 1)]
+    ranges = [(bounds[t], bounds[t + 1]) for t in range(n_threads) if bounds[t + 1] > bounds[t]]
+    if len(ranges) <= 1:
+        return part(0, n_items)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(ranges)) as pool:
+        parts = list(pool.map(lambda r: part(*r), ranges))
+    total = parts[0]
+    for other in parts[1:]:
+        total += other
+    return total
+
+
+def _block_hessian(X, W, b, sample_weight, r0, r1, scale, class_rows):
+    """:func:`_dense_hessian_block` of the float64 rows ``X`` (rows r0..r1 of the data), with
+    their probabilities at (W (K, n), b) computed here in float64."""
+    Z = X @ W.T
+    if b is not None:
+        Z += b
+        X = np.hstack([X, np.ones((X.shape[0], 1))])
+    Z -= Z.max(axis=1, keepdims=True)
+    np.exp(Z, out=Z)
+    Z /= Z.sum(axis=1, keepdims=True)
+    w = np.full(r1 - r0, scale) if sample_weight is None else sample_weight[r0:r1] * scale
+    return _dense_hessian_block(X, Z, w, class_rows)
 
 
 # ----------------------------------------------------------------------------- dense X
@@ -203,6 +291,79 @@ class DenseDesign:
 
     class_major_loss_grad = loss_grad
     """:meth:`loss_grad`: W and dW (K, n) are this design's own layout."""
+
+    # ------------------------------------------------------------------------- curvature
+    def curvature(
+        self, W: np.ndarray, b: np.ndarray | None, sample_weight: np.ndarray | None
+    ) -> Curvature:
+        """The probabilities at (W, b) (one fused pass) for :meth:`hess_vec` and
+        :meth:`hess_diag`; W in the design's layout."""
+        return Curvature(self.predict_proba(W, b), sample_weight)
+
+    def hess_vec(
+        self, curvature: Curvature, V: np.ndarray, c: np.ndarray | None, scale: float
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The data term's Hessian (times ``scale``) applied to the direction (V, c), V in the
+        design's layout and dtype: ``(dV, dc)`` float64, one pass over X (see
+        :func:`softmax_fast._native.dense.hess_vec`)."""
+        K = V.shape[0]
+        team, tile, small = self._call_plan(K)
+        with blas_guard(not small):
+            return _native_dense.hess_vec(
+                self.X,
+                curvature.P,
+                V,
+                c,
+                curvature.sample_weight,
+                scale,
+                tile,
+                team,
+                _USE_SMALL_GEMM,
+            )
+
+    def hess_diag(self, curvature: Curvature, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """The diagonal of the data term's Hessian (times ``scale``):
+        ``sum_i w_i P_ik (1 - P_ik) x_ij^2`` as (K, n) and its intercept part (K,), float64."""
+        d2 = _hessian_terms(curvature.P, curvature.sample_weight, scale)
+
+        def part(start, stop):
+            out = np.zeros((d2.shape[1], self.n_features))
+            for r0 in range(start, stop, _HESSIAN_BLOCK_ROWS):
+                r1 = min(stop, r0 + _HESSIAN_BLOCK_ROWS)
+                out += d2[r0:r1].T @ np.square(self.X[r0:r1], dtype=np.float64)
+            return out
+
+        with one_blas_thread():
+            diag_W = _thread_sums(self.n_samples, self.n_threads, part)
+        return diag_W, d2.sum(axis=0)
+
+    def hessian(
+        self,
+        W: np.ndarray,
+        b: np.ndarray | None,
+        sample_weight: np.ndarray | None,
+        scale: float,
+        class_rows: np.ndarray,
+    ) -> np.ndarray:
+        """The full Hessian of the data term (times ``scale``) over the classes ``class_rows``,
+        class-major: parameter ``(a, j)`` (class ``class_rows[a]``, feature j, then the
+        intercept at j = n when ``b`` is not None) at index ``a * d + j``, ``d = n + (b is not
+        None)``; shape ``(F d, F d)`` float64, symmetric.  Probabilities in float64 from
+        float64 logits, sums in float64, row blocks on ``n_threads`` threads."""
+        W64 = np.asarray(W, dtype=np.float64)
+        b64 = None if b is None else np.asarray(b, dtype=np.float64)
+
+        def part(start, stop):
+            d = self.n_features + (b is not None)
+            H = np.zeros((class_rows.size * d,) * 2)
+            for r0 in range(start, stop, _HESSIAN_BLOCK_ROWS):
+                r1 = min(stop, r0 + _HESSIAN_BLOCK_ROWS)
+                X = np.asarray(self.X[r0:r1], dtype=np.float64)
+                H += _block_hessian(X, W64, b64, sample_weight, r0, r1, scale, class_rows)
+            return H
+
+        with one_blas_thread():
+            return _thread_sums(self.n_samples, self.n_threads, part)
 
     def _predict(self, W, b, want_proba):
         m, K = self.n_samples, W.shape[0]
@@ -451,18 +612,125 @@ class CSRDesign:
             raise_bad_linear_row(X, W if class_major else W.T, b, bad)
         return float(total), dW, db
 
-    def _predict(self, W, b, want_proba):
-        m, K = self.n_samples, W.shape[0]
+    # ------------------------------------------------------------------------- curvature
+    def curvature(
+        self, Wt: np.ndarray, b: np.ndarray | None, sample_weight: np.ndarray | None
+    ) -> Curvature:
+        """The probabilities at (Wt (n, K), b) (one pass) for :meth:`hess_vec` and
+        :meth:`hess_diag`."""
+        return Curvature(self._predict(Wt, b, want_proba=True, feature_major=True), sample_weight)
+
+    def hess_vec(
+        self, curvature: Curvature, Vt: np.ndarray, c: np.ndarray | None, scale: float
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`DenseDesign.hess_vec` feature-major: ``Vt`` (n, K) in X's dtype, ``dVt``
+        (n, K) float64; the strategy of :meth:`loss_grad` (:meth:`strategy`)."""
+        K = Vt.shape[1]
+        team = self._team(K)
+        strategy = self.strategy(K)
+        X, P, sw = self.X, curvature.P, curvature.sample_weight
+        if strategy == "columns":
+            data, rows, colptr = self._csc_arrays()
+            return _native_csr.hess_vec_columns(
+                data,
+                rows,
+                colptr,
+                self.n_samples,
+                self._column_bounds(team),
+                self._bounds(team),
+                P,
+                Vt,
+                c,
+                sw,
+                scale,
+                team,
+            )
+        csc = (None, None, None, None)
+        if strategy == "rows+column pass":
+            csc = (*self._csc_arrays(), self._column_bounds(4 * team))
+        return _native_csr.hess_vec(
+            X.data,
+            X.indices,
+            X.indptr,
+            self.n_features,
+            self._bounds(team),
+            P,
+            Vt,
+            c,
+            sw,
+            scale,
+            *csc,
+            team,
+        )
+
+    def _scipy(self, squared=False):
+        """X (or X with its entries squared) as a float64 scipy.sparse CSR matrix sharing the
+        index arrays; cached."""
+        key = "_squared" if squared else "_matrix"
+        matrix = getattr(self, key, None)
+        if matrix is None:
+            from scipy.sparse import csr_matrix
+
+            data = self.X.data.astype(np.float64)
+            if squared:
+                np.square(data, out=data)
+            matrix = csr_matrix((data, self.X.indices, self.X.indptr), shape=self.X.shape)
+            setattr(self, key, matrix)
+        return matrix
+
+    def hess_diag(self, curvature: Curvature, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`DenseDesign.hess_diag` feature-major: (n, K) and (K,), float64."""
+        d2 = _hessian_terms(curvature.P, curvature.sample_weight, scale)
+        return np.asarray(self._scipy(squared=True).T @ d2), d2.sum(axis=0)
+
+    def hessian(
+        self,
+        Wt: np.ndarray,
+        b: np.ndarray | None,
+        sample_weight: np.ndarray | None,
+        scale: float,
+        class_rows: np.ndarray,
+    ) -> np.ndarray:
+        """:meth:`DenseDesign.hessian` from Wt (n, K), in the same class-major order.  Each
+        pair of free classes (a, a') costs one sparse product ``Xa^T diag(d) Xa`` with
+        ``d = w scale (delta p_a - p_a p_a')``: ``sum_i nnz_i^2`` work, X never densified."""
+        from scipy.sparse import csr_matrix, hstack
+
+        X = self._scipy()
+        Z = np.asarray(X @ np.asarray(Wt, dtype=np.float64))
+        if b is not None:
+            Z += np.asarray(b, dtype=np.float64)
+            X = csr_matrix(hstack([X, np.ones((self.n_samples, 1))], format="csr"))
+        Z -= Z.max(axis=1, keepdims=True)
+        np.exp(Z, out=Z)
+        Z /= Z.sum(axis=1, keepdims=True)
+        w = np.full(self.n_samples, scale) if sample_weight is None else sample_weight * scale
+        XT = X.T.tocsr()
+        d = X.shape[1]
+        F = class_rows.size
+        H = np.empty((F * d, F * d))
+        for a in range(F):
+            pa = Z[:, class_rows[a]]
+            for a2 in range(a, F):
+                coef = w * pa * ((a == a2) - Z[:, class_rows[a2]])
+                block = (XT @ X.multiply(coef[:, None]).tocsr()).toarray()
+                H[a * d : (a + 1) * d, a2 * d : (a2 + 1) * d] = block
+                if a2 != a:
+                    H[a2 * d : (a2 + 1) * d, a * d : (a + 1) * d] = block.T
+        return H
+
+    def _predict(self, W, b, want_proba, feature_major=False):
+        """Probabilities or labels from W (K, n), or from Wt (n, K) when ``feature_major``."""
+        Wt = W if feature_major else np.ascontiguousarray(W.T)
+        m, K = self.n_samples, Wt.shape[1]
         team = self._team(K)
         proba = np.empty((m, K), dtype=self.dtype) if want_proba else None
         labels = None if want_proba else np.empty(m, dtype=np.intp)
         X = self.X
         bounds = self._bounds(max(1, min(4 * team, m)) if team > 1 else 1)
-        bad = _native_csr.predict(
-            X.data, X.indices, X.indptr, bounds, np.ascontiguousarray(W.T), b, proba, labels, team
-        )
+        bad = _native_csr.predict(X.data, X.indices, X.indptr, bounds, Wt, b, proba, labels, team)
         if bad >= 0:
-            raise_bad_linear_row(X, W, b, bad)
+            raise_bad_linear_row(X, Wt.T, b, bad)
         return proba if want_proba else labels
 
     def predict_proba(self, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:

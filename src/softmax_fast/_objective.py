@@ -20,10 +20,10 @@ only W and b are cast to the data's dtype for the kernels.
 
 import numpy as np
 
-from ._design import CSRDesign, DenseDesign
+from ._design import HESSIAN_MAX_PARAMS, CSRDesign, DenseDesign
 from ._native import vectors as _native_vectors
 
-__all__ = ["SoftmaxObjective", "add_l2_penalty", "l2_penalty"]
+__all__ = ["HessianOperator", "SoftmaxObjective", "add_l2_penalty", "l2_penalty"]
 
 
 def l2_penalty(
@@ -226,3 +226,86 @@ class SoftmaxObjective:
             self.design.take_rows(sample_rows), self.labels[sample_rows], sw, theta, scale
         )
         return scale * total + penalty, grad
+
+    # ----------------------------------------------------------------------------- curvature
+    def hessian_operator(self, theta: np.ndarray) -> "HessianOperator":
+        """The Hessian of J at theta as an operator (:class:`HessianOperator`): products with
+        directions, and its diagonal; the probabilities at theta are computed here, once."""
+        return HessianOperator(self, theta)
+
+    def _theta_order(self):
+        """Index into theta of each parameter in the class-major order of the designs'
+        ``hessian``: class a's n weights then (with intercepts) its intercept, class after
+        class."""
+        F, n = self.class_rows.size, self.n_features
+        a = np.arange(F)[:, None]
+        j = np.arange(n)[None, :]
+        weights = j * F + a if self.design.feature_major else a * n + j
+        if not self.fit_intercept:
+            return weights.reshape(-1)
+        return np.hstack([weights, F * n + a]).reshape(-1)
+
+    def hessian(self, theta: np.ndarray) -> np.ndarray:
+        """The full Hessian of J at theta, shape (n_params, n_params) float64, in theta's
+        order (the penalty's ``alpha`` on the diagonal of the weights' part).
+
+        Raises
+        ------
+        ValueError
+            When the model has more than :data:`softmax_fast._design.HESSIAN_MAX_PARAMS`
+            parameters.
+        """
+        if self.n_params > HESSIAN_MAX_PARAMS:
+            raise ValueError(
+                f"the full Hessian of {self.n_params} parameters is too large (at most "
+                f"{HESSIAN_MAX_PARAMS}); use solver='newton-cg' or 'lbfgs'"
+            )
+        W, b = self._coefficients(theta, self.design.dtype)
+        H_class = self.design.hessian(
+            W, b, self.sample_weight, 1.0 / self.weight_total, self.class_rows
+        )
+        order = self._theta_order()
+        H = np.empty_like(H_class)
+        H[np.ix_(order, order)] = H_class
+        k_n = self.class_rows.size * self.n_features
+        H[np.arange(k_n), np.arange(k_n)] += self.alpha
+        return H
+
+
+class HessianOperator:
+    """The Hessian of a :class:`SoftmaxObjective` at one point theta.
+
+    ``matvec(v)``: ``H v`` (one pass over the data each, from the probabilities cached at
+    construction: ``m * K`` values of the data's dtype); ``diagonal()``: diag H (one pass).
+    Vectors are float64 of theta's shape; the penalty's ``alpha`` is included.
+    """
+
+    def __init__(self, objective: SoftmaxObjective, theta: np.ndarray):
+        self.objective = objective
+        W, b = objective._coefficients(theta, objective.design.dtype)
+        self.curvature = objective.design.curvature(W, b, objective.sample_weight)
+        self._k_n = objective.class_rows.size * objective.n_features
+
+    def _free(self, dW, db, v_W):
+        """The free classes' parts of the design's (dW, db) in theta's layout, penalty added."""
+        obj = self.objective
+        if obj.reference is not None:
+            dW = dW[:, obj.class_rows] if obj.design.feature_major else dW[obj.class_rows]
+        out = np.empty(obj.n_params)
+        np.add(dW.reshape(-1), obj.alpha * v_W, out=out[: self._k_n])
+        if obj.fit_intercept:
+            out[self._k_n :] = db if obj.reference is None else db[obj.class_rows]
+        return out
+
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        """``H v``, float64 (n_params,)."""
+        obj = self.objective
+        V, c = obj._coefficients(v, obj.design.dtype)
+        dV, dc = obj.design.hess_vec(self.curvature, V, c, 1.0 / obj.weight_total)
+        return self._free(dV, dc, v[: self._k_n])
+
+    def diagonal(self) -> np.ndarray:
+        """diag H, float64 (n_params,)."""
+        obj = self.objective
+        diag_W, diag_b = obj.design.hess_diag(self.curvature, 1.0 / obj.weight_total)
+        return self._free(diag_W, diag_b, np.ones(self._k_n))
