@@ -12,7 +12,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from ._lbfgs import minimize_lbfgs
+from ._lbfgs import _line_search, minimize_lbfgs
 
 # sgd stops when the epoch loss has not improved by more than ``tol`` for this many epochs in a row
 # (the running mean of the mini-batch losses is noisy, so one epoch is not enough evidence).
@@ -21,6 +21,18 @@ _SGD_N_ITER_NO_CHANGE = 5
 _AVERAGING_POWER = 3
 # the step decays like (samples seen / decay_samples) ** -_DECAY_POWER
 _DECAY_POWER = 0.5
+
+
+class HessianOperator(Protocol):
+    """The Hessian of an objective at one point (what ``Objective.hessian_operator`` returns)."""
+
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        """``H v``, float64 of v's shape."""
+        ...
+
+    def diagonal(self) -> np.ndarray:
+        """diag H, float64 of theta's shape."""
+        ...
 
 
 class Objective(Protocol):
@@ -43,6 +55,14 @@ class Objective(Protocol):
     ) -> tuple[float, np.ndarray]:
         """Unbiased estimates of ``(J, grad J)`` from the rows ``sample_rows`` (sorted int
         indices into the objective's samples)."""
+        ...
+
+    def hessian_operator(self, theta: np.ndarray) -> HessianOperator:
+        """The Hessian at theta as an operator (newton-cg)."""
+        ...
+
+    def hessian(self, theta: np.ndarray) -> np.ndarray:
+        """The full Hessian at theta, (n_params, n_params) float64 (newton)."""
         ...
 
 
@@ -404,3 +424,203 @@ def sgd(
             converged = True
             break
     return SolverResult(average[0], n_epochs, loss_curve, converged, samples_seen)
+
+
+# ----------------------------------------------------------------------------- second order
+
+# Evaluations one line search of the Newton methods may take (the full step is accepted at
+# almost every iteration, so this only bounds the rare bad start).
+_NEWTON_LINE_SEARCH = 30
+# newton-cg's inner loop: at most this many conjugate-gradient steps per outer iteration.
+NEWTON_CG_MAX_INNER = 200
+
+
+def _preconditioned_cg(matvec, grad, precond, rtol, max_steps):
+    """Approximately solve ``H d = -grad`` by conjugate gradients preconditioned by the
+    diagonal ``precond`` (> 0), stopping when ``||H d + grad|| <= rtol ||grad||``.
+
+    H is positive semi-definite; a direction of non-positive curvature (rounding, or a
+    singular H) ends the loop with the step so far (or, at the first step, the preconditioned
+    steepest descent ``-grad / precond``).  Returns ``(d, steps)``.
+    """
+    d = np.zeros_like(grad)
+    r = -grad
+    z = r / precond
+    p = z.copy()
+    rz = float(r @ z)
+    target = rtol * float(np.linalg.norm(grad))
+    steps = 0
+    while steps < max_steps:
+        Hp = matvec(p)
+        steps += 1
+        curvature = float(p @ Hp)
+        if not curvature > 0.0:
+            if steps == 1:
+                d = p
+            break
+        step = rz / curvature
+        d += step * p
+        r -= step * Hp
+        if float(np.linalg.norm(r)) <= target:
+            break
+        z = r / precond
+        rz_new = float(r @ z)
+        p *= rz_new / rz
+        p += z
+        rz = rz_new
+    return d, steps
+
+
+def _newton_loop(objective, theta0, direction, *, max_iter, tol, progress):
+    """The outer loop the Newton methods share: ``direction(theta, grad) -> d`` (a descent
+    direction), a strong-Wolfe line search from the full step (softmax_fast's L-BFGS's
+    Moré–Thuente search), stopping at ``max|grad| <= tol``.  A line search that cannot
+    decrease J any more (the gradient is at the precision of the arithmetic) counts as
+    converged, as for lbfgs."""
+    theta = np.array(theta0, dtype=np.float64)
+    value, grad = objective.value_and_grad(theta)
+    if not (np.isfinite(value) and np.all(np.isfinite(grad))):
+        raise ValueError(
+            "the objective or its gradient is not finite at the starting point "
+            f"(objective {value!r}); check the data and the initial coefficients"
+        )
+    loss_curve: list[float] = []
+    trial_point = np.empty_like(theta)
+    n_iter = 0
+    converged = _grad_max(grad) <= tol
+    while not converged and n_iter < max_iter:
+        d = direction(theta, grad)
+        dphi0 = float(grad @ d)
+        if not (np.isfinite(dphi0) and dphi0 < 0.0):
+            d = -grad  # rounding has spoilt the direction: steepest descent this once
+            dphi0 = -float(grad @ grad)
+        ok, _, new_value, new_grad, _, _ = _line_search(
+            objective.value_and_grad, theta, d, trial_point, value, dphi0, 1.0, _NEWTON_LINE_SEARCH
+        )
+        if not ok:
+            converged = True  # no decrease left at the precision of the arithmetic
+            break
+        theta, trial_point = trial_point, theta
+        value, grad = new_value, new_grad
+        n_iter += 1
+        loss_curve.append(float(value))
+        _report(progress, n_iter, max_iter, value, grad)
+        converged = _grad_max(grad) <= tol
+    return SolverResult(theta, n_iter, loss_curve, converged)
+
+
+def newton_cg(
+    objective: Objective,
+    theta0: np.ndarray,
+    *,
+    max_iter: int,
+    tol: float,
+    progress: Progress | None = None,
+    max_inner: int = NEWTON_CG_MAX_INNER,
+) -> SolverResult:
+    """Truncated Newton: each outer iteration solves ``H d = -grad`` approximately by
+    conjugate gradients, preconditioned by the Hessian's diagonal (one extra pass a
+    iteration), one Hessian-vector product (one pass over the data) per inner step, then a
+    line search along d.
+
+    The inner loop stops at the relative residual ``min(0.5, sqrt(||grad||))`` (the forcing
+    term of Eisenstat and Walker: loose far from the optimum, superlinear convergence near
+    it), at ``max_inner`` steps, or at a direction of non-positive curvature.  The
+    probabilities the products need are computed once per outer iteration
+    (``m * K`` values of the data's dtype).  Stops when ``max|grad| <= tol``.
+    """
+
+    def direction(theta, grad):
+        op = objective.hessian_operator(theta)
+        precond = op.diagonal()
+        # a zero column of X (or a class with p = 0 or 1 everywhere, unpenalized) has a zero
+        # diagonal entry: no scaling there
+        floor = 1e-12 * max(float(np.max(precond)), 1e-300)
+        precond = np.where(precond > floor, precond, 1.0)
+        rtol = min(0.5, float(np.sqrt(np.linalg.norm(grad))))
+        d, _ = _preconditioned_cg(op.matvec, grad, precond, rtol, max(1, max_inner))
+        return d
+
+    return _newton_loop(objective, theta0, direction, max_iter=max_iter, tol=tol, progress=progress)
+
+
+def newton_direction(H: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """The Newton step ``-H^{-1} grad`` by Cholesky; when H is not (numerically) positive
+    definite, the minimum-norm step on the eigenvectors whose eigenvalues exceed
+    ``n eps lambda_max`` (the symmetric form's Hessian is singular along the directions that
+    add one vector to every class's parameters: with alpha = 0 for the weights, and always for
+    the intercepts; grad has no component there, and neither has this step)."""
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh
+
+    try:
+        factor = cho_factor(H, lower=True, check_finite=False)
+        d = -cho_solve(factor, grad, check_finite=False)
+        if np.all(np.isfinite(d)):
+            return d
+    except LinAlgError:
+        pass
+    eigenvalues, Q = eigh(H, check_finite=False)
+    top = float(eigenvalues[-1]) if eigenvalues.size else 0.0
+    keep = eigenvalues > H.shape[0] * np.finfo(np.float64).eps * max(top, 0.0)
+    Qk = Q[:, keep]
+    return -(Qk @ ((Qk.T @ grad) / eigenvalues[keep]))
+
+
+def newton(
+    objective: Objective,
+    theta0: np.ndarray,
+    *,
+    max_iter: int,
+    tol: float,
+    progress: Progress | None = None,
+) -> SolverResult:
+    """Newton's method on the exact Hessian: each iteration builds the full Hessian (one
+    fused pass over the data, ``n_params**2`` float64), takes the step of
+    :func:`newton_direction` and a line search along it.  For models up to a few thousand
+    parameters; stops when ``max|grad| <= tol`` (quadratic convergence near the optimum)."""
+
+    def direction(theta, grad):
+        return newton_direction(objective.hessian(theta), grad)
+
+    return _newton_loop(objective, theta0, direction, max_iter=max_iter, tol=tol, progress=progress)
+
+
+def saga(
+    objective: Objective,
+    theta0: np.ndarray,
+    *,
+    max_iter: int,
+    tol: float,
+    rng: np.random.Generator,
+    progress: Progress | None = None,
+) -> SolverResult:
+    """SAGA, the variance-reduced incremental gradient method
+    (:func:`softmax_fast._saga.saga`); epochs of single-row steps on in-memory data."""
+    from ._saga import saga as _saga
+
+    return _saga(objective, theta0, max_iter=max_iter, tol=tol, rng=rng, progress=progress)
+
+
+# ----------------------------------------------------------------------------- "auto"
+
+# Models of at most this many parameters take "newton" under "auto" (dense X): see
+# choose_solver.
+AUTO_NEWTON_MAX_PARAMS = 500
+
+
+def choose_solver(objective: Objective) -> str:
+    """The solver ``solver="auto"`` runs on ``objective``.
+
+    The rule (measurements in benchmarks/RESULTS.md, "Solvers"):
+
+    * ``"newton"`` for models of at most :data:`AUTO_NEWTON_MAX_PARAMS` parameters on dense
+      X: an iteration costs about ``m n_params^2`` flops for the Hessian, and it needs a
+      handful of iterations whatever the conditioning;
+    * ``"newton-cg"`` otherwise.
+    """
+    n_params = int(getattr(objective, "n_params", 0))
+    design = getattr(objective, "design", None)
+    sparse = bool(getattr(design, "feature_major", False))
+    if not sparse and n_params <= AUTO_NEWTON_MAX_PARAMS:
+        return "newton"
+    return "newton-cg"

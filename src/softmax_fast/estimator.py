@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 __all__ = ["SoftmaxRegression"]
 
-_SOLVERS = ("lbfgs", "gd", "sgd")
+_SOLVERS = ("auto", "lbfgs", "newton-cg", "newton", "saga", "gd", "sgd")
 _DTYPES = [np.float64, np.float32]
 _FAST_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 # scipy.sparse X: these formats as they are (CSC and COO are converted once to CSR by the design),
@@ -177,21 +177,30 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         L2 penalty strength, >= 0.
     fit_intercept : bool, default=True
         Fit the intercepts ``b`` (not penalized).
-    solver : {"lbfgs", "gd", "sgd"}, default="lbfgs"
+    solver : {"auto", "lbfgs", "newton-cg", "newton", "saga", "gd", "sgd"}, default="auto"
+        ``"auto"``: one of lbfgs, newton-cg and newton, chosen from the shape, the sparsity and
+        alpha by :func:`softmax_fast._solvers.choose_solver` (documented there with the
+        measurements behind the rule); the choice is stored in ``solver_``.
         ``"lbfgs"``: limited-memory BFGS (10 pairs, strong-Wolfe line search; softmax_fast's
-        own, SciPy's L-BFGS-B stopping rule) on the fused loss and gradient.  ``"gd"``: full-batch
+        own, SciPy's L-BFGS-B stopping rule) on the fused loss and gradient.
+        ``"newton-cg"``: truncated Newton, conjugate gradients preconditioned by the
+        Hessian's diagonal, one fused Hessian-vector product per inner step.
+        ``"newton"``: Newton's method on the exact Hessian (Cholesky; models of at most a
+        few thousand parameters); the precise solver for unscaled, ill-conditioned data.
+        ``"saga"``: the variance-reduced incremental gradient method SAGA (in-memory data),
+        which converges to the optimum.  ``"gd"``: full-batch
         gradient descent with the fixed step ``learning_rate``: ``w <- w - learning_rate * grad J``
         (``grad J`` includes ``alpha * W``).  ``"sgd"``: shuffled mini-batches of ``batch_size``
         rows with the decaying step ``learning_rate / sqrt(1 + samples_seen / n_samples)``; the
         result is a weighted average of the iterates (weights growing like t**3), which removes
         most of the mini-batch noise.
     max_iter : int, default=200
-        Maximum iterations (lbfgs, gd) or epochs (sgd).
+        Maximum iterations (lbfgs, newton-cg, newton, gd) or epochs (saga, sgd).
     tol : float, default=1e-6
         lbfgs: stop when the largest gradient component is below ``tol`` (``gtol``; the
-        relative-decrease tolerance ``ftol`` is 64 float64 epsilons, as in scikit-learn).  gd: the
-        same gradient test.  sgd: stop when the objective of the averaged coefficients has improved
-        by less than ``tol`` for 5 epochs in a row.
+        relative-decrease tolerance ``ftol`` is 64 float64 epsilons, as in scikit-learn).
+        newton-cg, newton, saga and gd: the same gradient test.  sgd: stop when the objective
+        of the averaged coefficients has improved by less than ``tol`` for 5 epochs in a row.
     learning_rate : float, default=0.5
         The step of ``"gd"`` and the initial step of ``"sgd"`` and :meth:`partial_fit`, > 0.
     batch_size : int, default=256
@@ -229,7 +238,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of the features, when X was a DataFrame with string column names.
     n_iter_ : int
-        Iterations (lbfgs, gd) or epochs (sgd, partial_fit calls) of the last fit.
+        Iterations (lbfgs, newton-cg, newton, gd) or epochs (saga, sgd, partial_fit calls) of
+        the last fit.
+    solver_ : str
+        The solver the last fit ran (what ``"auto"`` chose).
     loss_curve_ : list of float
         Objective after each iteration, or mean mini-batch objective of each epoch.
 
@@ -248,7 +260,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         *,
         alpha=1e-4,
         fit_intercept=True,
-        solver="lbfgs",
+        solver="auto",
         max_iter=200,
         tol=1e-6,
         learning_rate=0.5,
@@ -461,10 +473,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     def _warn_not_converged(self, what):
         warnings.warn(
-            f"SoftmaxRegression ({self.solver}) stopped after max_iter={self.max_iter} {what} "
+            f"SoftmaxRegression ({self.solver_}) stopped after max_iter={self.max_iter} {what} "
             f"before reaching tol={self.tol}. Increase max_iter, standardize the features "
             "(e.g. StandardScaler)"
-            + (" or tune learning_rate." if self.solver != "lbfgs" else "."),
+            + (" or tune learning_rate." if self.solver_ in ("gd", "sgd") else "."),
             ConvergenceWarning,
             stacklevel=3,
         )
@@ -526,7 +538,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         with _all_or_nothing(self):
             converged = self._fit(X, y, sample_weight, callback)
         if not converged:
-            self._warn_not_converged("epochs" if self.solver == "sgd" else "iterations")
+            self._warn_not_converged("epochs" if self.solver_ in ("sgd", "saga") else "iterations")
         return self
 
     def _fit(self, X, y, sample_weight, callback=None):
@@ -573,8 +585,15 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self._partial_rng = None
         return result.converged
 
+    def _resolved_solver(self, objective):
+        """The solver a fit on ``objective`` runs: ``solver``, or ``"auto"``'s choice."""
+        if self.solver != "auto":
+            return self.solver
+        return _solvers.choose_solver(objective)
+
     def _run_solver(self, objective, theta0, progress):
-        if self.solver == "lbfgs":
+        solver = self.solver_ = self._resolved_solver(objective)
+        if solver == "lbfgs":
             # scikit-learn's setting: ftol of 64 float64 epsilons (also for float32 X: the kernels
             # accumulate the loss and the gradient in float64, so it is that precise)
             ftol = 64 * float(np.finfo(np.float64).eps)
@@ -587,7 +606,21 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 progress=progress,
                 n_threads=objective.design.n_threads,
             )
-        if self.solver == "gd":
+        if solver in ("newton-cg", "newton"):
+            method = _solvers.newton_cg if solver == "newton-cg" else _solvers.newton
+            return method(
+                objective, theta0, max_iter=self.max_iter, tol=self.tol, progress=progress
+            )
+        if solver == "saga":
+            return _solvers.saga(
+                objective,
+                theta0,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                rng=self._rng(),
+                progress=progress,
+            )
+        if solver == "gd":
             return _solvers.gradient_descent(
                 objective,
                 theta0,
