@@ -20,6 +20,7 @@ Requires the ``dask`` extra: ``pip install "softmax-fast[dask]"``.
 from __future__ import annotations
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -145,9 +146,9 @@ def _coefficients(W, b):
 
 
 def _add_parts(a, b):
-    """(loss, dW, db) of two neighbouring blocks (or subtrees), added in that order."""
-    db = None if a[2] is None else a[2] + b[2]
-    return a[0] + b[0], a[1] + b[1], db
+    """Partial sums of two neighbouring blocks (or subtrees), added in that order: tuples of
+    floats, arrays and Nones, element by element."""
+    return tuple(None if x is None else x + y for x, y in zip(a, b, strict=True))
 
 
 def _tree_sum(parts):
@@ -163,7 +164,56 @@ def _tree_sum(parts):
     return level[0]
 
 
+def _block_curvature(state, coefficients):
+    """One block's :class:`softmax_fast._design.Curvature` at (W, b) (None for an empty
+    block): its probabilities, kept on its worker for the Hessian products."""
+    design, _, weights = state
+    if design.n_samples == 0:
+        return None
+    W, b = coefficients
+    return design.curvature(W, b, weights)
+
+
+def _zeros_like_parts(W, b):
+    return np.zeros(W.shape), None if b is None else np.zeros(b.shape)
+
+
+def _block_hess_vec(state, curvature, direction, scale):
+    """One block's data-term Hessian applied to the direction (V, c): (dV, dc), float64."""
+    design = state[0]
+    V, c = direction
+    if curvature is None:
+        return _zeros_like_parts(V, c)
+    return design.hess_vec(curvature, V, c, scale)
+
+
+def _block_hess_diag(state, curvature, shapes, scale):
+    """One block's diagonal of the data-term Hessian: (diag_W, diag_b), float64."""
+    design = state[0]
+    if curvature is None:
+        return np.zeros(shapes[0]), np.zeros(shapes[1])
+    return design.hess_diag(curvature, scale)
+
+
+def _block_hessian(state, coefficients, scale, class_rows):
+    """One block's full data-term Hessian (class-major, the designs' ``hessian``), as a
+    1-tuple for the tree sum."""
+    design, _, weights = state
+    W, b = coefficients
+    if design.n_samples == 0:
+        d = design.n_features + (b is not None)
+        return (np.zeros((class_rows.size * d,) * 2),)
+    return (design.hessian(W, b, weights, scale, class_rows),)
+
+
 # ----------------------------------------------------------------------------- on the client
+
+
+class _DaskCurvature(NamedTuple):
+    """The blocks' curvatures (futures or persisted delayed objects) and K."""
+
+    parts: list
+    n_classes: int
 
 
 class DaskDesign:
@@ -195,6 +245,57 @@ class DaskDesign:
         parts = [block(state, coefficients, grad_scale) for state in self.states]
         ((total, dW, db),) = dask.compute(_tree_sum(parts))
         return float(total), dW, db
+
+    # ------------------------------------------------------------------------- curvature
+    def curvature(self, W, b, sample_weight):
+        """Every block's probabilities at (W, b), computed and kept on the workers (the
+        blocks' :class:`softmax_fast._design.Curvature`, one future each) for the Hessian
+        products of one outer iteration; they are released when the result is dropped."""
+        if sample_weight is not None:
+            raise ValueError("DaskDesign.curvature: the weights live with the blocks")
+        coefficients = dask.delayed(_coefficients, pure=False)(W, b)
+        block = dask.delayed(_block_curvature, pure=True)
+        parts = [block(state, coefficients) for state in self.states]
+        client = _distributed_client()
+        if client is None:
+            parts = list(dask.persist(*parts))
+        else:
+            parts = client.compute(parts)  # next to their blocks: the scheduler follows the data
+        return _DaskCurvature(parts, W.shape[1] if self.feature_major else W.shape[0])
+
+    def hess_vec(self, curvature, V, c, scale):
+        """The data term's Hessian applied to (V, c) over every block, tree-summed:
+        ``(dV, dc)`` float64 in the design's layout."""
+        direction = dask.delayed(_coefficients, pure=False)(V, c)
+        block = dask.delayed(_block_hess_vec, pure=True)
+        parts = [
+            block(state, part, direction, scale)
+            for state, part in zip(self.states, curvature.parts, strict=True)
+        ]
+        ((dV, dc),) = dask.compute(_tree_sum(parts))
+        return dV, dc
+
+    def hess_diag(self, curvature, scale):
+        """The diagonal of the data term's Hessian over every block: (W's shape, (K,))."""
+        K = curvature.n_classes
+        shapes = ((self.n_features, K) if self.feature_major else (K, self.n_features), (K,))
+        block = dask.delayed(_block_hess_diag, pure=True)
+        parts = [
+            block(state, part, shapes, scale)
+            for state, part in zip(self.states, curvature.parts, strict=True)
+        ]
+        ((diag_W, diag_b),) = dask.compute(_tree_sum(parts))
+        return diag_W, diag_b
+
+    def hessian(self, W, b, sample_weight, scale, class_rows):
+        """The full data-term Hessian (class-major), one block's share per task, summed."""
+        if sample_weight is not None:
+            raise ValueError("DaskDesign.hessian: the weights live with the blocks")
+        coefficients = dask.delayed(_coefficients, pure=False)(W, b)
+        block = dask.delayed(_block_hessian, pure=True)
+        parts = [block(state, coefficients, scale, class_rows) for state in self.states]
+        ((H,),) = dask.compute(_tree_sum(parts))
+        return H
 
 
 def _place(states):
@@ -311,9 +412,13 @@ class DaskSoftmaxRegression(ClassifierMixin, BaseEstimator):
     ----------
     alpha : float, default=1e-4
     fit_intercept : bool, default=True
-    solver : {"lbfgs", "gd"}, default="lbfgs"
-        The full-batch solvers; each iteration is one pass over the blocks (two or more for a
-        line search).  No mini-batch solver: ``"sgd"`` is refused.
+    solver : {"auto", "lbfgs", "newton-cg", "newton", "gd"}, default="auto"
+        The full-batch solvers: each evaluation, Hessian-vector product (newton-cg) or Hessian
+        (newton) is one pass over the blocks, tree-reduced; newton-cg keeps the blocks'
+        probabilities on the workers for an outer iteration (``m * K`` values of X's dtype
+        across the cluster).  ``"auto"`` chooses as on :class:`SoftmaxRegression`.  The
+        row-by-row solvers are refused: ``"sgd"`` and ``"saga"`` would send a task per batch
+        or a pass of sequential steps through every block in turn.
     max_iter : int, default=200
     tol : float, default=1e-6
     learning_rate : float, default=0.5
@@ -331,8 +436,8 @@ class DaskSoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     Attributes
     ----------
-    classes_, coef_, intercept_, n_features_in_, n_iter_, loss_curve_
-        NumPy values, as on :class:`SoftmaxRegression`.
+    classes_, coef_, intercept_, n_features_in_, n_iter_, loss_curve_, solver_
+        NumPy values (and the solver run), as on :class:`SoftmaxRegression`.
 
     Notes
     -----
@@ -349,7 +454,7 @@ class DaskSoftmaxRegression(ClassifierMixin, BaseEstimator):
         *,
         alpha=1e-4,
         fit_intercept=True,
-        solver="lbfgs",
+        solver="auto",
         max_iter=200,
         tol=1e-6,
         learning_rate=0.5,
@@ -382,10 +487,11 @@ class DaskSoftmaxRegression(ClassifierMixin, BaseEstimator):
         """:meth:`_local_estimator`, its parameters checked by its own rules and ours."""
         local = self._local_estimator()
         local._check_params()
-        if self.solver == "sgd":
+        if self.solver in ("sgd", "saga"):
             raise ValueError(
-                'solver: "sgd" is not supported on Dask arrays (a mini-batch solver would '
-                'send a task per batch); use "lbfgs" or "gd"'
+                f'solver: "{self.solver}" is not supported on Dask arrays (a row-by-row solver '
+                'would send a task per batch); use "auto", "lbfgs", "newton-cg", "newton" or '
+                '"gd"'
             )
         if isinstance(self.n_threads, bool) or not isinstance(self.n_threads, numbers.Integral):
             raise TypeError(f"n_threads: must be an int, got {type(self.n_threads).__name__}")
@@ -407,6 +513,7 @@ class DaskSoftmaxRegression(ClassifierMixin, BaseEstimator):
         local.n_features_in_ = self.n_features_in_
         local.n_iter_ = self.n_iter_
         local.loss_curve_ = list(self.loss_curve_)
+        local.solver_ = self.solver_
         return local
 
     # ----------------------------------------------------------------------------- fit
@@ -473,6 +580,7 @@ class DaskSoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = n
         self.n_iter_ = result.n_iter
         self.loss_curve_ = list(result.loss_curve)
+        self.solver_ = local.solver_
         if not result.converged:
             local._warn_not_converged("iterations")
         return self
