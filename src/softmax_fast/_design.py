@@ -156,7 +156,8 @@ def _dense_hessian_block(Xa, P, w, class_rows):
     ``sum_i w_i (diag(p_iF) - p_iF p_iF^T) (x) xa_i xa_i^T`` over the free classes F, as one
     (|F| d, |F| d) float64 array for ``Xa`` (rows, d) (X with a column of ones appended when
     the model has intercepts).  The diagonal blocks get ``Xa^T diag(w p_k) Xa``; the whole
-    matrix gets ``- U^T U`` with ``U_i = sqrt(w_i) p_iF (x) xa_i`` (one symmetric product)."""
+    matrix gets ``- U^T U`` with ``U_i = sqrt(w_i) p_iF (x) xa_i`` (one symmetric product).
+    Every term is a product ``A^T A``, so the sum is exactly symmetric."""
     rows, d = Xa.shape
     PF = P[:, class_rows]
     F = class_rows.size
@@ -165,7 +166,8 @@ def _dense_hessian_block(Xa, P, w, class_rows):
     H = -(U.T @ U)
     for a in range(F):
         block = slice(a * d, (a + 1) * d)
-        H[block, block] += (Xa * (w * PF[:, a])[:, None]).T @ Xa
+        root = Xa * np.sqrt(w * PF[:, a])[:, None]
+        H[block, block] += root.T @ root  # (A^T A products: exactly symmetric)
     return H
 
 

@@ -260,7 +260,8 @@ class SoftmaxObjective:
                 f"the full Hessian of {self.n_params} parameters is too large (at most "
                 f"{HESSIAN_MAX_PARAMS}); use solver='newton-cg' or 'lbfgs'"
             )
-        W, b = self._coefficients(theta, self.design.dtype)
+        # float64 coefficients whatever X's dtype: the designs build the Hessian in float64
+        W, b = self._coefficients(theta, np.float64)
         H_class = self.design.hessian(
             W, b, self.sample_weight, 1.0 / self.weight_total, self.class_rows
         )

@@ -33,6 +33,9 @@ The maths::
     J(W, b)           = sum_i w_i CE(W x_i + b, y_i) / sum_i w_i + alpha/2 ||W||_F^2
     dJ/dW             = (A - Y)^T diag(w) X / sum(w) + alpha W
     dJ/db             = sum_i w_i (a_i - y_i) / sum(w)
+    d2J/dz_i dz_i^T   = w_i (diag(a_i) - a_i a_i^T) / sum(w)       (targets summing to 1)
+    H (V, c)          = D^T X + alpha V, D^T 1,  D = w (A * (R - rowsum(A * R))) / sum(w),
+                        R = X V^T + c                               (Hessian-vector product)
 """
 
 import numpy as np
@@ -47,6 +50,8 @@ __all__ = [
     "loss_and_grad",
     "predict_proba",
     "predict",
+    "hess_vec",
+    "hessian",
     "one_hot",
 ]
 
@@ -193,3 +198,42 @@ def predict(X, W, b=None):
     X = _as_float_X(X)
     Z = _logits(X, np.asarray(W, dtype=X.dtype), b)
     return np.argmax(Z, axis=1)
+
+
+def hess_vec(X, W, b, V, c=None, alpha=0.0, sample_weight=None):
+    """The Hessian of ``loss_and_grad``'s objective at (W, b) applied to the direction (V, c)
+    (V shape (K, n), c (K,) or None when the model has no intercepts): ``(HV (K, n), Hc (K,)
+    or None)``.  For targets that sum to 1 per row (labels, probabilities), where the
+    Hessian does not depend on y."""
+    X = _as_float_X(X)
+    A = softmax(_logits(X, np.asarray(W, dtype=X.dtype), b))
+    R = _logits(X, np.asarray(V, dtype=X.dtype), c)
+    w = _weights(sample_weight, X.shape[0], X.dtype)
+    D = (w / w.sum())[:, None].astype(X.dtype) * A * (R - np.sum(A * R, axis=1, keepdims=True))
+    HV = (X.T @ D).T if issparse(X) else D.T @ X
+    return HV + alpha * np.asarray(V, dtype=X.dtype), (D.sum(axis=0) if c is not None else None)
+
+
+def hessian(X, W, b=None, alpha=0.0, sample_weight=None):
+    """The full Hessian of ``loss_and_grad``'s objective at (W, b), shape (K d, K d) with
+    ``d = n + (b is not None)``, class-major: parameter (k, j) (class k's weight j, then its
+    intercept at j = n) at index ``k d + j``.  Built block by block from its definition,
+    ``H[k, l] = Xa^T diag(w (delta_kl a_k - a_k a_l)) Xa / sum(w) + alpha delta_kl I`` (the
+    penalty on the weights only), with ``Xa = [X, 1]``; a sparse X is densified (the
+    reference is for small problems).  Targets summing to 1 per row."""
+    X = _as_float_X(X)
+    A = softmax(_logits(X, np.asarray(W, dtype=X.dtype), b)).astype(np.float64)
+    Xa = np.asarray(X.toarray() if issparse(X) else X, dtype=np.float64)
+    if b is not None:
+        Xa = np.hstack([Xa, np.ones((Xa.shape[0], 1))])
+    w = _weights(sample_weight, X.shape[0], np.float64)
+    w = w / w.sum()
+    K, d, n = A.shape[1], Xa.shape[1], X.shape[1]
+    H = np.empty((K * d, K * d))
+    for k in range(K):
+        for k2 in range(K):
+            coef = w * A[:, k] * ((k == k2) - A[:, k2])
+            H[k * d : (k + 1) * d, k2 * d : (k2 + 1) * d] = (Xa * coef[:, None]).T @ Xa
+    for k in range(K):
+        H[np.arange(k * d, k * d + n), np.arange(k * d, k * d + n)] += alpha
+    return H

@@ -1,0 +1,166 @@
+"""The objective's second derivatives (``hessian``, ``hessian_operator``'s ``matvec`` and
+``diagonal``) against the plain NumPy reference (``softmax_fast.reference.hessian`` and
+``hess_vec``, written from the definition block by block) and against central finite
+differences of the fused gradient, on dense and CSR designs, both parametrizations, with and
+without intercepts and weights.
+
+Tolerances: float64 sums of m terms agree to a few hundred ulps of the largest entry;
+float32 X is exact in float64, so the full Hessian (float64 probabilities) is as precise, while
+the Hessian-vector product and the diagonal take the probabilities and the direction in
+float32 (relative rounding ~6e-8 per factor, a few factors). A central difference with step h
+errs by O(h^2) times the third derivative (bounded here, |x| <= ~3) plus eps |g| / h rounding.
+"""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from softmax_fast import reference
+from softmax_fast._design import HESSIAN_MAX_PARAMS, CSRDesign, DenseDesign
+from softmax_fast._objective import SoftmaxObjective
+from softmax_fast._validation import as_csr_arrays
+
+
+def _problem(kind, dtype, seed=0, m=120, n=7, K=4, weights=False):
+    rng = np.random.default_rng(seed)
+    X = sp.random(m, n, density=0.4, format="csr", random_state=seed, dtype=np.float64)
+    X.data = rng.standard_normal(X.data.size)
+    X = sp.csr_matrix(X.toarray() * (np.arange(m) % 17 != 3)[:, None])  # some empty rows
+    X = X.astype(dtype)
+    y = rng.integers(0, K, m).astype(np.intp)
+    sw = None
+    if weights:
+        sw = rng.random(m)
+        sw[::5] = 0.0
+    design = CSRDesign(as_csr_arrays(X), 2) if kind == "csr" else DenseDesign(X.toarray(), 2)
+    return X, y, sw, design
+
+
+def _objective(kind, dtype, reference_class, fit_intercept, weights, alpha=0.3, seed=0):
+    X, y, sw, design = _problem(kind, dtype, seed=seed, weights=weights)
+    objective = SoftmaxObjective(design, y, sw, 4, alpha, fit_intercept, reference_class)
+    theta = np.random.default_rng(seed + 1).standard_normal(objective.n_params) * 0.5
+    return X, sw, objective, theta
+
+
+def _free_class_major(objective, H_all):
+    """The free classes' rows and columns of a class-major Hessian over all K classes."""
+    d = objective.n_features + int(objective.fit_intercept)
+    idx = (objective.class_rows[:, None] * d + np.arange(d)[None, :]).ravel()
+    return H_all[np.ix_(idx, idx)]
+
+
+CASES = [
+    pytest.param(kind, ref, fi, w, id=f"{kind}-ref{ref}-intercept{fi}-weights{w}")
+    for kind in ("dense", "csr")
+    for ref in (None, 2)
+    for fi in (True, False)
+    for w in (False, True)
+]
+
+
+@pytest.mark.parametrize(("kind", "ref", "fit_intercept", "weights"), CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_hessian_is_the_reference(kind, ref, fit_intercept, weights, dtype):
+    X, sw, objective, theta = _objective(kind, dtype, ref, fit_intercept, weights)
+    W, b = objective.unpack(theta)
+    H = objective.hessian(theta)
+    assert H.shape == (objective.n_params,) * 2 and H.dtype == np.float64
+    np.testing.assert_array_equal(H, H.T)
+    X64 = X.astype(np.float64)
+    expected = _free_class_major(
+        objective, reference.hessian(X64, W, b if fit_intercept else None, 0.3, sw)
+    )
+    order = objective._theta_order()
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(H[np.ix_(order, order)], expected, rtol=0, atol=1e-12 * scale)
+
+
+@pytest.mark.parametrize(("kind", "ref", "fit_intercept", "weights"), CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_hessian_vector_product_and_diagonal_are_the_reference(
+    kind, ref, fit_intercept, weights, dtype
+):
+    X, sw, objective, theta = _objective(kind, dtype, ref, fit_intercept, weights)
+    W, b = objective.unpack(theta)
+    operator = objective.hessian_operator(theta)
+    rng = np.random.default_rng(7)
+    X64 = X.astype(np.float64)
+    atol_rel = 1e-12 if dtype == np.float64 else 2e-6
+    for _ in range(3):
+        v = rng.standard_normal(objective.n_params)
+        V, c = objective.unpack(v)
+        HV, Hc = reference.hess_vec(
+            X64, W, b if fit_intercept else None, V, c if fit_intercept else None, 0.3, sw
+        )
+        expected = objective.pack(HV, Hc)
+        got = operator.matvec(v)
+        # each entry sums |D_ik x_ij| terms; bound the rounding by the largest such sum
+        bound = np.abs(expected).max() + np.abs(v).max()
+        np.testing.assert_allclose(got, expected, rtol=0, atol=atol_rel * bound)
+    H = objective.hessian(theta)
+    np.testing.assert_allclose(
+        operator.diagonal(), np.diag(H), rtol=0, atol=atol_rel * np.abs(np.diag(H)).max()
+    )
+
+
+@pytest.mark.parametrize(("kind", "ref", "fit_intercept", "weights"), CASES)
+def test_hessian_is_the_derivative_of_the_gradient(kind, ref, fit_intercept, weights):
+    _, _, objective, theta = _objective(kind, np.float64, ref, fit_intercept, weights, seed=3)
+    H = objective.hessian(theta)
+    operator = objective.hessian_operator(theta)
+    h = 1e-5
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        v = rng.standard_normal(objective.n_params)
+        g_plus = objective.value_and_grad(theta + h * v)[1]
+        g_minus = objective.value_and_grad(theta - h * v)[1]
+        difference = (g_plus - g_minus) / (2 * h)
+        scale = np.abs(difference).max()
+        np.testing.assert_allclose(H @ v, difference, rtol=0, atol=1e-7 * scale)
+        np.testing.assert_allclose(operator.matvec(v), difference, rtol=0, atol=1e-7 * scale)
+
+
+@pytest.mark.parametrize("kind", ["dense", "csr"])
+def test_symmetric_form_without_penalty_is_singular_along_class_shifts(kind):
+    """Adding one vector to every class's parameters leaves the probabilities unchanged: with
+    alpha = 0 the symmetric form's Hessian maps that direction to 0 (to rounding)."""
+    _, _, objective, theta = _objective(kind, np.float64, None, True, True, alpha=0.0)
+    shift = np.random.default_rng(2).standard_normal(objective.n_features + 1)
+    coef = np.tile(shift[:-1], (4, 1))
+    intercept = np.full(4, shift[-1])
+    v = objective.pack(coef, intercept)
+    H = objective.hessian(theta)
+    scale = np.abs(H).max() * np.abs(v).max()
+    np.testing.assert_allclose(H @ v, 0.0, atol=1e-13 * scale)
+    np.testing.assert_allclose(
+        objective.hessian_operator(theta).matvec(v), 0.0, atol=1e-13 * scale
+    )
+    assert np.linalg.eigvalsh(H)[-1] > 0
+
+
+@pytest.mark.parametrize("kind", ["dense", "csr"])
+def test_curvature_is_repeatable_and_leaves_inputs_alone(kind):
+    X, sw, objective, theta = _objective(kind, np.float64, 2, True, True)
+    data = objective.design.X.data.copy() if kind == "csr" else objective.design.X.copy()
+    theta_before = theta.copy()
+    operator = objective.hessian_operator(theta)
+    v = np.random.default_rng(0).standard_normal(objective.n_params)
+    v_before = v.copy()
+    first = operator.matvec(v)
+    for _ in range(3):
+        np.testing.assert_array_equal(operator.matvec(v), first)
+        np.testing.assert_array_equal(objective.hessian_operator(theta).matvec(v), first)
+    np.testing.assert_array_equal(objective.hessian(theta), objective.hessian(theta))
+    np.testing.assert_array_equal(theta, theta_before)
+    np.testing.assert_array_equal(v, v_before)
+    after = objective.design.X.data if kind == "csr" else objective.design.X
+    np.testing.assert_array_equal(after, data)
+
+
+def test_full_hessian_refuses_large_models():
+    m, n = 10, HESSIAN_MAX_PARAMS // 2
+    design = DenseDesign(np.zeros((m, n)), 1)
+    objective = SoftmaxObjective(design, np.arange(m) % 3, None, 3, 0.1, True, None)
+    with pytest.raises(ValueError, match="too large"):
+        objective.hessian(np.zeros(objective.n_params))
