@@ -715,7 +715,11 @@ class CSRDesign:
             pa = Z[:, class_rows[a]]
             for a2 in range(a, F):
                 coef = w * pa * ((a == a2) - Z[:, class_rows[a2]])
-                block = (XT @ X.multiply(coef[:, None]).tocsr()).toarray()
+                if a == a2:  # coef >= 0: R^T R, exactly symmetric
+                    root = X.multiply(np.sqrt(coef)[:, None]).tocsr()
+                    block = (root.T @ root).toarray()
+                else:
+                    block = (XT @ X.multiply(coef[:, None]).tocsr()).toarray()
                 H[a * d : (a + 1) * d, a2 * d : (a2 + 1) * d] = block
                 if a2 != a:
                     H[a2 * d : (a2 + 1) * d, a * d : (a + 1) * d] = block.T

@@ -228,6 +228,34 @@ class SoftmaxObjective:
         return scale * total + penalty, grad
 
     # ----------------------------------------------------------------------------- curvature
+    def invariant_directions(self) -> np.ndarray:
+        """An orthonormal basis (n_params, r) of the directions along which J is constant:
+        adding one vector to every class's parameters leaves the probabilities unchanged, so
+        in the symmetric form (no reference class) J does not change along the common shift
+        of the intercepts (unpenalized), nor, with alpha = 0, along the common shift of each
+        feature's weights.  r = 0 in the reference-class form.  The Hessian is singular
+        there and the gradient orthogonal to them (up to rounding)."""
+        K, n = self.n_classes, self.n_features
+        if self.reference is not None:
+            return np.zeros((self.n_params, 0))
+        columns = []
+        k_n = K * n
+        if not self.alpha:
+            for j in range(n):
+                u = np.zeros(self.n_params)
+                if self.design.feature_major:
+                    u[j * K : (j + 1) * K] = 1.0
+                else:
+                    u[j:k_n:n] = 1.0
+                columns.append(u)
+        if self.fit_intercept:
+            u = np.zeros(self.n_params)
+            u[k_n:] = 1.0
+            columns.append(u)
+        if not columns:
+            return np.zeros((self.n_params, 0))
+        return np.column_stack(columns) / np.sqrt(K)
+
     def hessian_operator(self, theta: np.ndarray) -> "HessianOperator":
         """The Hessian of J at theta as an operator (:class:`HessianOperator`): products with
         directions, and its diagonal; the probabilities at theta are computed here, once."""

@@ -65,6 +65,11 @@ class Objective(Protocol):
         """The full Hessian at theta, (n_params, n_params) float64 (newton)."""
         ...
 
+    def invariant_directions(self) -> np.ndarray:
+        """Orthonormal basis (n_params, r) of the directions along which J is constant (the
+        Newton methods keep their steps orthogonal to them)."""
+        ...
+
 
 class SolverStep(NamedTuple):
     """One report of a solver's progress, after an iteration (or an sgd epoch).
@@ -431,6 +436,9 @@ def sgd(
 # Evaluations one line search of the Newton methods may take (the full step is accepted at
 # almost every iteration, so this only bounds the rare bad start).
 _NEWTON_LINE_SEARCH = 30
+# Below this many units of J's rounding (relative to max(1, |J|)) a step's predicted decrease
+# cannot be seen in J's values.
+_VALUE_NOISE = 1e3 * float(np.finfo(np.float64).eps)
 # newton-cg's inner loop: at most this many conjugate-gradient steps per outer iteration.
 NEWTON_CG_MAX_INNER = 200
 
@@ -474,9 +482,11 @@ def _preconditioned_cg(matvec, grad, precond, rtol, max_steps):
 def _newton_loop(objective, theta0, direction, *, max_iter, tol, progress):
     """The outer loop the Newton methods share: ``direction(theta, grad) -> d`` (a descent
     direction), a strong-Wolfe line search from the full step (softmax_fast's L-BFGS's
-    Moré–Thuente search), stopping at ``max|grad| <= tol``.  A line search that cannot
-    decrease J any more (the gradient is at the precision of the arithmetic) counts as
-    converged, as for lbfgs."""
+    Moré–Thuente search), stopping at ``max|grad| <= tol``.  Where the step's predicted
+    decrease is below the rounding of J, the full step is taken when it shrinks the gradient
+    (the line search cannot see the decrease in J's values); a step that can do neither ends
+    the run as converged (the gradient is at the precision of the arithmetic), as for
+    lbfgs."""
     theta = np.array(theta0, dtype=np.float64)
     value, grad = objective.value_and_grad(theta)
     if not (np.isfinite(value) and np.all(np.isfinite(grad))):
@@ -498,8 +508,17 @@ def _newton_loop(objective, theta0, direction, *, max_iter, tol, progress):
             objective.value_and_grad, theta, d, trial_point, value, dphi0, 1.0, _NEWTON_LINE_SEARCH
         )
         if not ok:
-            converged = True  # no decrease left at the precision of the arithmetic
-            break
+            if -dphi0 > _VALUE_NOISE * max(1.0, abs(value)):
+                converged = True  # no decrease left at the precision of the arithmetic
+                break
+            # The decrease this step predicts, -dphi0 / 2, is below the rounding of J, which
+            # the line search reads: judge the (Newton) step by the gradient instead, the
+            # precise measure there, and take it whole when it shrinks the gradient.
+            np.add(theta, d, out=trial_point)
+            new_value, new_grad = objective.value_and_grad(trial_point)
+            if not _grad_max(new_grad) < _grad_max(grad):
+                converged = True
+                break
         theta, trial_point = trial_point, theta
         value, grad = new_value, new_grad
         n_iter += 1
@@ -530,6 +549,8 @@ def newton_cg(
     (``m * K`` values of the data's dtype).  Stops when ``max|grad| <= tol``.
     """
 
+    project = _projection(objective.invariant_directions())
+
     def direction(theta, grad):
         op = objective.hessian_operator(theta)
         precond = op.diagonal()
@@ -538,20 +559,35 @@ def newton_cg(
         floor = 1e-12 * max(float(np.max(precond)), 1e-300)
         precond = np.where(precond > floor, precond, 1.0)
         rtol = min(0.5, float(np.sqrt(np.linalg.norm(grad))))
-        d, _ = _preconditioned_cg(op.matvec, grad, precond, rtol, max(1, max_inner))
-        return d
+        d, _ = _preconditioned_cg(
+            lambda v: project(op.matvec(v)), project(grad), precond, rtol, max(1, max_inner)
+        )
+        return project(d)
 
     return _newton_loop(objective, theta0, direction, max_iter=max_iter, tol=tol, progress=progress)
 
 
-def newton_direction(H: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """The Newton step ``-H^{-1} grad`` by Cholesky; when H is not (numerically) positive
-    definite, the minimum-norm step on the eigenvectors whose eigenvalues exceed
-    ``n eps lambda_max`` (the symmetric form's Hessian is singular along the directions that
-    add one vector to every class's parameters: with alpha = 0 for the weights, and always for
-    the intercepts; grad has no component there, and neither has this step)."""
+def _projection(U):
+    """``v -> v - U (U^T v)``: the projection onto the complement of the orthonormal columns
+    of U (the identity when U has none)."""
+    if U.shape[1] == 0:
+        return lambda v: v
+    return lambda v: v - U @ (U.T @ v)
+
+
+def newton_direction(H: np.ndarray, grad: np.ndarray, invariant: np.ndarray | None = None):
+    """The Newton step ``-H^{-1} grad`` by Cholesky, orthogonal to the ``invariant``
+    directions (orthonormal columns, along which J is constant and H singular: the symmetric
+    form's class shifts): there H is replaced by ``H + s U U^T`` (s the largest diagonal
+    entry), positive definite with the same solution on the complement, and the gradient's
+    rounding-sized component along U is dropped.  When the matrix is still not (numerically)
+    positive definite (collinear columns without a penalty), the minimum-norm step on the
+    eigenvectors whose eigenvalues exceed ``n eps lambda_max``."""
     from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh
 
+    if invariant is not None and invariant.shape[1]:
+        grad = _projection(invariant)(grad)
+        H = H + max(float(np.max(np.diag(H))), 1.0) * (invariant @ invariant.T)
     try:
         factor = cho_factor(H, lower=True, check_finite=False)
         d = -cho_solve(factor, grad, check_finite=False)
@@ -579,8 +615,10 @@ def newton(
     :func:`newton_direction` and a line search along it.  For models up to a few thousand
     parameters; stops when ``max|grad| <= tol`` (quadratic convergence near the optimum)."""
 
+    invariant = objective.invariant_directions()
+
     def direction(theta, grad):
-        return newton_direction(objective.hessian(theta), grad)
+        return newton_direction(objective.hessian(theta), grad, invariant)
 
     return _newton_loop(objective, theta0, direction, max_iter=max_iter, tol=tol, progress=progress)
 

@@ -133,9 +133,7 @@ def test_symmetric_form_without_penalty_is_singular_along_class_shifts(kind):
     H = objective.hessian(theta)
     scale = np.abs(H).max() * np.abs(v).max()
     np.testing.assert_allclose(H @ v, 0.0, atol=1e-13 * scale)
-    np.testing.assert_allclose(
-        objective.hessian_operator(theta).matvec(v), 0.0, atol=1e-13 * scale
-    )
+    np.testing.assert_allclose(objective.hessian_operator(theta).matvec(v), 0.0, atol=1e-13 * scale)
     assert np.linalg.eigvalsh(H)[-1] > 0
 
 
