@@ -31,6 +31,37 @@ def loss_and_grad(
     col_bounds: _Intp | None,
     n_threads: int,
 ) -> tuple[int, float, _F64, _F64 | None]: ...
+def hess_vec(
+    data: _FArray,
+    indices: _Index,
+    indptr: _Index,
+    n_features: int,
+    row_bounds: _Intp,
+    P: _FArray,
+    Vt: _FArray,
+    c: _FArray | None,
+    sample_weight: _F64 | None,
+    scale: float,
+    csc_data: _FArray | None,
+    csc_rows: _Index | None,
+    colptr: _Index | None,
+    col_bounds: _Intp | None,
+    n_threads: int,
+) -> tuple[_F64, _F64 | None]: ...
+def hess_vec_columns(
+    csc_data: _FArray,
+    csc_rows: _Index,
+    colptr: _Index,
+    n_rows: int,
+    col_bounds: _Intp,
+    row_bounds: _Intp,
+    P: _FArray,
+    Vt: _FArray,
+    c: _FArray | None,
+    sample_weight: _F64 | None,
+    scale: float,
+    n_threads: int,
+) -> tuple[_F64, _F64 | None]: ...
 def predict(
     data: _FArray,
     indices: _Index,

@@ -1,5 +1,6 @@
 """Fused softmax regression on a CSR X (m, n): ``loss_and_grad`` (by rows),
-``loss_and_grad_columns`` (by the columns of the CSC copy), ``predict`` and ``to_csc``.  No
+``loss_and_grad_columns`` (by the columns of the CSC copy), the Hessian-vector products
+``hess_vec`` and ``hess_vec_columns`` (the same two forms), ``predict`` and ``to_csc``.  No
 validation here: softmax_fast._design validates the matrix once (the structure, indices in
 range, finite values), picks the strategy and calls these.
 
@@ -30,6 +31,11 @@ Design note
 * ``loss_and_grad_columns`` (X with fewer rows than columns) runs both products over the CSC
   copy: column chunks scatter x_ij Wt[j, :] into their own m x K logits part, row chunks sum the
   parts and form the loss and G, column chunks gather dWt[j, :] from G.
+* ``hess_vec`` / ``hess_vec_columns`` apply the data term's Hessian at the probabilities P to a
+  direction (V, c) with the same chunks and the same two products: R = X Vt + c (the logits
+  step, on Vt and c), D_i = w_i scale P_i * (R_i - P_i . R_i) per row (``_hv_row``, in place of
+  the softmax step), then dVt = X^T D by row accumulators, or by the column pass from D (m, K),
+  exactly as the gradient is formed from G; dc = sum_i D_i in chunk order.
 * Results depend only on the inputs and the chunk bounds: bit-identical between repeated calls.
 * A row is bad when its logits hold a NaN or +inf or no finite value (the dense kernels' rule);
   a chunk stops at its first bad row and reports it.  Rows of weight 0 add nothing to the loss,
@@ -399,6 +405,279 @@ def loss_and_grad_columns(const floating[::1] csc_data, const csr_index[::1] csc
                      n_threads)
     db = _ordered_rows_sum(np.asarray(db_parts)[:, :K]) if b is not None else None
     return first_bad, _ordered_sum(loss_sums), dW, db
+
+
+# ----------------------------------------------------------------------------- Hessian-vector
+
+cdef inline void _hv_row(const floating *p, double *z, double ws, Py_ssize_t K) noexcept nogil:
+    """One row of D from its row of R, in place: z_k = ws * p_k * (z_k - sum_j p_j z_j), the
+    dot in class order (deterministic); ws = 0 (a row of weight 0) gives exact zeros."""
+    cdef double s = 0.0
+    cdef Py_ssize_t k
+    if ws == 0.0:
+        for k in range(K):
+            z[k] = 0.0
+        return
+    for k in range(K):
+        s = s + <double>p[k] * z[k]
+    for k in range(K):
+        z[k] = ws * (<double>p[k] * (z[k] - s))
+
+
+cdef void _hess_vec_rows(
+    const floating *data, const csr_index *indices, const csr_index *indptr,
+    double *Z_parts, Py_ssize_t n_parts, Py_ssize_t part_stride,
+    const floating *P, const floating *Vt, const floating *c, const double *sw, double scale,
+    double *block, double *acc, double *D, double *dc, Py_ssize_t r0, Py_ssize_t r1,
+    Py_ssize_t K,
+) noexcept nogil:
+    """The rows [r0, r1) of D = w * scale * P * (R - rowsum(P * R)), block by block.
+
+    R comes from the CSR arrays (R_i = c + sum_p x_p Vt[j_p, :], into ``block``), or (``Z_parts``
+    not NULL) is the sum, in part order, of ``n_parts`` (m x K) partial products
+    ``part_stride`` apart, plus c: then D_i is formed in place in row i of the first part.
+    Per row: dc += D_i (``dc`` not NULL); then ``acc`` (n x K) += x_i^T D_i over the row's
+    non-zeros (``acc`` not NULL; skipped for a row of D = 0), or D_i stored in row i of ``D``
+    (m x K; ``D`` not NULL) for a column pass.
+    """
+    cdef Py_ssize_t r, nb, i, k, row, q
+    cdef double ws
+    cdef double *z
+    cdef const double *part
+    r = r0
+    while r < r1:
+        nb = min(<Py_ssize_t>ROW_BLOCK, r1 - r)
+        if Z_parts == NULL:
+            _csr_logits(data, indices, indptr, Vt, c, block, r, r + nb, K)
+        for i in range(nb):
+            row = r + i
+            if Z_parts == NULL:
+                z = block + i * K
+            else:
+                z = Z_parts + row * K
+                for q in range(1, n_parts):
+                    part = Z_parts + q * part_stride + row * K
+                    for k in range(K):
+                        z[k] = z[k] + part[k]
+                if c != NULL:
+                    for k in range(K):
+                        z[k] = z[k] + c[k]
+            ws = sw[row] * scale if sw != NULL else scale
+            _hv_row(P + row * K, z, ws, K)
+            if dc != NULL:
+                for k in range(K):
+                    dc[k] = dc[k] + z[k]
+            if acc != NULL:
+                if ws != 0.0:
+                    _csr_scatter(data, indices, indptr[row], indptr[row + 1], z, acc, K)
+            elif D != NULL:
+                memcpy(D + row * K, z, K * sizeof(double))
+        r = r + nb
+
+
+cdef _check_hess_vec_shapes(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K,
+                            const floating[:, ::1] P, const floating[:, ::1] Vt,
+                            const floating[::1] c, const double[::1] sample_weight,
+                            const intp_t[::1] row_bounds, const intp_t[::1] col_bounds):
+    """O(1) checks that keep the kernels inside their arrays (no O(m) validation here)."""
+    if m <= 0 or K == 0:
+        raise ValueError("hess_vec needs m > 0 and K > 0")
+    if P.shape[0] != m or P.shape[1] != K:
+        raise ValueError(f"P: shape ({P.shape[0]}, {P.shape[1]}), expected ({m}, {K})")
+    if Vt.shape[0] != n or Vt.shape[1] != K:
+        raise ValueError(f"Vt: shape ({Vt.shape[0]}, {Vt.shape[1]}), expected ({n}, {K})")
+    if c is not None and c.shape[0] != K:
+        raise ValueError(f"c: shape ({c.shape[0]},), expected ({K},)")
+    if sample_weight is not None and sample_weight.shape[0] != m:
+        raise ValueError(f"sample_weight: shape ({sample_weight.shape[0]},), expected ({m},)")
+    if row_bounds.shape[0] < 2 or row_bounds[0] != 0 or row_bounds[row_bounds.shape[0] - 1] != m:
+        raise ValueError(f"row_bounds: expected at least two bounds, 0 first and {m} last")
+    if col_bounds is not None and (col_bounds.shape[0] < 2 or col_bounds[0] != 0
+                                   or col_bounds[col_bounds.shape[0] - 1] != n):
+        raise ValueError(f"col_bounds: expected at least two bounds, 0 first and {n} last")
+
+
+def hess_vec(const floating[::1] data, const csr_index[::1] indices,
+             const csr_index[::1] indptr, Py_ssize_t n_features,
+             const intp_t[::1] row_bounds, const floating[:, ::1] P,
+             const floating[:, ::1] Vt, const floating[::1] c,
+             const double[::1] sample_weight, double scale,
+             const floating[::1] csc_data, const csr_index[::1] csc_rows,
+             const csr_index[::1] colptr, const intp_t[::1] col_bounds, int n_threads):
+    """Hessian-vector product of the data term on CSR X (no regularization), by rows.
+
+    The Hessian of J(W, b) = sum_i w_i CE(softmax(W x_i + b), y_i) * scale at the point of
+    probabilities ``P``, applied to the direction (V, c):
+
+        R = X Vt + c,  D_ik = w_i * scale * P_ik * (R_ik - sum_j P_ij R_ij),
+        dVt = X^T D,   dc = sum_i D_i.
+
+    Row chunks (``row_bounds``) form R and D block by block in float64.  Without ``csc_*``
+    each chunk adds x_i^T D_i into its own (n, K) accumulator, summed in chunk order
+    (``loss_and_grad``'s row accumulators); with them D (m, K) is stored and dVt formed column
+    by column over the CSC copy, threaded over ``col_bounds`` (the column pass).  Results depend
+    only on the inputs and the bounds: bit-identical between repeated calls.
+
+    Parameters
+    ----------
+    data, indices, indptr : ndarray, shapes (nnz,), (nnz,), (m + 1,)
+        The CSR arrays of X (m, n): float32/float64 values, int32/int64 indices.
+    n_features : int
+        n.
+    row_bounds : ndarray of intp, shape (n_chunks + 1,)
+        The row chunks' first rows, 0 first and m last.
+    P : ndarray, shape (m, K)
+        softmax(X Wt + b) at the current point, X's dtype.
+    Vt : ndarray, shape (n, K)
+        The direction's coefficients V^T (feature-major), X's dtype.
+    c : ndarray of shape (K,) or None
+        The direction's intercept part, X's dtype; None: no intercept.
+    sample_weight : ndarray of float64, shape (m,), or None
+        w_i (None: all 1); rows of weight 0 contribute exactly 0.
+    scale : float
+        The factor of every row (1 / sum_i w_i for the mean).
+    csc_data, csc_rows, colptr : ndarray or None, shapes (nnz,), (nnz,), (n + 1,)
+        The CSC arrays of the same X (``to_csc``), for the column pass; all None or all given
+        with ``col_bounds``.
+    col_bounds : ndarray of intp, shape (n_col_chunks + 1,), or None
+        The column chunks' first columns, 0 first and n last.
+    n_threads : int
+        Threads (at most one a chunk).
+
+    Returns
+    -------
+    dVt : ndarray of float64, shape (n, K)
+        X^T D.
+    dc : ndarray of float64, shape (K,), or None
+        sum_i D_i; None when ``c`` is None.
+    """
+    cdef Py_ssize_t m = indptr.shape[0] - 1, n = n_features, K = P.shape[1]
+    cdef Py_ssize_t n_chunks = row_bounds.shape[0] - 1
+    cdef bint column_pass = colptr is not None
+    if (column_pass != (csc_data is not None) or column_pass != (csc_rows is not None)
+            or column_pass != (col_bounds is not None)):
+        raise ValueError("hess_vec: csc_data, csc_rows, colptr and col_bounds: all or none")
+    _check_hess_vec_shapes(m, n, K, P, Vt, c, sample_weight, row_bounds, col_bounds)
+    if column_pass and colptr.shape[0] != n + 1:
+        raise ValueError(f"colptr: length {colptr.shape[0]}, expected {n + 1}")
+    cdef _Workspace work = _Workspace(n_chunks)
+    cdef double[:, ::1] block = work.rows(<Py_ssize_t>ROW_BLOCK * K, np.float64)
+    cdef double[:, ::1] dc_parts = work.rows(K, np.float64, zero=True)
+    # One (n, K) accumulator per chunk (row accumulators), or D (m, K) for the column pass; the
+    # padding keeps &acc[q, 0] valid when n == 0.
+    cdef double[:, ::1] acc = work.rows(0 if column_pass else n * K, np.float64,
+                                        zero=not column_pass)
+    cdef double[:, ::1] D = _alloc((m if column_pass else 0, K), np.float64)
+    cdef const floating *p_data = &data[0] if data.shape[0] > 0 else NULL
+    cdef const csr_index *p_indices = &indices[0] if indices.shape[0] > 0 else NULL
+    cdef const floating *p_Vt = &Vt[0, 0] if Vt.shape[0] > 0 else NULL
+    cdef const floating *p_c = &c[0] if c is not None else NULL
+    cdef const double *p_sw = &sample_weight[0] if sample_weight is not None else NULL
+    cdef double *p_D = &D[0, 0] if column_pass else NULL
+    cdef bint with_c = c is not None
+    cdef Py_ssize_t q
+    work.poison_padding(True)
+    cdef int team = _team_size(n_threads, n_chunks)
+    for q in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
+        _hess_vec_rows(
+            p_data, p_indices, &indptr[0], NULL, 0, 0, &P[0, 0], p_Vt, p_c, p_sw, scale,
+            &block[q, 0], NULL if column_pass else &acc[q, 0], p_D,
+            &dc_parts[q, 0] if with_c else NULL, row_bounds[q], row_bounds[q + 1], K)
+    work.poison_padding(False)
+    cdef double[:, ::1] dVt_view
+    if column_pass:
+        dVt = _alloc((n, K), np.float64)
+        dVt_view = dVt
+        if n > 0:
+            _column_pass(csc_data, csc_rows, colptr, col_bounds, D, dVt_view, False, n_threads)
+    else:
+        # the accumulators are (n, K): their sum in chunk order
+        dVt = (np.asarray(acc)[0, :n * K] if n_chunks == 1 else _ordered_rows_sum(
+            np.asarray(acc)[:, :n * K])).reshape(n, K)
+    dc = _ordered_rows_sum(np.asarray(dc_parts)[:, :K]) if with_c else None
+    return dVt, dc
+
+
+def hess_vec_columns(const floating[::1] csc_data, const csr_index[::1] csc_rows,
+                     const csr_index[::1] colptr, Py_ssize_t n_rows,
+                     const intp_t[::1] col_bounds, const intp_t[::1] row_bounds,
+                     const floating[:, ::1] P, const floating[:, ::1] Vt,
+                     const floating[::1] c, const double[::1] sample_weight, double scale,
+                     int n_threads):
+    """The Hessian-vector product of ``hess_vec`` from the CSC form of X alone, for X with
+    fewer rows than columns (``loss_and_grad_columns``'s strategy, feature-major).
+
+    1. Column chunks (``col_bounds``) each add their columns' x_ij Vt_j into their own (m, K)
+       part of R;  2. row chunks (``row_bounds``) sum the parts in order (+ c) and form D and
+       the chunk's part of dc, D into the first part;  3. column chunks form
+       dVt_j = sum_i x_ij D_i.  Extra memory: n_col_chunks * m * K * 8 bytes.  Results depend
+    only on the inputs and the bounds: bit-identical between repeated calls.
+
+    Parameters
+    ----------
+    csc_data, csc_rows, colptr : ndarray, shapes (nnz,), (nnz,), (n + 1,)
+        The CSC arrays of X (m, n): float32/float64 values, int32/int64 indices.
+    n_rows : int
+        m.
+    col_bounds : ndarray of intp, shape (n_col_chunks + 1,)
+        The column chunks' first columns, 0 first and n last.
+    row_bounds : ndarray of intp, shape (n_chunks + 1,)
+        The row chunks' first rows, 0 first and m last.
+    P : ndarray, shape (m, K)
+        softmax(X Wt + b) at the current point, X's dtype.
+    Vt : ndarray, shape (n, K)
+        The direction's coefficients V^T, X's dtype.
+    c : ndarray of shape (K,) or None
+        The direction's intercept part, X's dtype; None: no intercept.
+    sample_weight : ndarray of float64, shape (m,), or None
+        w_i (None: all 1); rows of weight 0 contribute exactly 0.
+    scale : float
+        The factor of every row.
+    n_threads : int
+        Threads (at most one a chunk).
+
+    Returns
+    -------
+    dVt : ndarray of float64, shape (n, K)
+        X^T D.
+    dc : ndarray of float64, shape (K,), or None
+        sum_i D_i; None when ``c`` is None.
+    """
+    cdef Py_ssize_t m = n_rows, n = colptr.shape[0] - 1, K = P.shape[1]
+    cdef Py_ssize_t n_col_chunks = col_bounds.shape[0] - 1, n_chunks = row_bounds.shape[0] - 1
+    _check_hess_vec_shapes(m, n, K, P, Vt, c, sample_weight, row_bounds, col_bounds)
+    cdef _Workspace work = _Workspace(n_chunks)
+    cdef double[:, ::1] dc_parts = work.rows(K, np.float64, zero=True)
+    cdef double[:, ::1] Z_parts = _alloc((n_col_chunks, m * K), np.float64, 0)
+    cdef const floating *p_data = &csc_data[0] if csc_data.shape[0] > 0 else NULL
+    cdef const csr_index *p_rows = &csc_rows[0] if csc_rows.shape[0] > 0 else NULL
+    cdef const floating *p_Vt = &Vt[0, 0] if n > 0 else NULL
+    cdef const floating *p_c = &c[0] if c is not None else NULL
+    cdef const double *p_sw = &sample_weight[0] if sample_weight is not None else NULL
+    cdef double *p_Z = &Z_parts[0, 0]
+    cdef bint with_c = c is not None
+    cdef Py_ssize_t q
+    cdef int team = _team_size(n_threads, n_col_chunks)
+    if n > 0:
+        for q in prange(n_col_chunks, nogil=True, schedule="dynamic", chunksize=1,
+                        num_threads=team):
+            _csc_logits(p_data, p_rows, &colptr[0], p_Vt, K, 1, p_Z + q * m * K,
+                        col_bounds[q], col_bounds[q + 1], K)
+    work.poison_padding(True)
+    team = _team_size(n_threads, n_chunks)
+    for q in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
+        _hess_vec_rows(
+            p_data, p_rows, <const csr_index *>NULL, p_Z, n_col_chunks, m * K, &P[0, 0], NULL,
+            p_c, p_sw, scale, NULL, NULL, NULL, &dc_parts[q, 0] if with_c else NULL,
+            row_bounds[q], row_bounds[q + 1], K)
+    work.poison_padding(False)
+    dVt = _alloc((n, K), np.float64, 0 if n == 0 else None)
+    cdef double[:, ::1] dVt_view = dVt
+    cdef double[:, ::1] D = np.asarray(Z_parts)[0].reshape(m, K)  # D went into the first part
+    if n > 0:
+        _column_pass(csc_data, csc_rows, colptr, col_bounds, D, dVt_view, False, n_threads)
+    dc = _ordered_rows_sum(np.asarray(dc_parts)[:, :K]) if with_c else None
+    return dVt, dc
 
 
 # ----------------------------------------------------------------------------- prediction
