@@ -42,7 +42,16 @@ from setuptools.command.build_ext import build_ext
 NATIVE_DIR = "src/softmax_fast/_native"
 # The extension modules, one per .pyx file of NATIVE_DIR (tests/native/test_stub.py checks their
 # stubs).
-NATIVE_MODULES = ("_workspace", "rowwise", "dense", "csr", "vectors", "info", "testing")
+NATIVE_MODULES = (
+    "_workspace",
+    "rowwise",
+    "dense",
+    "csr",
+    "vectors",
+    "info",
+    "testing",
+    "incremental",
+)
 
 OPENMP_PROBE = textwrap.dedent(
     """

@@ -300,6 +300,20 @@ class SoftmaxObjective:
         H[np.arange(k_n), np.arange(k_n)] += self.alpha
         return H
 
+    # ----------------------------------------------------------------------------- incremental
+    def incremental_state(self, theta: np.ndarray):
+        """A fresh SAGA state (:func:`softmax_fast._saga.saga_state`) for starting at theta."""
+        from ._saga import saga_state
+
+        return saga_state(self, theta)
+
+    def incremental_epoch(self, theta: np.ndarray, state, order: np.ndarray) -> None:
+        """One SAGA pass over the rows ``order``, theta and state updated in place
+        (:func:`softmax_fast._saga.saga_epoch`)."""
+        from ._saga import saga_epoch
+
+        saga_epoch(self, theta, state, order)
+
 
 class HessianOperator:
     """The Hessian of a :class:`SoftmaxObjective` at one point theta.

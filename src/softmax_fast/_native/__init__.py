@@ -13,6 +13,9 @@ dense
 info
     Introspection: ``openmp_enabled``, ``openmp_max_threads``, ``simd_exp_dispatch``,
     ``small_gemm_available``, ``small_gemm_max_k``.
+incremental
+    One serial SAGA epoch over a dense or a CSR X (``saga_epoch_dense``, ``saga_epoch_csr``;
+    the solver is softmax_fast._saga).
 testing
     Test hooks, used by the test suite only: ``_fail_allocation``, ``vexp``, ``vlog_ge1``,
     ``openmp_team_size``.
