@@ -123,8 +123,15 @@ HESSIAN_MAX_PARAMS = 8192
 """The most parameters whose full Hessian (``n_params**2`` float64, 512 MiB at this size, plus a
 copy per thread while it is summed) a design builds."""
 
-# Rows of X a thread turns into one block of the Hessian's sums at a time.
+# Rows of X a thread turns into one block of the Hessian's sums at a time (the diagonal's).
 _HESSIAN_BLOCK_ROWS = 2048
+# Bytes of the per-block products of the full Hessian (U, rows x n_params float64): its row
+# blocks are sized to this (at least 64 rows), so that the extra memory stays small.
+_HESSIAN_BLOCK_BYTES = 1 << 19
+
+
+def _hessian_block_rows(n_params):
+    return max(64, _HESSIAN_BLOCK_BYTES // (8 * max(1, n_params)))
 
 
 class Curvature(NamedTuple):
@@ -161,7 +168,8 @@ def _dense_hessian_block(Xa, P, w, class_rows):
     rows, d = Xa.shape
     PF = P[:, class_rows]
     F = class_rows.size
-    U = np.sqrt(w)[:, None, None] * PF[:, :, None] * Xa[:, None, :]
+    U = np.empty((rows, F, d))
+    np.multiply((np.sqrt(w)[:, None] * PF)[:, :, None], Xa[:, None, :], out=U)
     U = U.reshape(rows, F * d)
     H = -(U.T @ U)
     for a in range(F):
@@ -358,8 +366,9 @@ class DenseDesign:
         def part(start, stop):
             d = self.n_features + (b is not None)
             H = np.zeros((class_rows.size * d,) * 2)
-            for r0 in range(start, stop, _HESSIAN_BLOCK_ROWS):
-                r1 = min(stop, r0 + _HESSIAN_BLOCK_ROWS)
+            rows = _hessian_block_rows(class_rows.size * d)
+            for r0 in range(start, stop, rows):
+                r1 = min(stop, r0 + rows)
                 X = np.asarray(self.X[r0:r1], dtype=np.float64)
                 H += _block_hessian(X, W64, b64, sample_weight, r0, r1, scale, class_rows)
             return H

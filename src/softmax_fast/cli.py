@@ -182,7 +182,7 @@ def _split(X, y, test_size, seed):
 
 def _not_converged_advice(args, model, step, unit):
     """The one-line warning for a fit that stopped at max_iter, with what to try."""
-    if step is not None and model.solver != "sgd":
+    if step is not None and model.solver_ != "sgd":
         above = f" > tol {model.tol:.0e}" if step.grad_max > model.tol else ""
         why = f" (max|grad| = {step.grad_max:.1e}{above})"
     elif step is not None:
@@ -269,7 +269,7 @@ def cmd_fit(args):
     model = SoftmaxRegression(
         alpha=args.alpha, solver=args.solver, max_iter=args.max_iter, verbose=int(args.verbose)
     )
-    unit = "epoch" if args.solver == "sgd" else "iteration"
+    unit = "epoch" if args.solver in ("sgd", "saga") else "iteration"
     scaling = ""
     if args.standardize:
         scaling = ", standardized without centring" if sparse else ", standardized"
@@ -297,7 +297,7 @@ def cmd_fit(args):
     if step is not None:
         state = "converged" if converged else "not converged"
         progress.close(
-            f"fit ({args.solver}): {model.n_iter_} {unit}s in {seconds:.2f} s, objective "
+            f"fit ({model.solver_}): {model.n_iter_} {unit}s in {seconds:.2f} s, objective "
             f"{step.objective:.6g}, max|grad| {step.grad_max:.2e} ({state})"
         )
     else:
@@ -462,16 +462,18 @@ def _parser():
     )
     p.add_argument(
         "--solver",
-        default="lbfgs",
-        choices=["lbfgs", "gd", "sgd"],
-        help="L-BFGS, gradient descent or averaged SGD (default: lbfgs)",
+        default="auto",
+        choices=["auto", "lbfgs", "newton-cg", "newton", "saga", "gd", "sgd"],
+        metavar="NAME",
+        help="auto (chosen from the data's shape), lbfgs, newton-cg (truncated Newton), newton, "
+        "saga, gd (gradient descent) or sgd (averaged SGD) (default: auto)",
     )
     p.add_argument(
         "--max-iter",
         type=int,
         default=200,
         metavar="N",
-        help="at most N iterations (lbfgs, gd) or epochs (sgd) (default: 200)",
+        help="at most N iterations, or epochs for saga and sgd (default: 200)",
     )
     p.add_argument(
         "--test-size",

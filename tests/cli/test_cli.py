@@ -183,7 +183,7 @@ def test_fit_and_predict_keep_svmlight_data_sparse(tmp_path, capsys, estimator_i
     out = capsys.readouterr().out
     assert re.match(
         r"fitting on 240 rows x 20 features \(sparse, [1-9][\d,]* stored values\), 3 classes "
-        r"\(lbfgs\)\n",
+        r"\(auto\)\n",
         out,
     ), out
     assert float(out.split("held-out accuracy ")[1].split()[0]) > 0.95
@@ -249,7 +249,7 @@ def test_standardize_on_sparse_data_scales_without_centring(tmp_path, capsys, es
     argv = ["fit", str(data), "--model", str(model), "--test-size", "0", "--alpha", SPARSE_ALPHA]
     assert cli.main([*argv, "--standardize"]) == 0
     out, err = capsys.readouterr()
-    assert "(lbfgs, standardized without centring)" in out and err == ""
+    assert "(auto, standardized without centring)" in out and err == ""
     assert [(name, issubclass(k, sp.csr_matrix)) for name, k in estimator_inputs] == [("fit", True)]
     # the model file: means of zero (nothing subtracted), the scales of the sparse data
     content = read_model_arrays(model)
@@ -546,7 +546,10 @@ def wine(tmp_path_factory):
 
 
 def _fit_wine(wine, model, *extra):
-    return ["fit", str(wine[0]), "--target", "label", "--model", str(model), *extra]
+    """The wine fit, with lbfgs unless ``extra`` names a solver: the scenario of a solver that
+    stalls on unscaled columns (the default "auto" takes newton there, which converges)."""
+    solver = [] if "--solver" in extra else ["--solver", "lbfgs"]
+    return ["fit", str(wine[0]), "--target", "label", "--model", str(model), *solver, *extra]
 
 
 def _as_terminal(monkeypatch):
@@ -587,6 +590,15 @@ def test_wine_without_standardize_in_a_fresh_interpreter(wine, tmp_path):
     assert not _python_noise(result.stdout + result.stderr)
 
 
+def test_wine_without_standardize_converges_with_the_default_solver(wine, tmp_path, capsys):
+    """ "auto" takes newton on wine's 13 unscaled columns: converged, no advice needed."""
+    argv = ["fit", str(wine[0]), "--target", "label", "--model", str(tmp_path / "m.npz")]
+    assert cli.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert err == "", err
+    assert "classes (auto)" in out and "not converged" not in out
+
+
 def test_wine_with_standardize_converges_and_round_trips(wine, tmp_path, capsys):
     from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -596,7 +608,7 @@ def test_wine_with_standardize_converges_and_round_trips(wine, tmp_path, capsys)
 
     path, X, labels = wine
     model = tmp_path / "m.npz"
-    argv = _fit_wine(wine, model, "--standardize", "--test-size", "0")
+    argv = _fit_wine(wine, model, "--standardize", "--test-size", "0", "--solver", "auto")
     assert cli.main(argv) == 0
     out, err = capsys.readouterr()
     assert err == "", err
@@ -788,7 +800,7 @@ def test_fit_help_shows_the_defaults(capsys):
     with pytest.raises(SystemExit):
         cli.main(["fit", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for default in ("(default: 1e-4)", "(default: lbfgs)", "(default: 200)", "(default: 0.2)"):
+    for default in ("(default: 1e-4)", "(default: auto)", "(default: 200)", "(default: 0.2)"):
         assert default in text, default
     assert "--max-iter N" in text and "--alpha A" in text and "-v, --verbose" in text
 
@@ -931,7 +943,7 @@ def test_small_data_set_fits(workdir, monkeypatch, capsys):
     [
         _fit("good.csv", "--alpha", "abc"),
         _fit("good.csv", "--max-iter", "1.5"),
-        _fit("good.csv", "--solver", "newton"),
+        _fit("good.csv", "--solver", "bfgs"),
         ["fit", "good.csv"],
         [],
     ],

@@ -470,14 +470,16 @@ def test_float32_is_never_copied_to_float64(monkeypatch):
     monkeypatch.setattr(DenseDesign, "loss_grad", spy)
     tracemalloc.start()
     try:
-        m32 = SoftmaxRegression(alpha=1e-4).fit(X32, y)
+        # (lbfgs: the fused gradient's path; newton's Hessian is float64 by design, from
+        # row blocks of X of bounded size: tests/solvers/test_newton.py)
+        m32 = SoftmaxRegression(alpha=1e-4, solver="lbfgs").fit(X32, y)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert seen and all(s == (True, np.float32, np.float32) for s in seen)
     assert peak < 0.5 * X32.nbytes  # a float64 copy alone would be 2 * X32.nbytes
     monkeypatch.setattr(DenseDesign, "loss_grad", real)
-    m64 = SoftmaxRegression(alpha=1e-4).fit(X, y)
+    m64 = SoftmaxRegression(alpha=1e-4, solver="lbfgs").fit(X, y)
     # the two predict alike wherever their logits decide (float32 logits: X and the
     # coefficients rounded to float32, then float32 arithmetic), so the scores differ by at most
     # the fraction of undecided rows

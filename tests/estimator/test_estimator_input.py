@@ -56,7 +56,7 @@ BAD_PARAMS = [
     ({"n_threads": -2}, ValueError, "n_threads"),
     ({"n_threads": 1.5}, TypeError, "n_threads"),
     ({"n_threads": True}, TypeError, "n_threads"),
-    ({"solver": "newton"}, ValueError, "solver"),
+    ({"solver": "bfgs"}, ValueError, "solver"),
     ({"solver": None}, ValueError, "solver"),
     ({"solver": ["lbfgs"]}, ValueError, "solver"),
     ({"fit_intercept": "yes"}, TypeError, "fit_intercept"),

@@ -392,7 +392,7 @@ def test_wrong_kinds_and_shapes_inside_a_valid_archive(tmp_path, change, message
         ({"alpha": "x"}, "params: alpha"),
         ({"n_threads": 0}, "params: n_threads"),
         ({"n_threads": "all"}, "params: n_threads"),
-        ({"solver": "newton"}, "params: solver"),
+        ({"solver": "bfgs"}, "params: solver"),
         ({"fit_intercept": "yes"}, "params: fit_intercept"),
     ],
 )

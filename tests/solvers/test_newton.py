@@ -198,3 +198,24 @@ def test_progress_is_reported_each_iteration(solver):
     assert steps[-1].grad_max <= 1e-8
     assert model.loss_curve_ == [s.objective for s in steps]
     assert all(b <= a for a, b in zip(model.loss_curve_[:-1], model.loss_curve_[1:], strict=True))
+
+
+def test_full_hessian_memory_is_bounded_by_blocks():
+    """The full Hessian's extra memory: per thread the (n_params, n_params) sums and a row block
+    of about 512 KiB of products, not a copy of X (here 16 MB of float64 X)."""
+    import tracemalloc
+
+    from softmax_fast._design import DenseDesign
+    from softmax_fast._objective import SoftmaxObjective
+
+    X, y = softmax_problem(100_000, 20, 3, seed=2)
+    objective = SoftmaxObjective(DenseDesign(X, 2), y, None, 3, 0.0, True, 0)
+    theta = np.zeros(objective.n_params)
+    tracemalloc.start()
+    try:
+        objective.hessian(theta)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    n_params = objective.n_params
+    assert peak < 2 * (4 * 8 * n_params**2 + 4 * 2**19) < X.nbytes / 2
