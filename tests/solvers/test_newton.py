@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import statsmodels.api as sm
 from optimum_bounds import compare
 from softmax_problems import softmax_problem, survey_problem
 
@@ -36,7 +37,6 @@ def _max_gradient(X, y, model, alpha, sample_weight=None, free=slice(None)):
 @pytest.mark.parametrize("solver", ["newton", "newton-cg"])
 @pytest.mark.parametrize("K", [3, 7])
 def test_matches_statsmodels_mnlogit_on_unscaled_data(solver, K):
-    sm = pytest.importorskip("statsmodels.api")
     X, y = survey_problem(K=K)
     model = SoftmaxRegression(
         solver=solver, alpha=0.0, reference_class=0, tol=1e-10, max_iter=100
