@@ -126,12 +126,14 @@ copy per thread while it is summed) a design builds."""
 # Rows of X a thread turns into one block of the Hessian's sums at a time (the diagonal's).
 _HESSIAN_BLOCK_ROWS = 2048
 # Bytes of the per-block products of the full Hessian (U, rows x n_params float64): its row
-# blocks are sized to this (at least 64 rows), so that the extra memory stays small.
-_HESSIAN_BLOCK_BYTES = 1 << 19
+# blocks are sized to this (at least 256 rows), so that the extra memory stays small.
+_HESSIAN_BLOCK_BYTES = 1 << 21
 
 
 def _hessian_block_rows(n_params):
-    return max(64, _HESSIAN_BLOCK_BYTES // (8 * max(1, n_params)))
+    """Rows of a block of the full Hessian: about _HESSIAN_BLOCK_BYTES of products, and at
+    least 256 (the symmetric products are slow below that many rows)."""
+    return max(256, _HESSIAN_BLOCK_BYTES // (8 * max(1, n_params)))
 
 
 class Curvature(NamedTuple):
@@ -158,25 +160,33 @@ def _hessian_terms(P, sample_weight, scale):
     return d2
 
 
-def _dense_hessian_block(Xa, P, w, class_rows):
-    """The class-major Hessian sums of one block of rows:
-    ``sum_i w_i (diag(p_iF) - p_iF p_iF^T) (x) xa_i xa_i^T`` over the free classes F, as one
-    (|F| d, |F| d) float64 array for ``Xa`` (rows, d) (X with a column of ones appended when
-    the model has intercepts).  The diagonal blocks get ``Xa^T diag(w p_k) Xa``; the whole
-    matrix gets ``- U^T U`` with ``U_i = sqrt(w_i) p_iF (x) xa_i`` (one symmetric product).
-    Every term is a product ``A^T A``, so the sum is exactly symmetric."""
+def _add_dense_hessian_block(H, Xa, P, w, class_rows):
+    """Add one block of rows' class-major Hessian sums to the lower triangle of ``H``
+    (F-ordered, (|F| d, |F| d) float64):
+    ``sum_i w_i (diag(p_iF) - p_iF p_iF^T) (x) xa_i xa_i^T`` over the free classes F, for
+    ``Xa`` (rows, d) (X with a column of ones appended when the model has intercepts).  The
+    whole matrix gets ``- U^T U`` with ``U_i = sqrt(w_i) p_iF (x) xa_i`` (one symmetric
+    rank-k update, BLAS syrk: half a product's work), the diagonal blocks
+    ``Xa^T diag(w p_k) Xa``; :func:`_symmetric_from_lower` completes H at the end."""
+    from scipy.linalg.blas import dsyrk
+
     rows, d = Xa.shape
     PF = P[:, class_rows]
     F = class_rows.size
     U = np.empty((rows, F, d))
     np.multiply((np.sqrt(w)[:, None] * PF)[:, :, None], Xa[:, None, :], out=U)
-    U = U.reshape(rows, F * d)
-    H = -(U.T @ U)
+    # U^T (F d, rows) is F-contiguous: syrk reads it in place and updates H in place
+    dsyrk(-1.0, U.reshape(rows, F * d).T, beta=1.0, c=H, trans=0, lower=1, overwrite_c=1)
     for a in range(F):
         block = slice(a * d, (a + 1) * d)
         root = Xa * np.sqrt(w * PF[:, a])[:, None]
-        H[block, block] += root.T @ root  # (A^T A products: exactly symmetric)
-    return H
+        H[block, block] += root.T @ root
+
+
+def _symmetric_from_lower(H):
+    """The symmetric matrix whose lower triangle is H's (exactly symmetric)."""
+    lower = np.tril(H)
+    return lower + np.tril(H, -1).T
 
 
 def _thread_sums(n_items, n_threads, part):
@@ -197,9 +207,9 @@ def _thread_sums(n_items, n_threads, part):
     return total
 
 
-def _block_hessian(X, W, b, sample_weight, r0, r1, scale, class_rows):
-    """:func:`_dense_hessian_block` of the float64 rows ``X`` (rows r0..r1 of the data), with
-    their probabilities at (W (K, n), b) computed here in float64."""
+def _add_block_hessian(H, X, W, b, sample_weight, r0, r1, scale, class_rows):
+    """:func:`_add_dense_hessian_block` of the float64 rows ``X`` (rows r0..r1 of the data),
+    with their probabilities at (W (K, n), b) computed here in float64."""
     Z = X @ W.T
     if b is not None:
         Z += b
@@ -208,7 +218,7 @@ def _block_hessian(X, W, b, sample_weight, r0, r1, scale, class_rows):
     np.exp(Z, out=Z)
     Z /= Z.sum(axis=1, keepdims=True)
     w = np.full(r1 - r0, scale) if sample_weight is None else sample_weight[r0:r1] * scale
-    return _dense_hessian_block(X, Z, w, class_rows)
+    _add_dense_hessian_block(H, X, Z, w, class_rows)
 
 
 # ----------------------------------------------------------------------------- dense X
@@ -365,16 +375,16 @@ class DenseDesign:
 
         def part(start, stop):
             d = self.n_features + (b is not None)
-            H = np.zeros((class_rows.size * d,) * 2)
+            H = np.zeros((class_rows.size * d,) * 2, order="F")
             rows = _hessian_block_rows(class_rows.size * d)
             for r0 in range(start, stop, rows):
                 r1 = min(stop, r0 + rows)
                 X = np.asarray(self.X[r0:r1], dtype=np.float64)
-                H += _block_hessian(X, W64, b64, sample_weight, r0, r1, scale, class_rows)
+                _add_block_hessian(H, X, W64, b64, sample_weight, r0, r1, scale, class_rows)
             return H
 
         with one_blas_thread():
-            return _thread_sums(self.n_samples, self.n_threads, part)
+            return _symmetric_from_lower(_thread_sums(self.n_samples, self.n_threads, part))
 
     def _predict(self, W, b, want_proba):
         m, K = self.n_samples, W.shape[0]
