@@ -203,7 +203,7 @@ def test_progress_is_reported_each_iteration(solver):
 def test_full_hessian_memory_does_not_grow_with_the_rows():
     """The full Hessian's extra memory: per thread the (n_params, n_params) sums and one row
     block of about _HESSIAN_BLOCK_BYTES of products (and the block's rows in float64), never a
-    copy of X: four times the rows, the same peak."""
+    copy of X: four times the rows, the same peak (to a block)."""
     import tracemalloc
 
     from softmax_fast._design import _HESSIAN_BLOCK_BYTES, DenseDesign
@@ -221,5 +221,6 @@ def test_full_hessian_memory_does_not_grow_with_the_rows():
         finally:
             tracemalloc.stop()
     n_params = objective.n_params
-    assert peaks[1] <= 1.05 * peaks[0]
+    # (X grows by 19 MB; the peak by at most a block per thread, as the threads interleave)
+    assert peaks[1] <= peaks[0] + 2 * _HESSIAN_BLOCK_BYTES
     assert peaks[0] < 2 * (3 * 8 * n_params**2 + 5 * _HESSIAN_BLOCK_BYTES)
