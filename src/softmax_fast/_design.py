@@ -312,6 +312,14 @@ class DenseDesign:
     class_major_loss_grad = loss_grad
     """:meth:`loss_grad`: W and dW (K, n) are this design's own layout."""
 
+    def column_mean_squares(self) -> np.ndarray:
+        """``mean_i x_ij^2`` per column, float64 (n,): one pass over X, in row blocks."""
+        total = np.zeros(self.n_features)
+        for r0 in range(0, self.n_samples, _HESSIAN_BLOCK_ROWS):
+            block = self.X[r0 : r0 + _HESSIAN_BLOCK_ROWS]
+            total += np.einsum("ij,ij->j", block, block, dtype=np.float64)
+        return total / max(1, self.n_samples)
+
     # ------------------------------------------------------------------------- curvature
     def curvature(
         self, W: np.ndarray, b: np.ndarray | None, sample_weight: np.ndarray | None
@@ -632,6 +640,13 @@ class CSRDesign:
         if bad >= 0:
             raise_bad_linear_row(X, W if class_major else W.T, b, bad)
         return float(total), dW, db
+
+    def column_mean_squares(self) -> np.ndarray:
+        """``mean_i x_ij^2`` per column, float64 (n,): one pass over the non-zeros (repeated
+        entries of a row squared one by one: a bound, not the exact sum's square)."""
+        data = self.X.data.astype(np.float64)
+        sums = np.bincount(self.X.indices, weights=data * data, minlength=self.n_features)
+        return sums / max(1, self.n_samples)
 
     # ------------------------------------------------------------------------- curvature
     def curvature(

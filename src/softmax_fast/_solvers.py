@@ -653,31 +653,61 @@ def saga(
 # Models of at most this many parameters take "newton" under "auto" (dense X): see
 # choose_solver.
 AUTO_NEWTON_MAX_PARAMS = 500
+# Above this spread of the columns' curvature, (max_j mean x_j^2 + alpha) / (min_j mean x_j^2 +
+# alpha), "auto" takes newton-cg rather than lbfgs.
+AUTO_SCALE_SPREAD = 100.0
+
+
+def column_spread(objective: Objective) -> float | None:
+    """``(max_j mean_i x_ij^2 + alpha) / (min_j mean_i x_ij^2 + alpha)`` over the columns of
+    X: the diagonal of the Hessian's W part varies about that much between the columns (with
+    the probabilities' factor p (1 - p) in between), a lower bound on its condition number
+    that L-BFGS pays for and a diagonally preconditioned newton-cg does not.  None when the
+    design cannot tell cheaply (a Dask design)."""
+    design = getattr(objective, "design", None)
+    squares = getattr(design, "column_mean_squares", None)
+    if squares is None:
+        return None
+    ms = squares()
+    if ms.size == 0:
+        return 1.0
+    alpha = float(getattr(objective, "alpha", 0.0))
+    low = float(ms.min()) + alpha
+    return np.inf if low <= 0.0 else (float(ms.max()) + alpha) / low
 
 
 def choose_solver(objective: Objective) -> str:
-    """The solver ``solver="auto"`` runs on ``objective``.
+    """The solver ``solver="auto"`` runs on ``objective``:
 
-    * ``"newton"`` for dense X and at most :data:`AUTO_NEWTON_MAX_PARAMS` parameters: an
-      iteration builds the Hessian (about ``m n_params^2 / 2`` multiply-adds, BLAS syrk) and
-      it needs a handful of them whatever the scales of the columns;
-    * ``"newton-cg"`` otherwise (larger dense models and every CSR model: a Hessian-vector
-      product costs a gradient, and the diagonal preconditioner absorbs the columns' scales).
+    1. ``"newton"`` for dense X and at most :data:`AUTO_NEWTON_MAX_PARAMS` parameters: an
+       iteration builds the Hessian (about ``m n_params^2 / 2`` multiply-adds, BLAS syrk)
+       and it needs a handful of them whatever the scales of the columns;
+    2. ``"newton-cg"`` for CSR X with more columns than rows (text), and where the columns'
+       curvature spreads widely (:func:`column_spread` above :data:`AUTO_SCALE_SPREAD`:
+       unscaled regressors, pixels that are almost always 0, a Dask design, which does not
+       measure it): its preconditioner absorbs the scales that make L-BFGS crawl;
+    3. ``"lbfgs"`` otherwise (well-scaled columns: fewer passes over the data than newton-cg's
+       Hessian-vector products).
 
-    Measured (benchmarks/RESULTS.md, "Solvers"; 50,000 dense rows with one column scaled by
-    100, tol 1e-6): newton against newton-cg 0.15 s / 0.44 s at 50 parameters, 0.40 / 2.8 at
-    100, 1.0 / 3.0 at 250, and 4.2 / 3.4 and 3.1 / 3.9 at 500, where the two cross; L-BFGS
-    hit its 3,000 iterations on all of them.  On CSR one-hot data (100,000 rows) newton was
-    not faster than newton-cg from 124 parameters on (0.51 / 0.61 s, 0.88 / 0.68 at 404,
-    4.7 / 1.5 at 505).  alpha takes no part in the rule: newton-cg against lbfgs at alpha
-    1e-6, 1e-4 and 1e-2 took 5.5 / 8.3, 1.7 / 1.4 and 0.66 / 1.1 s (20,000 x 100 dense,
-    K = 10) and 0.81 / 1.04, 1.06 / 1.16 and 0.40 / 0.31 s (20,000 one-hot rows, 500
-    columns, K = 7): neither wins by alpha, and only newton-cg does not stall when the
-    columns' scales differ.
+    Measured (benchmarks/RESULTS.md, "Solvers"; times to tol 1e-6, two runs' best): newton
+    against newton-cg on 50,000 dense rows with one column scaled by 100: 0.15 / 0.44 s at
+    50 parameters, 0.40 / 2.8 at 100, 1.0 / 3.0 at 250, 4.2 / 3.4 and 3.1 / 3.9 at 500 (they
+    cross; L-BFGS hit its 3,000 iterations on all of them).  On CSR one-hot data newton was
+    not faster than newton-cg from 124 parameters on (0.51 / 0.61 s; 0.88 / 0.68 at 404;
+    4.7 / 1.5 at 505).  newton-cg against lbfgs at alpha 1e-6, 1e-4 and 1e-2 on well-scaled
+    columns: 5.5 / 8.3, 1.7 / 1.4 and 0.66 / 1.1 s (20,000 x 100 dense, K = 10) and 0.81 /
+    1.04, 1.06 / 1.16 and 0.40 / 0.31 s (one-hot, 500 columns, K = 7): alpha alone decides
+    nothing, which is why it enters only through the spread.  The benchmark table of
+    RESULTS.md shows the four large cases.
     """
     n_params = int(getattr(objective, "n_params", 0))
     design = getattr(objective, "design", None)
     sparse = bool(getattr(design, "feature_major", False))
     if not sparse and n_params <= AUTO_NEWTON_MAX_PARAMS:
         return "newton"
-    return "newton-cg"
+    if sparse and objective.n_samples < getattr(objective, "n_features", 0):
+        return "newton-cg"
+    spread = column_spread(objective)
+    if spread is None or spread > AUTO_SCALE_SPREAD:
+        return "newton-cg"
+    return "lbfgs"

@@ -178,10 +178,15 @@ def test_auto_is_the_default_and_follows_the_rule():
     X, y, _ = _problem("dense", np.float64, False)
     small = SoftmaxRegression().fit(X, y)
     assert small.solver_ == choose_solver_for(X, y, small) == "newton"
+    # wider than AUTO_NEWTON_MAX_PARAMS: well-scaled columns take lbfgs, and one column on
+    # another scale (its mean square 1e4 times the others') newton-cg
     wide = np.hstack([X] * (AUTO_NEWTON_MAX_PARAMS // (4 * X.shape[1]) + 1))
-    assert SoftmaxRegression().fit(wide, y).solver_ != "newton"
-    Xs = sp.csr_matrix(X)
-    assert SoftmaxRegression().fit(Xs, y).solver_ in ("newton-cg", "lbfgs", "newton")
+    assert SoftmaxRegression().fit(wide, y).solver_ == "lbfgs"
+    wide[:, 0] *= 100.0
+    assert SoftmaxRegression().fit(wide, y).solver_ == "newton-cg"
+    # CSR: text-like (more columns than rows) newton-cg
+    text = sp.random(50, 400, density=0.05, format="csr", random_state=0)
+    assert SoftmaxRegression().fit(text, np.arange(50) % 3).solver_ == "newton-cg"
 
 
 def choose_solver_for(X, y, model):
