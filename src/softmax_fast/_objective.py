@@ -335,7 +335,8 @@ class HessianOperator:
         if obj.reference is not None:
             dW = dW[:, obj.class_rows] if obj.design.feature_major else dW[obj.class_rows]
         out = np.empty(obj.n_params)
-        np.add(dW.reshape(-1), obj.alpha * v_W, out=out[: self._k_n])
+        np.multiply(v_W, obj.alpha, out=out[: self._k_n])
+        out[: self._k_n] += dW.reshape(-1)
         if obj.fit_intercept:
             out[self._k_n :] = db if obj.reference is None else db[obj.class_rows]
         return out

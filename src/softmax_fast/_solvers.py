@@ -455,12 +455,15 @@ def _preconditioned_cg(matvec, grad, precond, rtol, max_steps):
 
     H is positive semi-definite; a direction of non-positive curvature (rounding, or a
     singular H) ends the loop with the step so far (or, at the first step, the preconditioned
-    steepest descent ``-grad / precond``).  Returns ``(d, steps)``.
+    steepest descent ``-grad / precond``).  The vectors are updated in place in a few
+    preallocated buffers (no parameter-sized temporaries per step).  Returns ``(d, steps)``.
     """
+    inverse = 1.0 / precond
     d = np.zeros_like(grad)
     r = -grad
-    z = r / precond
+    z = r * inverse
     p = z.copy()
+    scratch = np.empty_like(grad)
     rz = float(r @ z)
     target = rtol * float(np.linalg.norm(grad))
     steps = 0
@@ -473,11 +476,13 @@ def _preconditioned_cg(matvec, grad, precond, rtol, max_steps):
                 d = p
             break
         step = rz / curvature
-        d += step * p
-        r -= step * Hp
-        if float(np.linalg.norm(r)) <= target:
+        np.multiply(p, step, out=scratch)
+        d += scratch
+        np.multiply(Hp, step, out=scratch)
+        r -= scratch
+        if float(np.sqrt(r @ r)) <= target:
             break
-        z = r / precond
+        np.multiply(r, inverse, out=z)
         rz_new = float(r @ z)
         p *= rz_new / rz
         p += z
@@ -566,7 +571,7 @@ def newton_cg(
         precond = np.where(precond > floor, precond, 1.0)
         d, _ = _preconditioned_cg(
             lambda v: project(op.matvec(v)),
-            project(grad),
+            project(grad.copy()),
             precond,
             NEWTON_CG_FORCING,
             max(1, max_inner),
@@ -577,11 +582,19 @@ def newton_cg(
 
 
 def _projection(U):
-    """``v -> v - U (U^T v)``: the projection onto the complement of the orthonormal columns
-    of U (the identity when U has none)."""
+    """``v -> v - U (U^T v)`` in place (v is returned): the projection onto the complement of
+    the orthonormal columns of U, computed on the rows where U is not zero only (the
+    intercepts, for the usual invariant direction: K entries, not the whole vector)."""
     if U.shape[1] == 0:
         return lambda v: v
-    return lambda v: v - U @ (U.T @ v)
+    rows = np.flatnonzero(np.any(U != 0.0, axis=1))
+    Ur = np.ascontiguousarray(U[rows])
+
+    def project(v):
+        v[rows] -= Ur @ (Ur.T @ v[rows])
+        return v
+
+    return project
 
 
 def newton_direction(H: np.ndarray, grad: np.ndarray, invariant: np.ndarray | None = None):
@@ -595,7 +608,7 @@ def newton_direction(H: np.ndarray, grad: np.ndarray, invariant: np.ndarray | No
     from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh
 
     if invariant is not None and invariant.shape[1]:
-        grad = _projection(invariant)(grad)
+        grad = _projection(invariant)(grad.copy())
         H = H + max(float(np.max(np.diag(H))), 1.0) * (invariant @ invariant.T)
     try:
         factor = cho_factor(H, lower=True, check_finite=False)
