@@ -112,13 +112,35 @@ class SagaState:
         The adaptive estimate's factor before each row, ``2 ** (-1 / m+)``.
     step_a, step_c : float
         The step is ``1 / (step_a (L + alpha) + min(step_c, L + alpha))``.
+    alpha : float
+        The objective's L2 penalty.
     row_factor : float
         ``m+ / S``: rows of positive weight over the weight total.
     n_positive : int
         m+.
     """
 
+    memory: np.ndarray
+    sum_W: np.ndarray
+    sum_b: np.ndarray
+    seen: np.ndarray
+    n_seen: int
+    label_col: np.ndarray
+    row_norms: np.ndarray | None
+    curvature: float
+    curvature_max: float
+    curvature_min: float
+    decay: float
+    step_a: float
+    step_c: float
+    alpha: float
+    row_factor: float
+    n_positive: int
+
     def __init__(self, **fields):
+        unknown = set(fields) - set(type(self).__annotations__)
+        if unknown:
+            raise TypeError(f"SagaState: unknown fields {sorted(unknown)}")
         self.__dict__.update(fields)
 
     @property
