@@ -555,8 +555,7 @@ def newton_cg(
 
     The inner loop stops at the relative residual :data:`NEWTON_CG_FORCING` (fixed, as in
     LIBLINEAR's Newton method), at ``max_inner`` steps, or at a direction of non-positive
-    curvature.  The
-    probabilities the products need are computed once per outer iteration
+    curvature.  The probabilities the products need are computed once per outer iteration
     (``m * K`` values of the data's dtype).  Stops when ``max|grad| <= tol``.
     """
 
