@@ -184,10 +184,10 @@ def test_auto_is_the_default_and_follows_the_rule():
     assert SoftmaxRegression().fit(wide, y).solver_ == "lbfgs"
     wide[:, 0] *= 100.0
     assert SoftmaxRegression().fit(wide, y).solver_ == "newton-cg"
-    # CSR: newton-cg, text-like (more columns than rows) or not
+    # CSR: newton up to AUTO_NEWTON_MAX_PARAMS_CSR, newton-cg above
+    assert SoftmaxRegression().fit(sp.csr_matrix(X), y).solver_ == "newton"
     text = sp.random(50, 400, density=0.05, format="csr", random_state=0)
     assert SoftmaxRegression().fit(text, np.arange(50) % 3).solver_ == "newton-cg"
-    assert SoftmaxRegression().fit(sp.csr_matrix(X), y).solver_ == "newton-cg"
 
 
 def choose_solver_for(X, y, model):
