@@ -640,6 +640,40 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             progress=progress,
         )
 
+    def inference(self, X, y, sample_weight=None, *, cov_type="nonrobust", groups=None):
+        """Maximum-likelihood inference for the fitted reference-class model on (X, y).
+
+        Parameters
+        ----------
+        X, y, sample_weight
+            The data the model was fitted on (the same preprocessing); ``sample_weight`` as
+            frequency weights (an integer weight counts as that many copies of the row;
+            other weights scale each row's contribution to the likelihood the same way).
+        cov_type : {"nonrobust", "HC0", "HC1", "cluster"}, default="nonrobust"
+            The inverse observed information, or the sandwich (statsmodels' small-sample
+            factors: HC1 ``n / (n - k)``, cluster ``G / (G - 1) (n - 1) / (n - k)``).
+        groups : array_like of shape (n_samples,), optional
+            The cluster of each row (``cov_type="cluster"`` only).
+
+        Returns
+        -------
+        softmax_fast._inference.InferenceResults
+            ``params``, ``bse``, ``zvalues``, ``pvalues`` of shape (n_features [+ 1],
+            K - 1) (rows: the features, then ``const``; columns: the non-reference classes),
+            ``conf_int``, ``cov_params``, ``llf``, ``llnull``, ``aic``, ``bic``, ...,
+            ``summary()``, ``summary_frame()``.
+
+        Raises
+        ------
+        ValueError
+            Without ``reference_class``, with ``alpha > 0``, for a singular information
+            matrix (naming the collinear columns), and where the maximum-likelihood estimate
+            does not exist (separation).
+        """
+        from ._inference import compute_inference
+
+        return compute_inference(self, X, y, sample_weight, cov_type=cov_type, groups=groups)
+
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch of multinomial mini-batch SGD over (X, y), continuing the previous state.
 
