@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["InferenceResults", "compute_inference"]
+__all__ = ["InferenceResults", "MarginalEffects", "compute_inference"]
 
 # Rows of X whose scores are formed at once for a sandwich covariance.
 _SCORE_BLOCK_ROWS = 4096
@@ -82,6 +82,7 @@ class InferenceResults:
     class_names: list
     reference_name: object
     refined: bool
+    _margins: tuple
 
     def __init__(self, **fields):
         unknown = set(fields) - set(type(self).__annotations__)
@@ -106,6 +107,34 @@ class InferenceResults:
             raise ValueError(f"alpha: must be in (0, 1), got {alpha!r}")
         q = norm.ppf(1.0 - float(alpha) / 2.0)
         return np.stack([self.params - q * self.bse, self.params + q * self.bse], axis=-1)
+
+    def get_margeff(self, at: str = "overall", method: str = "dydx") -> MarginalEffects:
+        """Marginal effects of each feature on each class's probability, ``dp_k / dx_j``, with
+        delta-method standard errors, as statsmodels' ``get_margeff`` and Stata's ``margins,
+        dydx(*)`` define them.
+
+        Parameters
+        ----------
+        at : {"overall", "mean"}
+            ``"overall"``: the (weighted) mean over the rows of the effect at each row (the
+            average marginal effect); ``"mean"``: the effect at the (weighted) mean row.
+        method : {"dydx"}
+
+        Returns
+        -------
+        MarginalEffects
+            ``margeff``, ``margeff_se``, ``zvalues``, ``pvalues`` of shape (n_features, K)
+            (columns: every class, the reference class included), ``conf_int(alpha)``.
+        """
+        if method != "dydx":
+            raise ValueError(f"method: only 'dydx' is supported, got {method!r}")
+        if at not in ("overall", "mean"):
+            raise ValueError(f"at: must be 'overall' or 'mean', got {at!r}")
+        design, w, B, class_rows, fit_intercept = self._margins
+        effect, jacobian = _marginal_effects(design, w, B, class_rows, fit_intercept, at)
+        cov = jacobian @ self._cov @ jacobian.T
+        se = np.sqrt(np.maximum(np.diag(cov), 0.0)).reshape(effect.shape)
+        return MarginalEffects(effect, se, at)
 
     def summary_frame(self, alpha: float = 0.05):
         """The coefficients table as a pandas DataFrame (rows: (class, name))."""
@@ -167,30 +196,114 @@ class InferenceResults:
         return "\n".join(lines)
 
 
+class MarginalEffects:
+    """Marginal effects ``dp_k / dx_j`` (n_features, K) with delta-method standard errors.
+
+    Attributes
+    ----------
+    margeff, margeff_se, zvalues, pvalues : ndarray of shape (n_features, K)
+    at : str
+    """
+
+    def __init__(self, margeff: np.ndarray, margeff_se: np.ndarray, at: str):
+        from scipy.stats import norm
+
+        self.margeff, self.margeff_se, self.at = margeff, margeff_se, at
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.zvalues = margeff / margeff_se
+        self.pvalues = 2.0 * norm.sf(np.abs(self.zvalues))
+
+    def conf_int(self, alpha: float = 0.05) -> np.ndarray:
+        """Shape (n_features, K, 2): [lower, upper]."""
+        from scipy.stats import norm
+
+        q = norm.ppf(1.0 - float(alpha) / 2.0)
+        return np.stack(
+            [self.margeff - q * self.margeff_se, self.margeff + q * self.margeff_se], axis=-1
+        )
+
+
+def _rows_float64(X, r0, r1):
+    """Rows r0..r1 of a dense array or CSRArrays, as a dense float64 array."""
+    if hasattr(X, "indptr"):
+        from scipy.sparse import csr_matrix
+
+        lo, hi = int(X.indptr[r0]), int(X.indptr[r1])
+        return csr_matrix(
+            (X.data[lo:hi].astype(np.float64), X.indices[lo:hi], X.indptr[r0 : r1 + 1] - lo),
+            shape=(r1 - r0, X.shape[1]),
+        ).toarray()
+    return np.asarray(X[r0:r1], dtype=np.float64)
+
+
+def _softmax_rows(Z):
+    Z = Z - Z.max(axis=1, keepdims=True)
+    np.exp(Z, out=Z)
+    Z /= Z.sum(axis=1, keepdims=True)
+    return Z
+
+
+def _marginal_effects(design, w, B, class_rows, fit_intercept, at):
+    """``(ME (n, K), J (n K, F d))``: the effects and their Jacobian in the parameters
+    (class-major, as ``cov_params``).  With p_i = softmax(B xa_i), D_ikj = B_kj - sum_l p_il
+    B_lj and A_ika = p_ik (delta_ka - p_ia):
+    ``ME_jk = mean_i p_ik D_ikj`` and
+    ``dME_jk / dB_at = mean_i [A_ika xa_it D_ikj - p_ik p_ia xa_it D_iaj + A_ika delta_jt]``
+    (the weighted mean over the rows, or the one mean row for ``at="mean"``)."""
+    K, d = B.shape
+    n = design.n_features
+    F = class_rows.size
+    total = float(np.sum(w))
+
+    def blocks():
+        if at == "mean":
+            mean = np.zeros(n)
+            for r0 in range(0, design.n_samples, _SCORE_BLOCK_ROWS):
+                r1 = min(design.n_samples, r0 + _SCORE_BLOCK_ROWS)
+                mean += w[r0:r1] @ _rows_float64(design.X, r0, r1)
+            yield (mean / total)[None, :], np.ones(1)
+            return
+        for r0 in range(0, design.n_samples, _SCORE_BLOCK_ROWS):
+            r1 = min(design.n_samples, r0 + _SCORE_BLOCK_ROWS)
+            yield _rows_float64(design.X, r0, r1), w[r0:r1] / total
+
+    effect = np.zeros((n, K))
+    T1 = np.zeros((K, F * d, n))
+    T2 = np.zeros((K, F, d * n))
+    T3 = np.zeros((K, F))
+    for X, weight in blocks():
+        Xa = np.hstack([X, np.ones((X.shape[0], 1))]) if fit_intercept else X
+        P = _softmax_rows(Xa @ B.T)
+        D = B[None, :, :n] - (P @ B[:, :n])[:, None, :]  # (rows, K, n)
+        effect += np.einsum("i,ik,ikj->jk", weight, P, D)
+        PF = P[:, class_rows]
+        A = -P[:, :, None] * PF[:, None, :]
+        A[:, class_rows, np.arange(F)] += PF
+        for k in range(K):
+            M = ((weight[:, None] * A[:, k, :])[:, :, None] * Xa[:, None, :]).reshape(-1, F * d)
+            T1[k] += M.T @ D[:, k, :]
+        for a in range(F):
+            N = ((weight * PF[:, a])[:, None, None] * Xa[:, :, None]) * D[:, class_rows[a], None, :]
+            T2[:, a] += P.T @ N.reshape(-1, d * n)
+        T3 += np.einsum("i,ika->ka", weight, A)
+    J = T1.reshape(K, F, d, n).transpose(3, 0, 1, 2) - T2.reshape(K, F, d, n).transpose(3, 0, 1, 2)
+    for j in range(n):
+        J[j, :, :, j] += T3
+    return effect, J.reshape(n * K, F * d)
+
+
 def _scores_blocks(design, W, b, y_idx, class_rows, fit_intercept):
     """Per block of rows: (r0, r1, scores (rows, F d) float64), ``s_i = (y_iF - p_iF) (x)
     [x_i, 1]`` class-major, probabilities in float64."""
-    X = design.X
     m = design.n_samples
     F = class_rows.size
     for r0 in range(0, m, _SCORE_BLOCK_ROWS):
         r1 = min(m, r0 + _SCORE_BLOCK_ROWS)
-        if hasattr(X, "indptr"):
-            from scipy.sparse import csr_matrix
-
-            lo, hi = int(X.indptr[r0]), int(X.indptr[r1])
-            block = csr_matrix(
-                (X.data[lo:hi].astype(np.float64), X.indices[lo:hi], X.indptr[r0 : r1 + 1] - lo),
-                shape=(r1 - r0, X.shape[1]),
-            ).toarray()
-        else:
-            block = np.asarray(X[r0:r1], dtype=np.float64)
+        block = _rows_float64(design.X, r0, r1)
         Z = block @ W.T
         if b is not None:
             Z += b
-        Z -= Z.max(axis=1, keepdims=True)
-        np.exp(Z, out=Z)
-        Z /= Z.sum(axis=1, keepdims=True)
+        Z = _softmax_rows(Z)
         residual = -Z[:, class_rows]
         rows = np.arange(r1 - r0)
         hit = np.searchsorted(class_rows, y_idx[r0:r1])
@@ -353,4 +466,11 @@ def compute_inference(estimator, X, y, sample_weight=None, *, cov_type="nonrobus
         class_names=[classes[c] for c in objective.class_rows],
         reference_name=classes[reference],
         refined=refined,
+        _margins=(
+            objective.design,
+            w,
+            np.hstack([W, b[:, None]]) if objective.fit_intercept else W,
+            objective.class_rows,
+            objective.fit_intercept,
+        ),
     )

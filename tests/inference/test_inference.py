@@ -191,3 +191,22 @@ def test_separation_is_reported():
         ).fit(X, y)
     with pytest.raises(ValueError, match="separation"):
         model.inference(X, y)
+
+
+@pytest.mark.parametrize("at", ["overall", "mean"])
+@pytest.mark.parametrize("K", [2, 4, 7])
+def test_marginal_effects_match_statsmodels(K, at):
+    X, y = survey_problem(K=K)
+    ours = _fit(X, y).inference(X, y).get_margeff(at=at)
+    theirs = _statsmodels(y, X, "nonrobust").get_margeff(at=at, method="dydx")
+    assert ours.margeff.shape == (X.shape[1], K)
+    np.testing.assert_allclose(ours.margeff, np.asarray(theirs.margeff), rtol=1e-5)
+    np.testing.assert_allclose(ours.margeff_se, np.asarray(theirs.margeff_se), rtol=1e-5)
+    np.testing.assert_allclose(ours.zvalues, np.asarray(theirs.tvalues), rtol=1e-5)
+    np.testing.assert_allclose(ours.pvalues, np.asarray(theirs.pvalues), rtol=1e-5)
+    # statsmodels: (n_features, [lower, upper], K)
+    np.testing.assert_allclose(
+        ours.conf_int(0.05), np.asarray(theirs.conf_int(0.05)).transpose(0, 2, 1), rtol=1e-5
+    )
+    # the effects on the K probabilities sum to 0 for every feature
+    np.testing.assert_allclose(ours.margeff.sum(axis=1), 0.0, atol=1e-12)
