@@ -266,8 +266,18 @@ def cmd_fit(args):
     if len(np.unique(y)) < 2:
         raise UserError(f"{args.data}: the target has a single class; nothing to learn")
     X_train, X_test, y_train, y_test = _split(X, y, args.test_size, args.seed)
+    reference = _reference_label(args, y)
+    if args.summary and (reference is None or args.alpha != 0.0):
+        raise UserError(
+            "--summary: maximum-likelihood standard errors need --reference-class LABEL and "
+            "--alpha 0 (a penalized fit has none)"
+        )
     model = SoftmaxRegression(
-        alpha=args.alpha, solver=args.solver, max_iter=args.max_iter, verbose=int(args.verbose)
+        alpha=args.alpha,
+        solver=args.solver,
+        max_iter=args.max_iter,
+        verbose=int(args.verbose),
+        reference_class=reference,
     )
     unit = "epoch" if args.solver in ("sgd", "saga") else "iteration"
     scaling = ""
@@ -316,7 +326,30 @@ def cmd_fit(args):
         accuracy = estimator.score(X_test, y_test)
         summary = f"held-out accuracy {accuracy:.4f} ({len(y_test):,} rows); {summary}"
     print(summary, flush=True)
+    if args.summary:
+        try:
+            results = model.inference(X_fit, y_train)
+        except ValueError as exc:
+            raise UserError(f"--summary: {exc}") from None
+        if names is not None:
+            results.row_names = [str(v) for v in names] + results.row_names[len(names) :]
+        print(results.summary(), flush=True)
     return 0
+
+
+def _reference_label(args, y):
+    """--reference-class as one of y's labels (compared as text: a CSV's labels may be
+    numbers or names), or None."""
+    if args.reference_class is None:
+        return None
+    labels = np.unique(y)
+    for label in labels:
+        if str(label) == args.reference_class:
+            return label
+    raise UserError(
+        f"--reference-class: {args.reference_class!r} is not one of the labels "
+        f"{[str(v) for v in labels]}"
+    )
 
 
 def _read_svmlight_to_predict(args, model_base):
@@ -467,6 +500,17 @@ def _parser():
         metavar="NAME",
         help="auto (chosen from the data's shape), lbfgs, newton-cg (truncated Newton), newton, "
         "saga, gd (gradient descent) or sgd (averaged SGD) (default: auto)",
+    )
+    p.add_argument(
+        "--reference-class",
+        metavar="LABEL",
+        help="fix this class's logits at 0 (the K - 1 form of multinomial logit)",
+    )
+    p.add_argument(
+        "--summary",
+        action="store_true",
+        help="print coefficients with standard errors, z, p-values and confidence intervals "
+        "(needs --reference-class and --alpha 0)",
     )
     p.add_argument(
         "--max-iter",
