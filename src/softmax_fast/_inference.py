@@ -236,6 +236,12 @@ def _rows_float64(X, r0, r1):
     return np.asarray(X[r0:r1], dtype=np.float64)
 
 
+def _effect_block(P, bbar, Bn, weight):
+    """``sum_i w_i p_ik (B_kj - bbar_ij)`` as (n, K)."""
+    wP = weight[:, None] * P
+    return Bn.T * wP.sum(axis=0)[None, :] - bbar.T @ wP
+
+
 def _softmax_rows(Z):
     Z = Z - Z.max(axis=1, keepdims=True)
     np.exp(Z, out=Z)
@@ -267,26 +273,34 @@ def _marginal_effects(design, w, B, class_rows, fit_intercept, at):
             r1 = min(design.n_samples, r0 + _SCORE_BLOCK_ROWS)
             yield _rows_float64(design.X, r0, r1), w[r0:r1] / total
 
+    # With D_ikj = B_kj - bbar_ij (bbar_i = p_i^T B): sum_i c_i(k, a) xa_it D_ikj splits into
+    # B_kj sum_i c_i xa_it - sum_i c_i xa_it bbar_ij, so each block of rows needs two products
+    # only, [c^T xa, c^T (xa (x) bbar)], for the two weightings c = w A and c = w p_k p_a.
     effect = np.zeros((n, K))
-    T1 = np.zeros((K, F * d, n))
-    T2 = np.zeros((K, F, d * n))
+    sums = np.zeros((2 * K * F, d + d * n))
     T3 = np.zeros((K, F))
     for X, weight in blocks():
         Xa = np.hstack([X, np.ones((X.shape[0], 1))]) if fit_intercept else X
         P = _softmax_rows(Xa @ B.T)
-        D = B[None, :, :n] - (P @ B[:, :n])[:, None, :]  # (rows, K, n)
-        effect += np.einsum("i,ik,ikj->jk", weight, P, D)
+        bbar = P @ B[:, :n]  # (rows, n)
+        effect += _effect_block(P, bbar, B[:, :n], weight)
         PF = P[:, class_rows]
         A = -P[:, :, None] * PF[:, None, :]
         A[:, class_rows, np.arange(F)] += PF
-        for k in range(K):
-            M = ((weight[:, None] * A[:, k, :])[:, :, None] * Xa[:, None, :]).reshape(-1, F * d)
-            T1[k] += M.T @ D[:, k, :]
-        for a in range(F):
-            N = ((weight * PF[:, a])[:, None, None] * Xa[:, :, None]) * D[:, class_rows[a], None, :]
-            T2[:, a] += P.T @ N.reshape(-1, d * n)
-        T3 += np.einsum("i,ika->ka", weight, A)
-    J = T1.reshape(K, F, d, n).transpose(3, 0, 1, 2) - T2.reshape(K, F, d, n).transpose(3, 0, 1, 2)
+        Q = P[:, :, None] * PF[:, None, :]
+        C = np.concatenate([A.reshape(-1, K * F), Q.reshape(-1, K * F)], axis=1)
+        C *= weight[:, None]
+        E = (Xa[:, :, None] * bbar[:, None, :]).reshape(-1, d * n)
+        sums += C.T @ np.hstack([Xa, E])
+        T3 += C[:, : K * F].sum(axis=0).reshape(K, F)
+    G1 = sums[: K * F, :d].reshape(K, F, d)
+    H1 = sums[: K * F, d:].reshape(K, F, d, n)
+    G2 = sums[K * F :, :d].reshape(K, F, d)
+    H2 = sums[K * F :, d:].reshape(K, F, d, n)
+    Bn = B[:, :n]
+    T1 = Bn[:, None, None, :] * G1[:, :, :, None] - H1  # B_kj
+    T2 = Bn[class_rows][None, :, None, :] * G2[:, :, :, None] - H2  # B_aj
+    J = (T1 - T2).transpose(3, 0, 1, 2).copy()
     for j in range(n):
         J[j, :, :, j] += T3
     return effect, J.reshape(n * K, F * d)
