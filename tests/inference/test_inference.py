@@ -101,6 +101,9 @@ def test_integer_weights_are_repeated_rows():
         np.testing.assert_allclose(getattr(weighted, name), getattr(repeated, name), rtol=1e-8)
     for name in ("llf", "llnull", "aic", "bic", "nobs", "df_resid"):
         np.testing.assert_allclose(getattr(weighted, name), getattr(repeated, name), rtol=1e-10)
+    # and statsmodels on the repeated rows (MNLogit takes no frequency weights)
+    theirs = _statsmodels(yr, Xr, "nonrobust")
+    _check(weighted, theirs, "nonrobust", yr.size, 3 * (X.shape[1] + 1), 4)
     robust_w = _fit(X, y, counts).inference(X, y, counts, cov_type="HC0")
     robust_r = _fit(Xr, yr).inference(Xr, yr, cov_type="HC0")
     np.testing.assert_allclose(robust_w.bse, robust_r.bse, rtol=1e-8)
