@@ -213,3 +213,22 @@ def test_marginal_effects_match_statsmodels(K, at):
     )
     # the effects on the K probabilities sum to 0 for every feature
     np.testing.assert_allclose(ours.margeff.sum(axis=1), 0.0, atol=1e-12)
+
+
+def test_quasi_complete_separation_is_reported():
+    """x0 takes the values 0, 1, 2: class 2 occurs at x0 >= 1 only, classes 0 and 1 at x0 <= 1
+    only, so they overlap at x0 = 1 alone (quasi-complete separation): class 2's coefficient
+    on x0 has no finite maximum-likelihood value."""
+    rng = np.random.default_rng(5)
+    x0 = rng.integers(0, 3, 900).astype(float)
+    X = np.column_stack([x0, rng.standard_normal(900)])
+    y = rng.integers(0, 2, 900)
+    y[x0 == 2] = 2
+    y[(x0 == 1) & (rng.random(900) < 0.5)] = 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = SoftmaxRegression(
+            solver="lbfgs", alpha=0.0, reference_class=0, tol=1e-10, max_iter=500
+        ).fit(X, y)
+    with pytest.raises(ValueError, match="separation"):
+        model.inference(X, y)
