@@ -423,6 +423,15 @@ class DenseDesign:
 ROW_ACCUMULATOR_BYTES = 256 * 2**20
 
 
+def _dense_block(product, d):
+    """A (d, d) sparse product of the Hessian as a dense float64 array (its entries written
+    one by one: this is the Hessian's block, not X densified)."""
+    coo = product.tocoo()
+    out = np.zeros((d, d))
+    np.add.at(out, (coo.row, coo.col), coo.data)
+    return out
+
+
 def _balanced_bounds(pointers, n_chunks):
     """Chunk bounds over the rows (columns) of compressed ``pointers`` (length count + 1) so
     that each chunk has about equal cost, an item costing 1 + its entries: shape (n_chunks + 1,),
@@ -751,9 +760,9 @@ class CSRDesign:
                 coef = w * pa * ((a == a2) - Z[:, class_rows[a2]])
                 if a == a2:  # coef >= 0: R^T R, exactly symmetric
                     root = X.multiply(np.sqrt(coef)[:, None]).tocsr()
-                    block = (root.T @ root).toarray()
+                    block = _dense_block(root.T @ root, d)
                 else:
-                    block = (XT @ X.multiply(coef[:, None]).tocsr()).toarray()
+                    block = _dense_block(XT @ X.multiply(coef[:, None]).tocsr(), d)
                 H[a * d : (a + 1) * d, a2 * d : (a2 + 1) * d] = block
                 if a2 != a:
                     H[a2 * d : (a2 + 1) * d, a * d : (a + 1) * d] = block.T

@@ -27,8 +27,17 @@ import numpy as np
 
 __all__ = ["InferenceResults", "MarginalEffects", "compute_inference"]
 
-# Rows of X whose scores are formed at once for a sandwich covariance.
+# Rows of X whose scores (or marginal effects) are formed at once: at most 4,096, and at most
+# 2**22 values of X's block in float64 (32 MiB; a sparse X's rows are densified a block at a
+# time, never X whole).
 _SCORE_BLOCK_ROWS = 4096
+_BLOCK_VALUES = 1 << 22
+
+
+def _block_rows(n_features):
+    return max(16, min(_SCORE_BLOCK_ROWS, _BLOCK_VALUES // max(1, n_features)))
+
+
 # The stored coefficients are used as they are when the Newton step from them moves no
 # parameter by more than this fraction of its standard error; else they are refined first.
 _STEP_OVER_BSE = 1e-6
@@ -261,16 +270,18 @@ def _marginal_effects(design, w, B, class_rows, fit_intercept, at):
     F = class_rows.size
     total = float(np.sum(w))
 
+    rows = _block_rows(n)
+
     def blocks():
         if at == "mean":
             mean = np.zeros(n)
-            for r0 in range(0, design.n_samples, _SCORE_BLOCK_ROWS):
-                r1 = min(design.n_samples, r0 + _SCORE_BLOCK_ROWS)
+            for r0 in range(0, design.n_samples, rows):
+                r1 = min(design.n_samples, r0 + rows)
                 mean += w[r0:r1] @ _rows_float64(design.X, r0, r1)
             yield (mean / total)[None, :], np.ones(1)
             return
-        for r0 in range(0, design.n_samples, _SCORE_BLOCK_ROWS):
-            r1 = min(design.n_samples, r0 + _SCORE_BLOCK_ROWS)
+        for r0 in range(0, design.n_samples, rows):
+            r1 = min(design.n_samples, r0 + rows)
             yield _rows_float64(design.X, r0, r1), w[r0:r1] / total
 
     # With D_ikj = B_kj - bbar_ij (bbar_i = p_i^T B): sum_i c_i(k, a) xa_it D_ikj splits into
@@ -311,8 +322,9 @@ def _scores_blocks(design, W, b, y_idx, class_rows, fit_intercept):
     [x_i, 1]`` class-major, probabilities in float64."""
     m = design.n_samples
     F = class_rows.size
-    for r0 in range(0, m, _SCORE_BLOCK_ROWS):
-        r1 = min(m, r0 + _SCORE_BLOCK_ROWS)
+    rows = _block_rows(design.n_features)
+    for r0 in range(0, m, rows):
+        r1 = min(m, r0 + rows)
         block = _rows_float64(design.X, r0, r1)
         Z = block @ W.T
         if b is not None:
