@@ -34,6 +34,15 @@ class HessianOperator(Protocol):
         """diag H, float64 of theta's shape."""
         ...
 
+    @property
+    def has_float32(self) -> bool:
+        """Whether ``matvec_float32`` is a cheaper, float32 product (else it is ``matvec``)."""
+        ...
+
+    def matvec_float32(self, v: np.ndarray) -> np.ndarray:
+        """``H v`` to about 1e-6 relative (float32 data), float64 of v's shape."""
+        ...
+
 
 class Objective(Protocol):
     """What a solver needs of an objective J(theta).
@@ -57,8 +66,11 @@ class Objective(Protocol):
         indices into the objective's samples)."""
         ...
 
-    def hessian_operator(self, theta: np.ndarray) -> HessianOperator:
-        """The Hessian at theta as an operator (newton-cg)."""
+    def hessian_operator(
+        self, theta: np.ndarray, *, float32_products: bool = False
+    ) -> HessianOperator:
+        """The Hessian at theta as an operator (newton-cg); ``float32_products``: offer
+        ``matvec_float32`` where the objective can make it cheaper."""
         ...
 
     def hessian(self, theta: np.ndarray) -> np.ndarray:
@@ -447,6 +459,13 @@ _VALUE_NOISE = 1e3 * float(np.finfo(np.float64).eps)
 # precisely than their outer steps need: benchmarks/RESULTS.md, "Solvers").
 NEWTON_CG_MAX_INNER = 200
 NEWTON_CG_FORCING = 0.3
+# Where the inner loop ran on float32 products (large dense float64 X), its direction d is
+# checked once in float64: the inexact-Newton condition ||H d + g|| <= this * ||g|| (any
+# forcing below 1 keeps the outer iterations' convergence).  The float32 products' error
+# (about 1e-6 relative) moves the residual of the forcing term 0.3 far less than that, except
+# on a Hessian conditioned near 1e6; where the check fails, the fit's products are float64
+# from then on, and this direction is recomputed with them.
+NEWTON_CG_FLOAT32_RESIDUAL = 0.5
 
 
 def _preconditioned_cg(matvec, grad, precond, rtol, max_steps):
@@ -547,6 +566,7 @@ def newton_cg(
     tol: float,
     progress: Progress | None = None,
     max_inner: int = NEWTON_CG_MAX_INNER,
+    float32_products: bool = True,
 ) -> SolverResult:
     """Truncated Newton: each outer iteration solves ``H d = -grad`` approximately by
     conjugate gradients, preconditioned by the Hessian's diagonal (one extra pass a
@@ -557,25 +577,45 @@ def newton_cg(
     LIBLINEAR's Newton method), at ``max_inner`` steps, or at a direction of non-positive
     curvature.  The probabilities the products need are computed once per outer iteration
     (``m * K`` values of the data's dtype).  Stops when ``max|grad| <= tol``.
+
+    On large dense float64 X (``objective.hessian_operator(..., float32_products=True)``
+    offers it: :data:`softmax_fast._objective.FLOAT32_PRODUCTS_MIN_VALUES`) the inner loop's
+    products are float32 (a float32 copy of X, half its size, kept for the fit), each
+    direction checked by one float64 product against :data:`NEWTON_CG_FLOAT32_RESIDUAL`.
+    The values, gradients, line search and stop test stay float64, so the point it stops at
+    meets the same test as with float64 products.  ``float32_products=False``: float64
+    products throughout.
     """
 
     project = _projection(objective.invariant_directions())
+    float32 = {"products": bool(float32_products)}
 
-    def direction(theta, grad):
-        op = objective.hessian_operator(theta)
-        precond = op.diagonal()
-        # a zero column of X (or a class with p = 0 or 1 everywhere, unpenalized) has a zero
-        # diagonal entry: no scaling there
-        floor = 1e-12 * max(float(np.max(precond)), 1e-300)
-        precond = np.where(precond > floor, precond, 1.0)
+    def solve(matvec, grad, precond):
         d, _ = _preconditioned_cg(
-            lambda v: project(op.matvec(v)),
+            lambda v: project(matvec(v)),
             project(grad.copy()),
             precond,
             NEWTON_CG_FORCING,
             max(1, max_inner),
         )
         return project(d)
+
+    def direction(theta, grad):
+        op = objective.hessian_operator(theta, float32_products=float32["products"])
+        precond = op.diagonal()
+        # a zero column of X (or a class with p = 0 or 1 everywhere, unpenalized) has a zero
+        # diagonal entry: no scaling there
+        floor = 1e-12 * max(float(np.max(precond)), 1e-300)
+        precond = np.where(precond > floor, precond, 1.0)
+        if not op.has_float32:
+            return solve(op.matvec, grad, precond)
+        d = solve(op.matvec_float32, grad, precond)
+        g = project(grad.copy())
+        residual = project(op.matvec(d)) + g
+        if np.linalg.norm(residual) <= NEWTON_CG_FLOAT32_RESIDUAL * np.linalg.norm(g):
+            return d
+        float32["products"] = False
+        return solve(op.matvec, grad, precond)
 
     return _newton_loop(objective, theta0, direction, max_iter=max_iter, tol=tol, progress=progress)
 

@@ -162,3 +162,58 @@ def test_full_hessian_refuses_large_models():
     objective = SoftmaxObjective(design, np.arange(m) % 3, None, 3, 0.1, True, None)
     with pytest.raises(ValueError, match="too large"):
         objective.hessian(np.zeros(objective.n_params))
+
+
+# ----------------------------------------------------------------------------- float32 products
+
+
+@pytest.mark.parametrize(("ref", "fit_intercept", "weights"), [(None, True, True), (2, False, False)])
+def test_float32_products_approximate_the_float64_ones(monkeypatch, ref, fit_intercept, weights):
+    """``matvec_float32`` rounds X, the probabilities and the direction to float32 (relative
+    rounding 6e-8 each) and sums in float64: it agrees with ``matvec`` to a few 1e-7 of the
+    largest term, and so does the diagonal; the caller's X is left alone."""
+    from softmax_fast import _objective as objective_module
+
+    monkeypatch.setattr(objective_module, "FLOAT32_PRODUCTS_MIN_VALUES", 0)
+    X, sw, objective, theta = _objective("dense", np.float64, ref, fit_intercept, weights)
+    X_before = objective.design.X.copy()
+    exact = objective.hessian_operator(theta)
+    approx = objective.hessian_operator(theta, float32_products=True)
+    assert not exact.has_float32 and approx.has_float32
+    assert objective.float32_design().X.dtype == np.float32
+    assert objective.float32_design() is objective.float32_design()  # one copy per objective
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        v = rng.standard_normal(objective.n_params)
+        expected = exact.matvec(v)
+        np.testing.assert_array_equal(approx.matvec(v), expected)  # matvec stays float64
+        bound = np.abs(expected).max() + np.abs(v).max()
+        got = approx.matvec_float32(v)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6 * bound)
+        assert not np.array_equal(got, expected)  # it is a different (float32) product
+        np.testing.assert_array_equal(exact.matvec_float32(v), expected)  # no copy: matvec
+    diagonal = exact.diagonal()
+    np.testing.assert_allclose(
+        approx.diagonal(), diagonal, rtol=0, atol=2e-6 * np.abs(diagonal).max()
+    )
+    np.testing.assert_array_equal(objective.design.X, X_before)
+
+
+def test_float32_products_only_where_they_pay(monkeypatch):
+    """Only dense float64 X between FLOAT32_PRODUCTS_MIN_VALUES values and a copy of
+    FLOAT32_PRODUCTS_MAX_BYTES gets the float32 copy: not CSR X, not float32 X (already
+    float32), not small X (its products are cheap), not X whose copy would be too large."""
+    from softmax_fast import _objective as objective_module
+
+    def has_copy(kind, dtype):
+        _, _, objective, theta = _objective(kind, dtype, None, True, False)
+        return objective.hessian_operator(theta, float32_products=True).has_float32
+
+    assert not has_copy("dense", np.float64)  # 120 x 7: below the default threshold
+    monkeypatch.setattr(objective_module, "FLOAT32_PRODUCTS_MIN_VALUES", 0)
+    assert has_copy("dense", np.float64)
+    assert not has_copy("dense", np.float32)
+    assert not has_copy("csr", np.float64)
+    monkeypatch.setattr(objective_module, "FLOAT32_PRODUCTS_MAX_BYTES", 4 * 120 * 7 - 4)
+    assert not has_copy("dense", np.float64)

@@ -230,3 +230,70 @@ def test_full_hessian_memory_does_not_grow_with_the_rows():
     # (X grows by 19 MB; the peak by at most a block per thread, as the threads interleave)
     assert peaks[1] <= peaks[0] + 2 * _HESSIAN_BLOCK_BYTES
     assert peaks[0] < 2 * (3 * 8 * n_params**2 + 5 * _HESSIAN_BLOCK_BYTES)
+
+
+def _float32_products_problem():
+    X, y = softmax_problem(400, 12, 4, seed=9)
+    X[:, 3] *= 30.0  # a spread of column scales for the diagonal preconditioner
+    return X, y
+
+
+def _count_float32_products(monkeypatch):
+    from softmax_fast._objective import HessianOperator
+
+    counts = {"float32": 0, "float64": 0}
+    matvec, matvec_float32 = HessianOperator.matvec, HessianOperator.matvec_float32
+
+    def counted(kind, method):
+        def wrapper(self, v):
+            counts[kind] += 1
+            return method(self, v)
+
+        return wrapper
+
+    monkeypatch.setattr(HessianOperator, "matvec", counted("float64", matvec))
+    monkeypatch.setattr(
+        HessianOperator, "matvec_float32", counted("float32", matvec_float32)
+    )
+    return counts
+
+
+def test_newton_cg_float32_products_reach_the_same_optimum(monkeypatch):
+    """On dense float64 X large enough for the float32 products (the threshold lowered here),
+    newton-cg's inner loop runs on them, one float64 product per outer iteration checks each
+    direction, and the fit meets the same float64 stop test at the same optimum as with
+    float64 products (the values, gradients and line search are float64 either way)."""
+    from softmax_fast import _objective as objective_module
+
+    X, y = _float32_products_problem()
+    alpha = 1e-3
+    baseline = SoftmaxRegression(solver="newton-cg", alpha=alpha, tol=1e-10).fit(X, y)
+    monkeypatch.setattr(objective_module, "FLOAT32_PRODUCTS_MIN_VALUES", 0)
+    counts = _count_float32_products(monkeypatch)
+    model = SoftmaxRegression(solver="newton-cg", alpha=alpha, tol=1e-10).fit(X, y)
+    assert counts["float32"] > 2 * model.n_iter_  # the inner loop's products
+    # one check per direction (the last may end the run without an iteration)
+    assert model.n_iter_ <= counts["float64"] <= model.n_iter_ + 1
+    assert _max_gradient(X, y, model, alpha) <= 1e-10
+    comparison = compare(
+        X, y, alpha, (baseline.coef_, baseline.intercept_), (model.coef_, model.intercept_)
+    )
+    assert comparison.dist <= comparison.radius, comparison
+    assert comparison.radius <= 1e-5, comparison
+
+
+def test_newton_cg_falls_back_to_float64_products_when_the_check_fails(monkeypatch):
+    """A direction that fails the float64 check (forced here: a bound of 0) is recomputed
+    with float64 products, which the fit keeps from then on; it still converges."""
+    from softmax_fast import _objective as objective_module
+    from softmax_fast import _solvers
+
+    X, y = _float32_products_problem()
+    monkeypatch.setattr(objective_module, "FLOAT32_PRODUCTS_MIN_VALUES", 0)
+    monkeypatch.setattr(_solvers, "NEWTON_CG_FLOAT32_RESIDUAL", 0.0)
+    counts = _count_float32_products(monkeypatch)
+    model = SoftmaxRegression(solver="newton-cg", alpha=1e-3, tol=1e-10).fit(X, y)
+    assert _max_gradient(X, y, model, 1e-3) <= 1e-10
+    assert 0 < counts["float32"]
+    # the first outer iteration's float32 solve, then float64 products only
+    assert counts["float64"] > model.n_iter_

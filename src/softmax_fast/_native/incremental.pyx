@@ -47,6 +47,7 @@ whose logits are not finite (the iterates diverged), or -1.
 
 import numpy as np
 
+cimport numpy as cnp
 from cython cimport floating
 from libc.math cimport INFINITY, log
 
@@ -266,21 +267,100 @@ cdef inline void _catch_up_all(double *V, const double *sum_W, double *cum_at, d
         cum_at[j] = 0.0
 
 
+cdef extern from "_sfsaga.h" nogil:
+    # SAGA's per-row CSR loops (see the header), per value type (d, f) and index type.
+    void sf_saga_gather_d_i32(const double *data, const cnp.int32_t *indices, Py_ssize_t p0,
+                              Py_ssize_t p1, double *V, const double *A, double *cum_at,
+                              double cum, double *z, Py_ssize_t K)
+    void sf_saga_gather_d_i64(const double *data, const cnp.int64_t *indices, Py_ssize_t p0,
+                              Py_ssize_t p1, double *V, const double *A, double *cum_at,
+                              double cum, double *z, Py_ssize_t K)
+    void sf_saga_gather_f_i32(const float *data, const cnp.int32_t *indices, Py_ssize_t p0,
+                              Py_ssize_t p1, double *V, const double *A, double *cum_at,
+                              double cum, double *z, Py_ssize_t K)
+    void sf_saga_gather_f_i64(const float *data, const cnp.int64_t *indices, Py_ssize_t p0,
+                              Py_ssize_t p1, double *V, const double *A, double *cum_at,
+                              double cum, double *z, Py_ssize_t K)
+    void sf_saga_scatter_d_i32(const double *data, const cnp.int32_t *indices, Py_ssize_t p0,
+                               Py_ssize_t p1, double *V, double *A, double *cum_at,
+                               double cum_next, double ca, const double *cdg,
+                               const double *dg, Py_ssize_t K)
+    void sf_saga_scatter_d_i64(const double *data, const cnp.int64_t *indices, Py_ssize_t p0,
+                               Py_ssize_t p1, double *V, double *A, double *cum_at,
+                               double cum_next, double ca, const double *cdg,
+                               const double *dg, Py_ssize_t K)
+    void sf_saga_scatter_f_i32(const float *data, const cnp.int32_t *indices, Py_ssize_t p0,
+                               Py_ssize_t p1, double *V, double *A, double *cum_at,
+                               double cum_next, double ca, const double *cdg,
+                               const double *dg, Py_ssize_t K)
+    void sf_saga_scatter_f_i64(const float *data, const cnp.int64_t *indices, Py_ssize_t p0,
+                               Py_ssize_t p1, double *V, double *A, double *cum_at,
+                               double cum_next, double ca, const double *cdg,
+                               const double *dg, Py_ssize_t K)
+    void sf_saga_prefetch_i32(const cnp.int32_t *indices, Py_ssize_t p0, Py_ssize_t p1,
+                              const double *V, const double *A, const double *cum_at,
+                              Py_ssize_t K)
+    void sf_saga_prefetch_i64(const cnp.int64_t *indices, Py_ssize_t p0, Py_ssize_t p1,
+                              const double *V, const double *A, const double *cum_at,
+                              Py_ssize_t K)
+
+
+cdef inline void _gather(const floating *data, const csr_index *indices, Py_ssize_t p0,
+                         Py_ssize_t p1, double *V, const double *A, double *cum_at, double cum,
+                         double *z, Py_ssize_t K) noexcept nogil:
+    if floating is double:
+        if csr_index is cnp.int32_t:
+            sf_saga_gather_d_i32(data, indices, p0, p1, V, A, cum_at, cum, z, K)
+        else:
+            sf_saga_gather_d_i64(data, indices, p0, p1, V, A, cum_at, cum, z, K)
+    else:
+        if csr_index is cnp.int32_t:
+            sf_saga_gather_f_i32(data, indices, p0, p1, V, A, cum_at, cum, z, K)
+        else:
+            sf_saga_gather_f_i64(data, indices, p0, p1, V, A, cum_at, cum, z, K)
+
+
+cdef inline void _scatter(const floating *data, const csr_index *indices, Py_ssize_t p0,
+                          Py_ssize_t p1, double *V, double *A, double *cum_at, double cum_next,
+                          double ca, const double *cdg, const double *dg,
+                          Py_ssize_t K) noexcept nogil:
+    if floating is double:
+        if csr_index is cnp.int32_t:
+            sf_saga_scatter_d_i32(data, indices, p0, p1, V, A, cum_at, cum_next, ca, cdg, dg, K)
+        else:
+            sf_saga_scatter_d_i64(data, indices, p0, p1, V, A, cum_at, cum_next, ca, cdg, dg, K)
+    else:
+        if csr_index is cnp.int32_t:
+            sf_saga_scatter_f_i32(data, indices, p0, p1, V, A, cum_at, cum_next, ca, cdg, dg, K)
+        else:
+            sf_saga_scatter_f_i64(data, indices, p0, p1, V, A, cum_at, cum_next, ca, cdg, dg, K)
+
+
+cdef inline void _prefetch_row(const csr_index *indices, const csr_index *indptr, Py_ssize_t i,
+                               const double *V, const double *A, const double *cum_at,
+                               Py_ssize_t K) noexcept nogil:
+    """The tables' rows of row i's first entries (the row's index array is read here)."""
+    if csr_index is cnp.int32_t:
+        sf_saga_prefetch_i32(indices, <Py_ssize_t>indptr[i], <Py_ssize_t>indptr[i + 1], V, A,
+                             cum_at, K)
+    else:
+        sf_saga_prefetch_i64(indices, <Py_ssize_t>indptr[i], <Py_ssize_t>indptr[i + 1], V, A,
+                             cum_at, K)
+
+
 cdef Py_ssize_t _csr_epoch(
     const floating *data, const csr_index *indices, const csr_index *indptr, Py_ssize_t n,
     const intp_t *label_col, const double *sw, const intp_t *order, Py_ssize_t n_order,
     double *V, double *b, double *memory, double *sum_W, double *sum_b, unsigned char *seen,
     Py_ssize_t *n_seen, Py_ssize_t K, bint has_reference, StepControl *ctl, double *z,
-    double *g, double *dg, double *cum_at,
+    double *g, double *dg, double *cdg, double *cum_at,
 ) noexcept nogil:
     """V holds W (n, K) on entry and on return; cum_at (n,) zeros on entry."""
     cdef double rf = ctl.rf
     cdef double scale = 1.0, cum = 0.0, cum_next
-    cdef double w, lag, xv, cd, ca, avg, step
-    cdef double *Vj
-    cdef double *Aj
+    cdef double w, cd, ca, avg, step
     cdef double *mem
-    cdef Py_ssize_t t, i, k, p, p0, p1, j
+    cdef Py_ssize_t t, i, k, p0, p1
     cdef Py_ssize_t bad = -1
     for t in range(n_order):
         i = order[t]
@@ -293,54 +373,28 @@ cdef Py_ssize_t _csr_epoch(
         p0 = <Py_ssize_t>indptr[i]
         p1 = <Py_ssize_t>indptr[i + 1]
         # the row's features: their pending average-gradient terms, then the logits
-        for k in range(K):
-            z[k] = 0.0
-        for p in range(p0, p1):
-            j = <Py_ssize_t>indices[p]
-            Vj = V + j * K
-            lag = cum - cum_at[j]
-            if lag != 0.0:
-                Aj = sum_W + j * K
-                for k in range(K):
-                    Vj[k] = Vj[k] - lag * Aj[k]
-                cum_at[j] = cum
-            xv = <double>data[p]
-            for k in range(K):
-                z[k] = z[k] + xv * Vj[k]
+        _gather(data, indices, p0, p1, V, sum_W, cum_at, cum, z, K)
         for k in range(K):
             z[k] = scale * z[k] + (b[k] if b != NULL else 0.0)
         step = _row_step(ctl, z, g, K, has_reference, label_col[i], w, i)
         if step < 0.0:
             bad = i
             break
+        if t + 1 < n_order:  # the next row's first features, while this one finishes
+            _prefetch_row(indices, indptr, order[t + 1], V, sum_W, cum_at, K)
         avg = rf / <double>n_seen[0]
         mem = memory + i * K
-        for k in range(K):
-            dg[k] = g[k] - mem[k]
-            mem[k] = g[k]
         # V units: W = scale * V, so a change gamma * u of W is gamma * u / scale of V
         ca = step * avg / scale
         cd = step * rf / scale
+        for k in range(K):
+            dg[k] = g[k] - mem[k]
+            mem[k] = g[k]
+            cdg[k] = cd * dg[k]
         cum_next = cum + ca
-        # this step's average-gradient term for the row's features (once each: columns may
-        # repeat), from the sums before the row's update; marked done by cum_at = cum_next
-        for p in range(p0, p1):
-            j = <Py_ssize_t>indices[p]
-            if cum_at[j] != cum_next:
-                Vj = V + j * K
-                Aj = sum_W + j * K
-                for k in range(K):
-                    Vj[k] = Vj[k] - ca * Aj[k]
-                cum_at[j] = cum_next
-        # the correction term and the running sums
-        for p in range(p0, p1):
-            j = <Py_ssize_t>indices[p]
-            xv = <double>data[p]
-            Vj = V + j * K
-            Aj = sum_W + j * K
-            for k in range(K):
-                Vj[k] = Vj[k] - cd * dg[k] * xv
-                Aj[k] = Aj[k] + dg[k] * xv
+        # this step's average-gradient term for the row's features, the correction term and
+        # the running sums
+        _scatter(data, indices, p0, p1, V, sum_W, cum_at, cum_next, ca, cdg, dg, K)
         for k in range(K):
             if b != NULL:
                 b[k] = b[k] - step * (rf * dg[k] + avg * sum_b[k])
@@ -387,6 +441,7 @@ def saga_epoch_csr(const floating[::1] data, const csr_index[::1] indices,
     cdef double[::1] z = np.zeros(K, dtype=np.float64)
     cdef double[::1] g = np.zeros(K, dtype=np.float64)
     cdef double[::1] dg = np.zeros(K, dtype=np.float64)
+    cdef double[::1] cdg = np.zeros(K, dtype=np.float64)
     cdef double[::1] cum_at = np.zeros(max(n, 1), dtype=np.float64)
     # (an empty array still has a buffer: these addresses are never NULL)
     cdef const floating *p_data = &data[0]
@@ -399,5 +454,6 @@ def saga_epoch_csr(const floating[::1] data, const csr_index[::1] indices,
     with nogil:
         bad = _csr_epoch(p_data, p_indices, &indptr[0], n, &label_col[0], p_sw, &order[0],
                          n_order, p_W, p_b, &memory[0, 0], p_sum_W, &sum_b[0], &seen[0],
-                         &n_seen, K, has_reference, &ctl, &z[0], &g[0], &dg[0], &cum_at[0])
+                         &n_seen, K, has_reference, &ctl, &z[0], &g[0], &dg[0], &cdg[0],
+                         &cum_at[0])
     return bad, n_seen, ctl.curvature
