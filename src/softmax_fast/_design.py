@@ -492,6 +492,8 @@ class CSRDesign:
     feature_major : bool
         True: ``loss_grad`` takes the coefficients as Wt = W^T (n, K) and returns the gradient
         as dWt (n, K).
+    nnz : int
+        The stored entries of X.
     """
 
     feature_major = True

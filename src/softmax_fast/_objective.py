@@ -290,9 +290,7 @@ class SoftmaxObjective:
             if (
                 isinstance(design, DenseDesign)
                 and design.dtype == np.float64
-                and FLOAT32_PRODUCTS_MIN_VALUES
-                <= design.X.size
-                <= FLOAT32_PRODUCTS_MAX_BYTES // 4
+                and FLOAT32_PRODUCTS_MIN_VALUES <= design.X.size <= FLOAT32_PRODUCTS_MAX_BYTES // 4
             ):
                 self._float32_copy = design.float32_copy()
             self._float32_decided = True
@@ -373,17 +371,18 @@ class HessianOperator:
         W, b = objective._coefficients(theta, objective.design.dtype)
         self.curvature = objective.design.curvature(W, b, objective.sample_weight)
         self._k_n = objective.class_rows.size * objective.n_features
-        self._design32 = objective.float32_design() if float32_products else None
-        self._curvature32 = None
-        if self._design32 is not None:
+        # (design, curvature) of the float32 products, or None
+        self._float32: tuple[DenseDesign, Curvature] | None = None
+        design32 = objective.float32_design() if float32_products else None
+        if design32 is not None:
             # the float64 probabilities, rounded: no second pass over X for them
             P32 = self.curvature.P.astype(np.float32)
-            self._curvature32 = Curvature(P32, self.curvature.sample_weight)
+            self._float32 = (design32, Curvature(P32, self.curvature.sample_weight))
 
     @property
     def has_float32(self) -> bool:
         """Whether ``matvec_float32`` uses a float32 copy of X."""
-        return self._design32 is not None
+        return self._float32 is not None
 
     def _free(self, dW, db, v_W):
         """The free classes' parts of the design's (dW, db) in theta's layout, penalty added."""
@@ -403,9 +402,9 @@ class HessianOperator:
 
     def matvec_float32(self, v: np.ndarray) -> np.ndarray:
         """``H v`` from the float32 copy of X (float64 (n_params,)); ``matvec`` without it."""
-        if self._design32 is None:
+        if self._float32 is None:
             return self.matvec(v)
-        return self._matvec(self._design32, self._curvature32, v)
+        return self._matvec(*self._float32, v)
 
     def _matvec(self, design, curvature, v):
         obj = self.objective
@@ -416,8 +415,6 @@ class HessianOperator:
     def diagonal(self) -> np.ndarray:
         """diag H, float64 (n_params,) (from the float32 copy of X where there is one)."""
         obj = self.objective
-        design, curvature = obj.design, self.curvature
-        if self._design32 is not None:
-            design, curvature = self._design32, self._curvature32
+        design, curvature = self._float32 or (obj.design, self.curvature)
         diag_W, diag_b = design.hess_diag(curvature, 1.0 / obj.weight_total)
         return self._free(diag_W, diag_b, np.ones(self._k_n))

@@ -178,9 +178,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     fit_intercept : bool, default=True
         Fit the intercepts ``b`` (not penalized).
     solver : {"auto", "lbfgs", "newton-cg", "newton", "saga", "gd", "sgd"}, default="auto"
-        ``"auto"``: one of lbfgs, newton-cg and newton, chosen from the shape, the sparsity and
-        alpha by :func:`softmax_fast._solvers.choose_solver` (documented there with the
-        measurements behind the rule); the choice is stored in ``solver_``.
+        ``"auto"``: one of lbfgs, newton-cg, newton and saga, chosen from the shape, the
+        sparsity and the scales of the columns by :func:`softmax_fast._solvers.choose_solver`
+        (documented there with the measurements behind the rule); the choice is stored in
+        ``solver_``.  It is reproducible: where it takes saga with ``random_state=None``, the
+        rows' order is seeded with 0.
         ``"lbfgs"``: limited-memory BFGS (10 pairs, strong-Wolfe line search; softmax_fast's
         own, SciPy's L-BFGS-B stopping rule) on the fused loss and gradient.
         ``"newton-cg"``: truncated Newton, conjugate gradients preconditioned by the
@@ -220,7 +222,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     n_threads : int or None, default=None
         Threads of the compiled kernels; None uses all available cores.
     random_state : int, numpy.random.Generator, RandomState or None, default=None
-        Seeds the shuffling of ``"sgd"`` and :meth:`partial_fit`.
+        Seeds the shuffling of ``"sgd"``, ``"saga"`` and :meth:`partial_fit` (None: fresh
+        entropy, except under ``solver="auto"``, which seeds saga's shuffling with 0).
     verbose : int, default=0
         > 0 prints the objective and gradient max-norm every iteration (epoch for sgd).
 
@@ -612,12 +615,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 objective, theta0, max_iter=self.max_iter, tol=self.tol, progress=progress
             )
         if solver == "saga":
+            auto_default = self.solver == "auto" and self.random_state is None
             return _solvers.saga(
                 objective,
                 theta0,
                 max_iter=self.max_iter,
                 tol=self.tol,
-                rng=self._rng(),
+                rng=np.random.default_rng(0) if auto_default else self._rng(),
                 progress=progress,
             )
         if solver == "gd":

@@ -167,7 +167,9 @@ def test_full_hessian_refuses_large_models():
 # ----------------------------------------------------------------------------- float32 products
 
 
-@pytest.mark.parametrize(("ref", "fit_intercept", "weights"), [(None, True, True), (2, False, False)])
+@pytest.mark.parametrize(
+    ("ref", "fit_intercept", "weights"), [(None, True, True), (2, False, False)]
+)
 def test_float32_products_approximate_the_float64_ones(monkeypatch, ref, fit_intercept, weights):
     """``matvec_float32`` rounds X, the probabilities and the direction to float32 (relative
     rounding 6e-8 each) and sums in float64: it agrees with ``matvec`` to a few 1e-7 of the

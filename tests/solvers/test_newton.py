@@ -20,7 +20,11 @@ from optimum_bounds import compare
 from softmax_problems import softmax_problem, survey_problem
 
 from softmax_fast import SoftmaxRegression, reference
-from softmax_fast._solvers import AUTO_NEWTON_MAX_PARAMS, choose_solver
+from softmax_fast._solvers import (
+    AUTO_NEWTON_MAX_PARAMS,
+    AUTO_SAGA_PARAMS_PER_NONZERO,
+    choose_solver,
+)
 
 SOLVERS = ["lbfgs", "newton-cg", "newton", "saga"]
 
@@ -184,10 +188,19 @@ def test_auto_is_the_default_and_follows_the_rule():
     assert SoftmaxRegression().fit(wide, y).solver_ == "lbfgs"
     wide[:, 0] *= 100.0
     assert SoftmaxRegression().fit(wide, y).solver_ == "newton-cg"
-    # CSR: newton up to AUTO_NEWTON_MAX_PARAMS_CSR, newton-cg above
+    # CSR: newton up to AUTO_NEWTON_MAX_PARAMS_CSR, newton-cg above, saga from
+    # AUTO_SAGA_PARAMS_PER_NONZERO parameters per stored entry on
     assert SoftmaxRegression().fit(sp.csr_matrix(X), y).solver_ == "newton"
-    text = sp.random(50, 400, density=0.05, format="csr", random_state=0)
-    assert SoftmaxRegression().fit(text, np.arange(50) % 3).solver_ == "newton-cg"
+    tall = sp.random(2000, 100, density=0.1, format="csr", random_state=0)  # 303 per 20,000
+    assert SoftmaxRegression().fit(tall, np.arange(2000) % 3).solver_ == "newton-cg"
+    text = sp.random(50, 400, density=0.05, format="csr", random_state=0)  # 1,203 per 1,000
+    assert text.nnz * AUTO_SAGA_PARAMS_PER_NONZERO <= 3 * 401
+    fits = [SoftmaxRegression().fit(text, np.arange(50) % 3) for _ in range(2)]
+    assert fits[0].solver_ == "saga"
+    # reproducible without a random_state: auto seeds saga's shuffling
+    np.testing.assert_array_equal(fits[0].coef_, fits[1].coef_)
+    seeded = SoftmaxRegression(random_state=0).fit(text, np.arange(50) % 3)
+    np.testing.assert_array_equal(seeded.coef_, fits[0].coef_)
 
 
 def choose_solver_for(X, y, model):
@@ -252,9 +265,7 @@ def _count_float32_products(monkeypatch):
         return wrapper
 
     monkeypatch.setattr(HessianOperator, "matvec", counted("float64", matvec))
-    monkeypatch.setattr(
-        HessianOperator, "matvec_float32", counted("float32", matvec_float32)
-    )
+    monkeypatch.setattr(HessianOperator, "matvec_float32", counted("float32", matvec_float32))
     return counts
 
 
