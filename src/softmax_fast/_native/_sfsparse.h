@@ -84,20 +84,6 @@ static inline void sf_prefetch_row(const void *row, Py_ssize_t bytes)
                         (K) * (Py_ssize_t)sizeof(*(TABLE)))
 
 #define SF_SPARSE_LOOPS(SUFFIX, T, I, AXPY_T)                                                  \
-SF_MULTIVERSION SF_MAYBE_UNUSED static void sf_csr_logits_##SUFFIX(                            \
-    const T *restrict data, const I *restrict indices, const I *restrict indptr,              \
-    const T *restrict Wt, const T *restrict b, double *restrict Z, Py_ssize_t r0,            \
-    Py_ssize_t r1, Py_ssize_t K)                                                               \
-{                                                                                              \
-    for (Py_ssize_t r = r0; r < r1; r++) {                                                     \
-        double *restrict z = Z + (r - r0) * K;                                                 \
-        for (Py_ssize_t k = 0; k < K; k++) z[k] = b ? (double)b[k] : 0.0;                      \
-        for (Py_ssize_t p = (Py_ssize_t)indptr[r]; p < (Py_ssize_t)indptr[r + 1]; p++) {       \
-            SF_PREFETCH_AHEAD(Wt, indices, p, (Py_ssize_t)indptr[r1], K);                      \
-            AXPY_T(z, (double)data[p], Wt + (Py_ssize_t)indices[p] * K, K);                    \
-        }                                                                                      \
-    }                                                                                          \
-}                                                                                              \
 SF_MULTIVERSION SF_MAYBE_UNUSED static void sf_csr_scatter_##SUFFIX(                           \
     const T *restrict data, const I *restrict indices, Py_ssize_t p0, Py_ssize_t p1,          \
     const double *restrict g, double *restrict acc, Py_ssize_t K)                              \
@@ -190,6 +176,84 @@ SF_COLUMN_BLOCKS(f_i64, float, int64_t, SF_LOAD4_f)
 #else
 #define SF_VECTOR_BLOCKS(CALL)
 #endif
+
+/* csr_logits: a row's K logits are summed in registers over its entries (blocks of up to 8
+   four-wide vectors, then the K mod 4 left as up to three scalars), not in memory: a sum kept
+   in memory waits for its own store at every entry.  Each logit is b (or 0) then one
+   multiply-add per entry in entry order, as with sf_axpy_*. */
+#if defined(__GNUC__) || defined(__clang__)
+#define SF_ROW_BLOCK(SUFFIX, T, I, LOAD_T)                                                     \
+/* z[c] = b[c] (0 without b) + sum_p x_p Wt[indices[p], k0 + c], c < 4 NV (z, b at k0) */   \
+SF_SPARSE_INLINE void sf_row_block_##SUFFIX(                                                   \
+    const T *restrict data, const I *restrict indices, Py_ssize_t p0, Py_ssize_t p1,          \
+    Py_ssize_t pend, const T *restrict Wt, const T *restrict b, double *restrict z,          \
+    Py_ssize_t K, Py_ssize_t k0, const int NV)                                                 \
+{                                                                                              \
+    sf_v4d a[8];                                                                               \
+    for (int v = 0; v < NV; v++)                                                               \
+        a[v] = b ? LOAD_T(b + 4 * v) : (sf_v4d){0.0, 0.0, 0.0, 0.0};                           \
+    for (Py_ssize_t p = p0; p < p1; p++) {                                                     \
+        SF_PREFETCH_AHEAD(Wt, indices, p, pend, K);                                            \
+        const double x = (double)data[p];                                                      \
+        const sf_v4d xv = {x, x, x, x};                                                        \
+        const T *restrict w = Wt + (Py_ssize_t)indices[p] * K + k0;                            \
+        for (int v = 0; v < NV; v++) a[v] += xv * LOAD_T(w + 4 * v);                           \
+    }                                                                                          \
+    for (int v = 0; v < NV; v++) *(sf_v4d *)(z + 4 * v) = a[v];                                \
+}
+SF_ROW_BLOCK(d_i32, double, int32_t, SF_LOAD4_d)
+SF_ROW_BLOCK(d_i64, double, int64_t, SF_LOAD4_d)
+SF_ROW_BLOCK(f_i32, float, int32_t, SF_LOAD4_f)
+SF_ROW_BLOCK(f_i64, float, int64_t, SF_LOAD4_f)
+#undef SF_ROW_BLOCK
+#endif
+
+#define SF_ROW_LOOPS(SUFFIX, T, I)                                                             \
+SF_MULTIVERSION SF_MAYBE_UNUSED static void sf_csr_logits_##SUFFIX(                            \
+    const T *restrict data, const I *restrict indices, const I *restrict indptr,              \
+    const T *restrict Wt, const T *restrict b, double *restrict Z, Py_ssize_t r0,            \
+    Py_ssize_t r1, Py_ssize_t K)                                                               \
+{                                                                                              \
+    const Py_ssize_t pend = (Py_ssize_t)indptr[r1];                                            \
+    for (Py_ssize_t r = r0; r < r1; r++) {                                                     \
+        double *restrict z = Z + (r - r0) * K;                                                 \
+        const Py_ssize_t p0 = (Py_ssize_t)indptr[r], p1 = (Py_ssize_t)indptr[r + 1];           \
+        Py_ssize_t k = 0;                                                                      \
+        SF_VECTOR_BLOCKS(SF_ROW_BLOCK_##SUFFIX)                                                \
+        const Py_ssize_t left = K - k;                                                         \
+        if (left > 0 && left < 4) {                                                            \
+            double t0 = b ? (double)b[k] : 0.0;                                                \
+            double t1 = (b && left > 1) ? (double)b[k + 1] : 0.0;                              \
+            double t2 = (b && left > 2) ? (double)b[k + 2] : 0.0;                              \
+            for (Py_ssize_t p = p0; p < p1; p++) {                                             \
+                const double x = (double)data[p];                                              \
+                const T *restrict w = Wt + (Py_ssize_t)indices[p] * K + k;                     \
+                t0 += x * (double)w[0];                                                        \
+                if (left > 1) t1 += x * (double)w[1];                                          \
+                if (left > 2) t2 += x * (double)w[2];                                          \
+            }                                                                                  \
+            z[k] = t0;                                                                         \
+            if (left > 1) z[k + 1] = t1;                                                       \
+            if (left > 2) z[k + 2] = t2;                                                       \
+        } else {                                                                               \
+            for (; k < K; k++) {                                                               \
+                double a = b ? (double)b[k] : 0.0;                                             \
+                for (Py_ssize_t p = p0; p < p1; p++)                                           \
+                    a += (double)data[p] * (double)Wt[(Py_ssize_t)indices[p] * K + k];         \
+                z[k] = a;                                                                      \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+}
+#define SF_ROW_BLOCK_d_i32(NV) sf_row_block_d_i32(data, indices, p0, p1, pend, Wt, b ? b + k : NULL, z + k, K, k, NV)
+#define SF_ROW_BLOCK_d_i64(NV) sf_row_block_d_i64(data, indices, p0, p1, pend, Wt, b ? b + k : NULL, z + k, K, k, NV)
+#define SF_ROW_BLOCK_f_i32(NV) sf_row_block_f_i32(data, indices, p0, p1, pend, Wt, b ? b + k : NULL, z + k, K, k, NV)
+#define SF_ROW_BLOCK_f_i64(NV) sf_row_block_f_i64(data, indices, p0, p1, pend, Wt, b ? b + k : NULL, z + k, K, k, NV)
+SF_ROW_LOOPS(d_i32, double, int32_t)
+SF_ROW_LOOPS(d_i64, double, int64_t)
+SF_ROW_LOOPS(f_i32, float, int32_t)
+SF_ROW_LOOPS(f_i64, float, int64_t)
+#undef SF_ROW_LOOPS
 
 /* In the class-major layout (ldc = n, ldf = 1) a column's K values lie on K lines n apart,
    each line shared by 8 consecutive columns: every 8 columns, the lines 32 columns ahead are
