@@ -55,7 +55,8 @@ FLOAT32_PRODUCTS_MIN_VALUES = 1 << 22
 :data:`FLOAT32_PRODUCTS_MAX_BYTES`) gets float32 Hessian-vector products on request
 (:meth:`SoftmaxObjective.hessian_operator`): there a product reads X from memory at about a
 gradient's cost, and float32 halves the bytes and doubles the GEMM rate (measured on the
-MNIST-shaped 60,000 x 784 fit: newton-cg 1.4 to 1.5 times faster, benchmarks/RESULTS.md)."""
+MNIST-shaped 60,000 x 784 fit: a product 1.6 times faster, the fit 1.3 times,
+benchmarks/RESULTS.md, "Solvers, second round")."""
 
 FLOAT32_PRODUCTS_MAX_BYTES = 1 << 30
 """The largest float32 copy of X (1 GiB) the objective keeps for those products."""

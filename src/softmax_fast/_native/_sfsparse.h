@@ -10,6 +10,7 @@
  * results depend on the inputs only.
  *
  *   csr_logits   z[i, :]  = b + sum_p x_p Wt[j_p, :]        rows [r0, r1) of a block, into Z
+ *                (a row's sums in registers)
  *   csr_scatter  acc[j_p, :] += x_p g                        one row's entries
  *   csc_logits   Z[i_p, k] += x_p W[j ldf + k ldc]           columns [j0, j1)
  *   csc_grad     dW[j ldf + k ldc] = sum_p x_p G[i_p, k]     columns [j0, j1)
