@@ -23,7 +23,7 @@ import numpy as np
 from ._design import HESSIAN_MAX_PARAMS, CSRDesign, Curvature, DenseDesign
 from ._native import vectors as _native_vectors
 
-__all__ = ["HessianOperator", "SoftmaxObjective", "add_l2_penalty", "l2_penalty"]
+__all__ = ["ClassShifts", "HessianOperator", "SoftmaxObjective", "add_l2_penalty", "l2_penalty"]
 
 
 def l2_penalty(
@@ -242,19 +242,22 @@ class SoftmaxObjective:
         return scale * total + penalty, grad
 
     # ----------------------------------------------------------------------------- curvature
-    def invariant_directions(self) -> np.ndarray:
+    def invariant_directions(self, *, class_shifts: bool = True) -> np.ndarray:
         """An orthonormal basis (n_params, r) of the directions along which J is constant:
         adding one vector to every class's parameters leaves the probabilities unchanged, so
         in the symmetric form (no reference class) J does not change along the common shift
         of the intercepts (unpenalized), nor, with alpha = 0, along the common shift of each
         feature's weights.  r = 0 in the reference-class form.  The Hessian is singular
-        there and the gradient orthogonal to them (up to rounding)."""
+        there and the gradient orthogonal to them (up to rounding).
+
+        ``class_shifts=False``: without the features' shifts (n columns with alpha = 0), for
+        a caller that handles them through :meth:`class_shifts` instead of a dense basis."""
         K, n = self.n_classes, self.n_features
         if self.reference is not None:
             return np.zeros((self.n_params, 0))
         columns = []
         k_n = K * n
-        if not self.alpha:
+        if not self.alpha and class_shifts:
             for j in range(n):
                 u = np.zeros(self.n_params)
                 if self.design.feature_major:
@@ -269,6 +272,14 @@ class SoftmaxObjective:
         if not columns:
             return np.zeros((self.n_params, 0))
         return np.column_stack(columns) / np.sqrt(K)
+
+    def class_shifts(self) -> "ClassShifts | None":
+        """The features' class shifts (:class:`ClassShifts`) in theta's layout, on which
+        the Hessian is ``alpha`` times the identity; None in the reference-class form (its
+        fixed class breaks the invariance)."""
+        if self.reference is not None:
+            return None
+        return ClassShifts(self.n_classes, self.n_features, self.design.feature_major, self.alpha)
 
     def hessian_operator(
         self, theta: np.ndarray, *, float32_products: bool = False
@@ -349,6 +360,57 @@ class SoftmaxObjective:
         from ._saga import saga_epoch
 
         saga_epoch(self, theta, state, order)
+
+
+class ClassShifts:
+    r"""The n directions of theta that add one number to all K class weights of one feature
+    (the symmetric form: every class free), and the curvature along them.
+
+    Moving feature j's K weights by t together moves every logit of row i by ``t x_ij``, which
+    leaves the probabilities unchanged: the data term is constant along these directions, so
+    its Hessian vanishes on their span S and ``H = alpha I`` there (the penalty's part).  H is
+    symmetric, so S and its complement are invariant subspaces of H, and Newton's equation
+    ``H d = -g`` splits: ``d_S = -g_S / alpha`` in closed form (alpha > 0; with alpha = 0
+    they are invariant directions of J and ``g_S`` is rounding), and the complement's part by
+    conjugate gradients kept in the complement.  A diagonal preconditioner alone would mix S
+    back in, where the curvature alpha is far below the data's.
+
+    Vectors are theta-shaped float64 (the intercepts, after the weights, untouched); the
+    weights are (n, K) in the feature-major layout, (K, n) otherwise.
+
+    Parameters
+    ----------
+    n_classes, n_features : int
+    feature_major : bool
+        theta's weight layout (the design's).
+    curvature : float
+        H on S: the objective's alpha.
+    """
+
+    def __init__(self, n_classes: int, n_features: int, feature_major: bool, curvature: float):
+        self.n_classes = int(n_classes)
+        self.n_features = int(n_features)
+        self.feature_major = bool(feature_major)
+        self.curvature = float(curvature)
+        self._axis = 1 if self.feature_major else 0
+
+    def _weights(self, v: np.ndarray) -> np.ndarray:
+        K, n = self.n_classes, self.n_features
+        return v[: K * n].reshape((n, K) if self.feature_major else (K, n))
+
+    def remove(self, v: np.ndarray) -> np.ndarray:
+        """Subtract from each feature's K weights of v their mean, in place (v's component in
+        S); returns those means, shape (n, 1) feature-major, else (1, n)."""
+        W = self._weights(v)
+        means = W.mean(axis=self._axis, keepdims=True)
+        W -= means
+        return means
+
+    def add(self, v: np.ndarray, means: np.ndarray, factor: float) -> np.ndarray:
+        """``v += factor *`` (the S vector whose class means are ``means``), in place; v."""
+        W = self._weights(v)
+        W += factor * means
+        return v
 
 
 class HessianOperator:

@@ -137,6 +137,59 @@ def test_symmetric_form_without_penalty_is_singular_along_class_shifts(kind):
     assert np.linalg.eigvalsh(H)[-1] > 0
 
 
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("kind", ["dense", "csr"])
+def test_hessian_is_alpha_on_the_class_shifts(kind, fit_intercept):
+    """ClassShifts: on the features' class shifts (each feature's K weights moved together)
+    the Hessian is alpha times the identity, and it maps their complement into itself (class
+    sums of H v are 0 when v's are), against the full Hessian; remove/add are the orthogonal
+    projection and its inverse; none in the reference-class form."""
+    _, _, objective, theta = _objective(kind, np.float64, None, fit_intercept, True, alpha=0.3)
+    shifts = objective.class_shifts()
+    assert shifts is not None and shifts.curvature == 0.3
+    H = objective.hessian(theta)
+    operator = objective.hessian_operator(theta)
+    rng = np.random.default_rng(5)
+    n, K = objective.n_features, 4
+    v = np.zeros(objective.n_params)
+    means = shifts.add(v, rng.standard_normal((n, 1) if kind == "csr" else (1, n)), 1.0)
+    coef, _ = objective.unpack(v)
+    np.testing.assert_array_equal(coef, np.tile(coef[:1], (K, 1)))  # one number a feature
+    scale = np.abs(H).max() * np.abs(v).max()
+    np.testing.assert_allclose(H @ v, 0.3 * v, rtol=0, atol=1e-13 * scale)
+    np.testing.assert_allclose(operator.matvec(v), 0.3 * v, rtol=0, atol=1e-13 * scale)
+
+    u = rng.standard_normal(objective.n_params)
+    u_before = u.copy()
+    means = shifts.remove(u)
+    coef_u, intercept_u = objective.unpack(u)
+    np.testing.assert_allclose(coef_u.sum(axis=0), 0.0, atol=1e-14 * K)
+    np.testing.assert_allclose(u @ v, 0.0, atol=1e-13 * np.abs(v).max() * objective.n_params)
+    np.testing.assert_array_equal(u[K * n :], u_before[K * n :])  # intercepts untouched
+    np.testing.assert_allclose(shifts.add(u.copy(), means, 1.0), u_before, rtol=0, atol=1e-14)
+    for Hu in (H @ u, operator.matvec(u)):
+        class_sums = objective.unpack(Hu)[0].sum(axis=0)
+        np.testing.assert_allclose(class_sums, 0.0, atol=1e-13 * np.abs(H).max() * 10)
+
+    _, _, reference_form, _ = _objective(kind, np.float64, 2, fit_intercept, True)
+    assert reference_form.class_shifts() is None
+
+
+@pytest.mark.parametrize("kind", ["dense", "csr"])
+def test_invariant_directions_without_the_class_shifts(kind):
+    """alpha = 0: ``invariant_directions()`` holds the n features' shifts and the intercepts'
+    shift; ``class_shifts=False`` leaves out the former (newton-cg handles them through
+    ClassShifts, without an (n_params, n) basis)."""
+    _, _, objective, _ = _objective(kind, np.float64, None, True, False, alpha=0.0)
+    n = objective.n_features
+    every = objective.invariant_directions()
+    assert every.shape == (objective.n_params, n + 1)
+    np.testing.assert_allclose(every.T @ every, np.eye(n + 1), atol=1e-15)
+    intercepts = objective.invariant_directions(class_shifts=False)
+    assert intercepts.shape == (objective.n_params, 1)
+    np.testing.assert_array_equal(intercepts[:, 0], every[:, -1])
+
+
 @pytest.mark.parametrize("kind", ["dense", "csr"])
 def test_curvature_is_repeatable_and_leaves_inputs_alone(kind):
     X, sw, objective, theta = _objective(kind, np.float64, 2, True, True)

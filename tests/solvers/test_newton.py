@@ -308,3 +308,39 @@ def test_newton_cg_falls_back_to_float64_products_when_the_check_fails(monkeypat
     assert 0 < counts["float32"]
     # the first outer iteration's float32 solve, then float64 products only
     assert counts["float64"] > model.n_iter_
+
+
+@pytest.mark.parametrize("kind", ["dense", "csr"])
+def test_newton_cg_steps_exactly_along_the_class_shifts(kind):
+    """A warm start whose features' K weights sit far off-centre (each feature's weights
+    shifted together, by up to 4): the data term cannot see that part and the penalty's
+    Newton step along it is exact, so newton-cg's first full step centres every feature's
+    weights across the classes, and the fit ends at the optimum of a cold start."""
+    X, y, sw = _problem(kind, np.float64, True)
+    alpha = 0.05
+    cold = SoftmaxRegression(solver="newton", alpha=alpha, tol=1e-10).fit(X, y, sample_weight=sw)
+    offsets = np.random.default_rng(3).uniform(-4, 4, X.shape[1])
+
+    def warm_model(**params):
+        model = SoftmaxRegression(solver="newton-cg", alpha=alpha, warm_start=True, **params)
+        model.classes_ = cold.classes_
+        model.coef_ = cold.coef_ + offsets
+        model.intercept_ = cold.intercept_.copy()
+        return model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one iteration: not converged
+        first = warm_model(max_iter=1).fit(X, y, sample_weight=sw)
+    assert np.abs(first.coef_.mean(axis=0)).max() <= 1e-12 * np.abs(offsets).max()
+    warm = warm_model(tol=1e-10).fit(X, y, sample_weight=sw)
+    assert _max_gradient(X, y, warm, alpha, sample_weight=sw) <= 1e-10
+    X_dense = X.toarray() if sp.issparse(X) else X
+    comparison = compare(
+        X_dense,
+        y,
+        alpha,
+        (cold.coef_, cold.intercept_),
+        (warm.coef_, warm.intercept_),
+        sample_weight=sw,
+    )
+    assert comparison.dist <= comparison.radius, comparison
