@@ -507,6 +507,7 @@ class CSRDesign:
         self._row_bounds: dict[int, np.ndarray] = {}
         self._csc: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._col_bounds: dict[int, np.ndarray] = {}
+        self._squared_values: dict[str, np.ndarray] = {}
 
     def take_rows(self, sample_rows: np.ndarray) -> "CSRDesign":
         """The design of the rows ``sample_rows`` (a copy of those rows' entries)."""
@@ -723,25 +724,53 @@ class CSRDesign:
             team,
         )
 
-    def _scipy(self, squared=False):
-        """X (or X with its entries squared) as a float64 scipy.sparse CSR matrix sharing the
-        index arrays; cached."""
-        key = "_squared" if squared else "_matrix"
-        matrix = getattr(self, key, None)
+    def _scipy(self):
+        """X as a float64 scipy.sparse CSR matrix sharing the index arrays; cached."""
+        matrix = getattr(self, "_matrix", None)
         if matrix is None:
             from scipy.sparse import csr_matrix
 
             data = self.X.data.astype(np.float64)
-            if squared:
-                np.square(data, out=data)
             matrix = csr_matrix((data, self.X.indices, self.X.indptr), shape=self.X.shape)
-            setattr(self, key, matrix)
+            self._matrix = matrix
         return matrix
 
+    def _squared(self, data: np.ndarray, key: str) -> np.ndarray:
+        """``data * data`` in X's dtype (CSR or CSC values), cached under ``key``."""
+        squared = self._squared_values.get(key)
+        if squared is None:
+            squared = np.multiply(data, data)
+            self._squared_values[key] = squared
+        return squared
+
     def hess_diag(self, curvature: Curvature, scale: float) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`DenseDesign.hess_diag` feature-major: (n, K) and (K,), float64."""
-        d2 = _hessian_terms(curvature.P, curvature.sample_weight, scale)
-        return np.asarray(self._scipy(squared=True).T @ d2), d2.sum(axis=0)
+        """:meth:`DenseDesign.hess_diag` feature-major: (n, K) and (K,), float64: one pass,
+        by rows into per-chunk accumulators where :meth:`loss_grad` uses them, else through
+        the column pass over the CSC copy; X's entries squared are kept for the design's
+        life (nnz values of X's dtype, and as many for the CSC copy's)."""
+        P = curvature.P
+        K = P.shape[1]
+        team = self._team(K)
+        X = self.X
+        csc: tuple[np.ndarray | None, ...] = (None, None, None, None)
+        if self.strategy(K) != "rows":
+            data, rows, colptr = self._csc_arrays()
+            csc = (self._squared(data, "csc"), rows, colptr, self._column_bounds(4 * team))
+        diag_W, diag_b = _native_csr.hess_diag(
+            self._squared(X.data, "csr"),
+            X.indices,
+            X.indptr,
+            self.n_features,
+            self._bounds(team),
+            P,
+            curvature.sample_weight,
+            scale,
+            True,
+            *csc,
+            team,
+        )
+        assert diag_b is not None
+        return diag_W, diag_b
 
     def hessian(
         self,

@@ -104,6 +104,48 @@ def test_hessian_vector_product_and_diagonal_are_the_reference(
     )
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("strategy", ["rows", "rows+column pass", "columns"])
+def test_csr_diagonal_in_every_strategy(strategy, dtype, n_threads, monkeypatch):
+    """The CSR diagonal (one native pass: row accumulators, or the column pass over the CSC
+    copy with its values squared) against the full reference Hessian's diagonal, in each
+    strategy the design may pick, with zero-weight and empty rows and repeated columns in a
+    row; bit-identical between calls; X left alone."""
+    monkeypatch.setattr(CSRDesign, "strategy", lambda self, K: strategy)
+    X, y, sw, _ = _problem("csr", dtype, seed=4, weights=True)
+    X = sp.csr_matrix(X)
+    # a row of positive weight with one column twice (its entries squared one by one)
+    r0 = next(r for r in range(X.shape[0]) if sw[r] > 0 and X.indptr[r + 1] - X.indptr[r] >= 2)
+    first = int(X.indptr[r0])
+    X.indices[first + 1], X.data[first + 1] = X.indices[first], 2.5
+    X.has_sorted_indices = False
+    design = CSRDesign(as_csr_arrays(X), n_threads)
+    data_before = design.X.data.copy()
+    objective = SoftmaxObjective(design, y, sw, 4, 0.3, True, None)
+    theta = np.random.default_rng(9).standard_normal(objective.n_params) * 0.5
+    W, b = objective.unpack(theta)
+    dense = np.zeros(X.shape)
+    np.add.at(dense, (np.repeat(np.arange(X.shape[0]), np.diff(X.indptr)), X.indices), X.data)
+    H = _free_class_major(objective, reference.hessian(dense, W, b, 0.3, sw))
+    order = objective._theta_order()
+    expected = np.empty(objective.n_params)
+    expected[order] = np.diag(H)
+    # the duplicated entry enters the diagonal as its two squares, not the square of its sum
+    j0 = int(X.indices[first])
+    P0 = objective.hessian_operator(theta).curvature.P[r0].astype(np.float64)
+    x0, x1 = X.data[first : first + 2].astype(np.float64)
+    cross = 2 * x0 * x1 * sw[r0] * P0 * (1 - P0) / sw.sum()
+    assert np.abs(cross).max() > 1e-3 * np.abs(expected).max()
+    K = 4
+    expected[j0 * K : (j0 + 1) * K] -= cross
+    got = objective.hessian_operator(theta).diagonal()
+    atol = (1e-12 if dtype == np.float64 else 2e-6) * np.abs(expected).max()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=atol)
+    np.testing.assert_array_equal(objective.hessian_operator(theta).diagonal(), got)
+    np.testing.assert_array_equal(design.X.data, data_before)
+
+
 @pytest.mark.parametrize(("kind", "ref", "fit_intercept", "weights"), CASES)
 def test_hessian_is_the_derivative_of_the_gradient(kind, ref, fit_intercept, weights):
     _, _, objective, theta = _objective(kind, np.float64, ref, fit_intercept, weights, seed=3)

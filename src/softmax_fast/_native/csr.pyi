@@ -62,6 +62,22 @@ def hess_vec_columns(
     scale: float,
     n_threads: int,
 ) -> tuple[_F64, _F64 | None]: ...
+def hess_diag(
+    data_sq: _FArray,
+    indices: _Index,
+    indptr: _Index,
+    n_features: int,
+    row_bounds: _Intp,
+    P: _FArray,
+    sample_weight: _F64 | None,
+    scale: float,
+    with_intercept: bool,
+    csc_data_sq: _FArray | None,
+    csc_rows: _Index | None,
+    colptr: _Index | None,
+    col_bounds: _Intp | None,
+    n_threads: int,
+) -> tuple[_F64, _F64 | None]: ...
 def predict(
     data: _FArray,
     indices: _Index,

@@ -1,6 +1,7 @@
 """Fused softmax regression on a CSR X (m, n): ``loss_and_grad`` (by rows),
 ``loss_and_grad_columns`` (by the columns of the CSC copy), the Hessian-vector products
-``hess_vec`` and ``hess_vec_columns`` (the same two forms), ``predict`` and ``to_csc``.  No
+``hess_vec`` and ``hess_vec_columns`` (the same two forms), the Hessian's diagonal
+``hess_diag``, ``predict`` and ``to_csc``.  No
 validation here: softmax_fast._design validates the matrix once (the structure, indices in
 range, finite values), picks the strategy and calls these.
 
@@ -36,6 +37,9 @@ Design note
   step, on Vt and c), D_i = w_i scale P_i * (R_i - P_i . R_i) per row (``_hv_row``, in place of
   the softmax step), then dVt = X^T D by row accumulators, or by the column pass from D (m, K),
   exactly as the gradient is formed from G; dc = sum_i D_i in chunk order.
+* ``hess_diag`` forms the Hessian's diagonal with the same chunks and the same two forms:
+  d_i = w_i scale P_i (1 - P_i) per row in place of D_i, and X's entries squared (the
+  caller's cached ``data * data``) in place of X's.
 * Results depend only on the inputs and the chunk bounds: bit-identical between repeated calls.
 * A row is bad when its logits hold a NaN or +inf or no finite value (the dense kernels' rule);
   a chunk stops at its first bad row and reports it.  Rows of weight 0 add nothing to the loss,
@@ -678,6 +682,138 @@ def hess_vec_columns(const floating[::1] csc_data, const csr_index[::1] csc_rows
         _column_pass(csc_data, csc_rows, colptr, col_bounds, D, dVt_view, False, n_threads)
     dc = _ordered_rows_sum(np.asarray(dc_parts)[:, :K]) if with_c else None
     return dVt, dc
+
+
+# ----------------------------------------------------------------------------- diagonal
+
+cdef void _hess_diag_rows(
+    const floating *data_sq, const csr_index *indices, const csr_index *indptr,
+    const floating *P, const double *sw, double scale, double *z, double *acc, double *D,
+    double *dc, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t K,
+) noexcept nogil:
+    """The rows [r0, r1) of d_i = w_i scale P_i (1 - P_i), into ``z`` (K) one at a time: dc +=
+    d_i (``dc`` not NULL); then ``acc`` (n x K) += (x_i * x_i)^T d_i over the row's entries
+    (``data_sq``: X's entries squared; ``acc`` not NULL; skipped for a row of weight 0), or
+    d_i stored in row i of ``D`` (m x K) for a column pass."""
+    cdef Py_ssize_t row, k
+    cdef double ws, pk
+    for row in range(r0, r1):
+        ws = sw[row] * scale if sw != NULL else scale
+        for k in range(K):
+            pk = <double>P[row * K + k]
+            z[k] = ws * (pk * (1.0 - pk)) if ws != 0.0 else 0.0
+        if dc != NULL:
+            for k in range(K):
+                dc[k] = dc[k] + z[k]
+        if acc != NULL:
+            if ws != 0.0:
+                _csr_scatter(data_sq, indices, indptr[row], indptr[row + 1], z, acc, K)
+        elif D != NULL:
+            memcpy(D + row * K, z, K * sizeof(double))
+
+
+def hess_diag(const floating[::1] data_sq, const csr_index[::1] indices,
+              const csr_index[::1] indptr, Py_ssize_t n_features,
+              const intp_t[::1] row_bounds, const floating[:, ::1] P,
+              const double[::1] sample_weight, double scale, bint with_intercept,
+              const floating[::1] csc_data_sq, const csr_index[::1] csc_rows,
+              const csr_index[::1] colptr, const intp_t[::1] col_bounds, int n_threads):
+    """The diagonal of ``hess_vec``'s Hessian (the data term's; no regularization), by rows.
+
+    With d_ik = w_i * scale * P_ik (1 - P_ik), the diagonal of row i's softmax Jacobian:
+
+        diag_W[j, k] = sum_i x_ij^2 d_ik,   diag_b[k] = sum_i d_ik.
+
+    The chunks and the two forms of ``hess_vec``: without ``csc_*`` each row chunk adds its
+    rows' (x_i * x_i)^T d_i into its own (n, K) accumulator, summed in chunk order; with them
+    d (m, K) is stored and diag_W formed column by column over the CSC copy.  Results depend
+    only on the inputs and the bounds: bit-identical between repeated calls.
+
+    Parameters
+    ----------
+    data_sq, indices, indptr : ndarray, shapes (nnz,), (nnz,), (m + 1,)
+        The CSR arrays of X (m, n), the values squared (``data * data``, X's dtype).
+    n_features : int
+        n.
+    row_bounds : ndarray of intp, shape (n_chunks + 1,)
+        The row chunks' first rows, 0 first and m last.
+    P : ndarray, shape (m, K)
+        softmax(X Wt + b) at the current point, X's dtype.
+    sample_weight : ndarray of float64, shape (m,), or None
+        w_i (None: all 1); rows of weight 0 contribute exactly 0.
+    scale : float
+        The factor of every row (1 / sum_i w_i for the mean).
+    with_intercept : bool
+        Whether to return diag_b.
+    csc_data_sq, csc_rows, colptr : ndarray or None, shapes (nnz,), (nnz,), (n + 1,)
+        The CSC arrays of the same X (``to_csc``), the values squared, for the column pass;
+        all None or all given with ``col_bounds``.
+    col_bounds : ndarray of intp, shape (n_col_chunks + 1,), or None
+        The column chunks' first columns, 0 first and n last.
+    n_threads : int
+        Threads (at most one a chunk).
+
+    Returns
+    -------
+    diag_W : ndarray of float64, shape (n, K)
+    diag_b : ndarray of float64, shape (K,), or None
+        None unless ``with_intercept``.
+    """
+    cdef Py_ssize_t m = indptr.shape[0] - 1, n = n_features, K = P.shape[1]
+    cdef Py_ssize_t n_chunks = row_bounds.shape[0] - 1
+    cdef bint column_pass = colptr is not None
+    if (column_pass != (csc_data_sq is not None) or column_pass != (csc_rows is not None)
+            or column_pass != (col_bounds is not None)):
+        raise ValueError("hess_diag: csc_data_sq, csc_rows, colptr and col_bounds: all or none")
+    if data_sq.shape[0] != indices.shape[0]:
+        raise ValueError(f"data_sq: length {data_sq.shape[0]}, expected {indices.shape[0]}")
+    if m <= 0 or K == 0:
+        raise ValueError("hess_diag needs m > 0 and K > 0")
+    if P.shape[0] != m:
+        raise ValueError(f"P: shape ({P.shape[0]}, {K}), expected ({m}, {K})")
+    if sample_weight is not None and sample_weight.shape[0] != m:
+        raise ValueError(f"sample_weight: shape ({sample_weight.shape[0]},), expected ({m},)")
+    if row_bounds.shape[0] < 2 or row_bounds[0] != 0 or row_bounds[n_chunks] != m:
+        raise ValueError(f"row_bounds: expected at least two bounds, 0 first and {m} last")
+    if column_pass:
+        if colptr.shape[0] != n + 1:
+            raise ValueError(f"colptr: length {colptr.shape[0]}, expected {n + 1}")
+        if csc_data_sq.shape[0] != data_sq.shape[0] or csc_rows.shape[0] != data_sq.shape[0]:
+            raise ValueError("csc_data_sq, csc_rows: expected the length of data_sq")
+        if (col_bounds.shape[0] < 2 or col_bounds[0] != 0
+                or col_bounds[col_bounds.shape[0] - 1] != n):
+            raise ValueError(f"col_bounds: expected at least two bounds, 0 first and {n} last")
+    cdef _Workspace work = _Workspace(n_chunks)
+    cdef double[:, ::1] z = work.rows(K, np.float64)
+    cdef double[:, ::1] dc_parts = work.rows(K, np.float64, zero=True)
+    cdef double[:, ::1] acc = work.rows(0 if column_pass else n * K, np.float64,
+                                        zero=not column_pass)
+    cdef double[:, ::1] D = _alloc((m if column_pass else 0, K), np.float64)
+    cdef const floating *p_data = &data_sq[0] if data_sq.shape[0] > 0 else NULL
+    cdef const csr_index *p_indices = &indices[0] if indices.shape[0] > 0 else NULL
+    cdef const double *p_sw = &sample_weight[0] if sample_weight is not None else NULL
+    cdef double *p_D = &D[0, 0] if column_pass else NULL
+    cdef Py_ssize_t q
+    work.poison_padding(True)
+    cdef int team = _team_size(n_threads, n_chunks)
+    for q in prange(n_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
+        _hess_diag_rows(
+            p_data, p_indices, &indptr[0], &P[0, 0], p_sw, scale, &z[q, 0],
+            NULL if column_pass else &acc[q, 0], p_D,
+            &dc_parts[q, 0] if with_intercept else NULL, row_bounds[q], row_bounds[q + 1], K)
+    work.poison_padding(False)
+    cdef double[:, ::1] diag_view
+    if column_pass:
+        diag_W = _alloc((n, K), np.float64)
+        diag_view = diag_W
+        if n > 0:
+            _column_pass(csc_data_sq, csc_rows, colptr, col_bounds, D, diag_view, False,
+                         n_threads)
+    else:
+        diag_W = (np.asarray(acc)[0, :n * K] if n_chunks == 1 else _ordered_rows_sum(
+            np.asarray(acc)[:, :n * K])).reshape(n, K)
+    diag_b = _ordered_rows_sum(np.asarray(dc_parts)[:, :K]) if with_intercept else None
+    return diag_W, diag_b
 
 
 # ----------------------------------------------------------------------------- prediction
