@@ -17,7 +17,7 @@ its parameters in that layout, so a fit's evaluations make no transposed copies;
 ``predict_proba`` and ``predict`` take W (K, n) on every design.
 """
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -752,7 +752,7 @@ class CSRDesign:
         K = P.shape[1]
         team = self._team(K)
         X = self.X
-        csc: tuple[np.ndarray | None, ...] = (None, None, None, None)
+        csc: tuple[Any, Any, Any, Any] = (None, None, None, None)
         if self.strategy(K) != "rows":
             data, rows, colptr = self._csc_arrays()
             csc = (self._squared(data, "csc"), rows, colptr, self._column_bounds(4 * team))
