@@ -396,41 +396,67 @@ def compute_inference(estimator, X, y, sample_weight=None, *, cov_type="nonrobus
     names = [str(c) for c in getattr(estimator, "feature_names_in_", [f"x{j}" for j in range(n)])]
     row_names = names + (["const"] if objective.fit_intercept else [])
 
+    separation = ValueError(
+        "the maximum-likelihood estimate does not exist (perfect or quasi-complete "
+        f"separation: {_REFINE_ITERATIONS} Newton iterations from the fitted "
+        "coefficients keep moving them by more than their standard errors allow); "
+        "drop the separating columns or fit with alpha > 0 (then no "
+        "maximum-likelihood inference)"
+    )
+
     def information_at(theta):
-        """I (class-major) and its Cholesky factor; a singular I names the columns."""
-        H = objective.hessian(theta)[np.ix_(order, order)] * nobs
+        """I (class-major) at theta, scaled to the observations."""
+        return objective.hessian(theta)[np.ix_(order, order)] * nobs
+
+    def factor_and_inverse(H):
+        """H's Cholesky factor and inverse, or None where H is singular: also where the
+        factorization succeeds only by rounding (exactly collinear columns can leave pivots
+        of eps |H| instead of 0), by the bound ``cond(H) >= max_j H_jj * max_j (H^-1)_jj``
+        above ``1 / (k 1e-12)``, the threshold of :func:`_collinear_columns`."""
         try:
-            return H, cho_factor(H, lower=True)
+            factor = cho_factor(H, lower=True)
         except LinAlgError:
-            columns = _collinear_columns(H, F, d, row_names)
+            return None
+        inverse = cho_solve(factor, np.eye(k))
+        if not np.all(np.isfinite(inverse)):
+            return None
+        if np.max(np.diag(H)) * np.max(np.diag(inverse)) * k * 1e-12 >= 1.0:
+            return None
+        return factor, inverse
+
+    def regular_information(theta):
+        """(factor, inverse) of I at theta.  A singular I is either collinear columns, which
+        keep I singular at every point (checked at theta = 0, where every probability is
+        1/K), or probabilities run to 0 or 1 by a diverging fit: separation."""
+        regular = factor_and_inverse(information_at(theta))
+        if regular is not None:
+            return regular
+        at_zero = information_at(np.zeros_like(theta))
+        if factor_and_inverse(at_zero) is None:
+            columns = _collinear_columns(at_zero, F, d, row_names)
             raise ValueError(
                 f"X: the information matrix is singular (collinear columns: {columns}); drop "
                 "or combine them"
-            ) from None
+            )
+        raise separation
 
-    information, factor = information_at(theta)
+    factor, inverse = regular_information(theta)
     grad = objective.value_and_grad(theta)[1][order] * nobs
     step = cho_solve(factor, grad)
     refined = False
-    bse_now = np.sqrt(np.diag(cho_solve(factor, np.eye(k))))
+    bse_now = np.sqrt(np.diag(inverse))
     if np.any(np.abs(step) > _STEP_OVER_BSE * bse_now):
         # not converged to the precision the standard errors need: Newton from there (its
         # steps shrink quadratically where the MLE exists)
         result = _solvers.newton(objective, theta, max_iter=_REFINE_ITERATIONS, tol=1e-12)
         theta = result.theta
         refined = True
-        information, factor = information_at(theta)
+        factor, inverse = regular_information(theta)
         grad = objective.value_and_grad(theta)[1][order] * nobs
-        bse_now = np.sqrt(np.diag(cho_solve(factor, np.eye(k))))
+        bse_now = np.sqrt(np.diag(inverse))
         if np.any(np.abs(cho_solve(factor, grad)) > _STEP_OVER_BSE * bse_now):
-            raise ValueError(
-                "the maximum-likelihood estimate does not exist (perfect or quasi-complete "
-                f"separation: {_REFINE_ITERATIONS} Newton iterations from the fitted "
-                "coefficients keep moving them by more than their standard errors allow); "
-                "drop the separating columns or fit with alpha > 0 (then no "
-                "maximum-likelihood inference)"
-            )
-    cov = cho_solve(factor, np.eye(k))
+            raise separation
+    cov = inverse
     W, b = objective.unpack(theta)
 
     if cov_type != "nonrobust":
