@@ -795,12 +795,12 @@ def choose_solver(objective: Objective) -> str:
        20,000 [0.14]: 1.5 / 0.75 s.  The rows' order is seeded by ``random_state``
        (the estimator seeds it with 0 when that is None, so "auto" stays reproducible);
     3. ``"newton-cg"`` for the other CSR models above the newton size (one-hot data: it took
-       0.34 s against lbfgs's 0.39 s on the one-hot case of the benchmark table), and for
+       0.19 s against lbfgs's 0.38 s on the one-hot case of the benchmark table), and for
        dense X whose columns' curvature spreads widely (:func:`column_spread` above
        :data:`AUTO_SCALE_SPREAD`: unscaled regressors, pixels
        that are almost always 0; and a Dask design, which does not measure it): its
        preconditioner absorbs the scales that make L-BFGS crawl;
-    4. ``"lbfgs"`` otherwise, dense and well-scaled (0.44 s against newton-cg's 1.03 s on the
+    4. ``"lbfgs"`` otherwise, dense and well-scaled (0.60 s against newton-cg's 0.93 s on the
        dense case of the table: fewer passes over X than newton-cg's products).
 
     Measured (benchmarks/RESULTS.md, "Solvers"; times to tol 1e-6, two runs' best): newton
