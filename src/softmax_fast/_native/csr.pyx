@@ -428,6 +428,23 @@ cdef inline void _hv_row(const floating *p, double *z, double ws, Py_ssize_t K) 
         z[k] = ws * (<double>p[k] * (z[k] - s))
 
 
+cdef inline void _emit_row(const floating *data, const csr_index *indices,
+                           const csr_index *indptr, Py_ssize_t row, const double *z, double ws,
+                           double *acc, double *D, double *dc, Py_ssize_t K) noexcept nogil:
+    """A curvature row z (K) of row ``row`` into its sums: dc += z (``dc`` not NULL); then
+    ``acc`` (n x K) += data_p z over the row's entries (``acc`` not NULL; skipped for a row of
+    weight ``ws`` 0), or z stored in row ``row`` of ``D`` (m x K; ``D`` not NULL)."""
+    cdef Py_ssize_t k
+    if dc != NULL:
+        for k in range(K):
+            dc[k] = dc[k] + z[k]
+    if acc != NULL:
+        if ws != 0.0:
+            _csr_scatter(data, indices, indptr[row], indptr[row + 1], z, acc, K)
+    elif D != NULL:
+        memcpy(D + row * K, z, K * sizeof(double))
+
+
 cdef void _hess_vec_rows(
     const floating *data, const csr_index *indices, const csr_index *indptr,
     double *Z_parts, Py_ssize_t n_parts, Py_ssize_t part_stride,
@@ -468,14 +485,7 @@ cdef void _hess_vec_rows(
                         z[k] = z[k] + c[k]
             ws = sw[row] * scale if sw != NULL else scale
             _hv_row(P + row * K, z, ws, K)
-            if dc != NULL:
-                for k in range(K):
-                    dc[k] = dc[k] + z[k]
-            if acc != NULL:
-                if ws != 0.0:
-                    _csr_scatter(data, indices, indptr[row], indptr[row + 1], z, acc, K)
-            elif D != NULL:
-                memcpy(D + row * K, z, K * sizeof(double))
+            _emit_row(data, indices, indptr, row, z, ws, acc, D, dc, K)
         r = r + nb
 
 
@@ -702,14 +712,7 @@ cdef void _hess_diag_rows(
         for k in range(K):
             pk = <double>P[row * K + k]
             z[k] = ws * (pk * (1.0 - pk)) if ws != 0.0 else 0.0
-        if dc != NULL:
-            for k in range(K):
-                dc[k] = dc[k] + z[k]
-        if acc != NULL:
-            if ws != 0.0:
-                _csr_scatter(data_sq, indices, indptr[row], indptr[row + 1], z, acc, K)
-        elif D != NULL:
-            memcpy(D + row * K, z, K * sizeof(double))
+        _emit_row(data_sq, indices, indptr, row, z, ws, acc, D, dc, K)
 
 
 def hess_diag(const floating[::1] data_sq, const csr_index[::1] indices,
