@@ -314,17 +314,8 @@ def loss_and_grad(const floating[::1] data, const csr_index[::1] indices,
             row_bounds[c], row_bounds[c + 1], K)
     work.poison_padding(False)
     first_bad = _first_bad(bad)
-    cdef double[:, ::1] dWt_view
-    if column_pass:
-        dWt = _alloc((n, K), np.float64, 0 if first_bad >= 0 else None)
-        dWt_view = dWt
-        if first_bad < 0 and n > 0:
-            _column_pass(csc_data, csc_indices, csc_indptr, col_bounds, G, dWt_view, False,
-                         n_threads)
-    else:
-        # the accumulators are (n, K): their sum in chunk order
-        dWt = (np.asarray(acc)[0, :n * K] if n_chunks == 1 else _ordered_rows_sum(
-            np.asarray(acc)[:, :n * K])).reshape(n, K)
+    dWt = _feature_sums(csc_data, csc_indices, csc_indptr, col_bounds, G, acc, n, K,
+                        first_bad >= 0, n_threads)
     db = _ordered_rows_sum(np.asarray(db_parts)[:, :K]) if b is not None else None
     return first_bad, _ordered_sum(loss_sums), dWt, db
 
@@ -344,6 +335,26 @@ cdef void _column_pass(const floating[::1] csc_data, const csr_index[::1] csc_in
     for c in prange(n_col_chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=team):
         _csc_grad(p_data, p_rows, &csc_indptr[0], p_G, &out[0, 0], ldf, ldc,
                   col_bounds[c], col_bounds[c + 1], K)
+
+
+cdef _feature_sums(const floating[::1] csc_data, const csr_index[::1] csc_rows,
+                   const csr_index[::1] colptr, const intp_t[::1] col_bounds,
+                   const double[:, ::1] D, const double[:, ::1] acc, Py_ssize_t n,
+                   Py_ssize_t K, bint skip, int n_threads):
+    """The (n, K) float64 result X^T D of a row pass: with the CSC copy (``colptr`` not None)
+    the column pass from D (m, K); else the chunks' (n, K) accumulators (``acc``, one row a
+    chunk, n * K values used) summed in chunk order.  ``skip``: zeros (a pass that stopped at
+    a bad row)."""
+    cdef double[:, ::1] out_view
+    if colptr is not None:
+        out = _alloc((n, K), np.float64, 0 if skip else None)
+        out_view = out
+        if not skip and n > 0:
+            _column_pass(csc_data, csc_rows, colptr, col_bounds, D, out_view, False, n_threads)
+        return out
+    if acc.shape[0] == 1:
+        return np.asarray(acc)[0, :n * K].reshape(n, K)
+    return _ordered_rows_sum(np.asarray(acc)[:, :n * K]).reshape(n, K)
 
 
 def loss_and_grad_columns(const floating[::1] csc_data, const csr_index[::1] csc_indices,
@@ -598,16 +609,7 @@ def hess_vec(const floating[::1] data, const csr_index[::1] indices,
             &block[q, 0], NULL if column_pass else &acc[q, 0], p_D,
             &dc_parts[q, 0] if with_c else NULL, row_bounds[q], row_bounds[q + 1], K)
     work.poison_padding(False)
-    cdef double[:, ::1] dVt_view
-    if column_pass:
-        dVt = _alloc((n, K), np.float64)
-        dVt_view = dVt
-        if n > 0:
-            _column_pass(csc_data, csc_rows, colptr, col_bounds, D, dVt_view, False, n_threads)
-    else:
-        # the accumulators are (n, K): their sum in chunk order
-        dVt = (np.asarray(acc)[0, :n * K] if n_chunks == 1 else _ordered_rows_sum(
-            np.asarray(acc)[:, :n * K])).reshape(n, K)
+    dVt = _feature_sums(csc_data, csc_rows, colptr, col_bounds, D, acc, n, K, False, n_threads)
     dc = _ordered_rows_sum(np.asarray(dc_parts)[:, :K]) if with_c else None
     return dVt, dc
 
@@ -805,16 +807,8 @@ def hess_diag(const floating[::1] data_sq, const csr_index[::1] indices,
             NULL if column_pass else &acc[q, 0], p_D,
             &dc_parts[q, 0] if with_intercept else NULL, row_bounds[q], row_bounds[q + 1], K)
     work.poison_padding(False)
-    cdef double[:, ::1] diag_view
-    if column_pass:
-        diag_W = _alloc((n, K), np.float64)
-        diag_view = diag_W
-        if n > 0:
-            _column_pass(csc_data_sq, csc_rows, colptr, col_bounds, D, diag_view, False,
-                         n_threads)
-    else:
-        diag_W = (np.asarray(acc)[0, :n * K] if n_chunks == 1 else _ordered_rows_sum(
-            np.asarray(acc)[:, :n * K])).reshape(n, K)
+    diag_W = _feature_sums(csc_data_sq, csc_rows, colptr, col_bounds, D, acc, n, K, False,
+                           n_threads)
     diag_b = _ordered_rows_sum(np.asarray(dc_parts)[:, :K]) if with_intercept else None
     return diag_W, diag_b
 
