@@ -44,3 +44,23 @@ def test_solver_fit(benchmark, quick, cases, case, solver):
     J = kernels.loss_and_grad(X, y, fitted.coef_, fitted.intercept_, alpha=ALPHA)[0]
     assert np.isfinite(J)
     assert fitted.score(X, y) > 1.0 / K
+
+
+def test_newton_cg_forcing_script_counts_passes(capsys):
+    """benchmarks/newton_cg_forcing.py (the forcing table of RESULTS.md) on its smoke case: one
+    row per forcing term, passes = products + gradients + 2 per iteration, and newton-cg's
+    forcing term as it was afterwards."""
+    import newton_cg_forcing
+
+    from softmax_fast import _solvers
+
+    before = _solvers.NEWTON_CG_FORCING
+    newton_cg_forcing.main(["--quick", "--cases", "onehot", "--forcing", "0.3,0.1"])
+    lines = capsys.readouterr().out.splitlines()[2:]
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines]
+    assert [row[:2] for row in rows] == [["onehot", "0.3"], ["onehot", "0.1"]]
+    for row in rows:
+        products, gradients, iterations, passes = (int(cell) for cell in row[2:6])
+        assert iterations >= 1 and products >= iterations
+        assert passes == products + gradients + 2 * iterations
+    assert _solvers.NEWTON_CG_FORCING == before
