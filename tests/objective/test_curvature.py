@@ -194,7 +194,7 @@ def test_hessian_is_alpha_on_the_class_shifts(kind, fit_intercept):
     rng = np.random.default_rng(5)
     n, K = objective.n_features, 4
     v = np.zeros(objective.n_params)
-    means = shifts.add(v, rng.standard_normal((n, 1) if kind == "csr" else (1, n)), 1.0)
+    shifts.add(v, rng.standard_normal((n, 1) if kind == "csr" else (1, n)), 1.0)
     coef, _ = objective.unpack(v)
     np.testing.assert_array_equal(coef, np.tile(coef[:1], (K, 1)))  # one number a feature
     scale = np.abs(H).max() * np.abs(v).max()
