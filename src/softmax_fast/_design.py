@@ -746,18 +746,21 @@ class CSRDesign:
     def hess_diag(self, curvature: Curvature, scale: float) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`DenseDesign.hess_diag` feature-major: (n, K) and (K,), float64: one pass,
         by rows into per-chunk accumulators where :meth:`loss_grad` uses them, else through
-        the column pass over the CSC copy; X's entries squared are kept for the design's
-        life (nnz values of X's dtype, and as many for the CSC copy's)."""
+        the column pass over the CSC copy; X's entries squared, in the order that pass
+        reads them, are kept for the design's life (nnz values of X's dtype)."""
         P = curvature.P
         K = P.shape[1]
         team = self._team(K)
         X = self.X
         csc: tuple[Any, Any, Any, Any] = (None, None, None, None)
+        row_values = X.data  # the column pass reads the squares from the CSC copy only
         if self.strategy(K) != "rows":
             data, rows, colptr = self._csc_arrays()
             csc = (self._squared(data, "csc"), rows, colptr, self._column_bounds(4 * team))
+        else:
+            row_values = self._squared(X.data, "csr")
         diag_W, diag_b = _native_csr.hess_diag(
-            self._squared(X.data, "csr"),
+            row_values,
             X.indices,
             X.indptr,
             self.n_features,

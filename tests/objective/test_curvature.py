@@ -140,6 +140,8 @@ def test_csr_diagonal_in_every_strategy(strategy, dtype, n_threads, monkeypatch)
     K = 4
     expected[j0 * K : (j0 + 1) * K] -= cross
     got = objective.hessian_operator(theta).diagonal()
+    # sums of m non-negative terms: relative rounding at most m eps (3e-14 here) plus the
+    # probabilities' few ulps; float32 X: the probabilities rounded to float32
     atol = (1e-12 if dtype == np.float64 else 2e-6) * np.abs(expected).max()
     np.testing.assert_allclose(got, expected, rtol=0, atol=atol)
     np.testing.assert_array_equal(objective.hessian_operator(theta).diagonal(), got)
@@ -179,14 +181,35 @@ def test_symmetric_form_without_penalty_is_singular_along_class_shifts(kind):
     assert np.linalg.eigvalsh(H)[-1] > 0
 
 
+EPS = float(np.finfo(np.float64).eps)
+
+
+def _product_rounding(objective, X, sw, v):
+    """A bound on the rounding of H v (full Hessian or operator) for float64 X: each of H's
+    data entries sums m terms w_i x_ij x_ij' (p_k delta - p_k p_k') / sum w, each at most
+    |w_i x_ij x_ij'| / sum w in size, and H v sums n_params of them, so the error is at most
+    (m + n_params) eps times M |v|, M_(jk, j'k') = sum_i w_i |x_ij x_ij'| / sum w (the
+    intercept a column of ones), with a factor 4 for the constants of the bound."""
+    Xa = np.abs(X.toarray())
+    if objective.fit_intercept:
+        Xa = np.hstack([Xa, np.ones((Xa.shape[0], 1))])
+    w = np.ones(Xa.shape[0]) if sw is None else sw
+    W, b = objective.unpack(np.abs(v))
+    V = np.hstack([W, b[:, None]]) if objective.fit_intercept else W  # (K, d) of |v|
+    per_feature = Xa.T @ (w * (Xa @ V.sum(axis=0))) / w.sum()  # (M |v|) of each class
+    gamma = (objective.n_samples + objective.n_params) * EPS
+    return 4 * gamma * (float(per_feature.max()) + objective.alpha * float(np.abs(v).max()))
+
+
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("kind", ["dense", "csr"])
 def test_hessian_is_alpha_on_the_class_shifts(kind, fit_intercept):
     """ClassShifts: on the features' class shifts (each feature's K weights moved together)
     the Hessian is alpha times the identity, and it maps their complement into itself (class
     sums of H v are 0 when v's are), against the full Hessian; remove/add are the orthogonal
-    projection and its inverse; none in the reference-class form."""
-    _, _, objective, theta = _objective(kind, np.float64, None, fit_intercept, True, alpha=0.3)
+    projection and its inverse; none in the reference-class form.  Tolerances: the rounding
+    bounds of the products (_product_rounding) and of a mean of K values."""
+    X, sw, objective, theta = _objective(kind, np.float64, None, fit_intercept, True, alpha=0.3)
     shifts = objective.class_shifts()
     assert shifts is not None and shifts.curvature == 0.3
     H = objective.hessian(theta)
@@ -197,21 +220,27 @@ def test_hessian_is_alpha_on_the_class_shifts(kind, fit_intercept):
     shifts.add(v, rng.standard_normal((n, 1) if kind == "csr" else (1, n)), 1.0)
     coef, _ = objective.unpack(v)
     np.testing.assert_array_equal(coef, np.tile(coef[:1], (K, 1)))  # one number a feature
-    scale = np.abs(H).max() * np.abs(v).max()
-    np.testing.assert_allclose(H @ v, 0.3 * v, rtol=0, atol=1e-13 * scale)
-    np.testing.assert_allclose(operator.matvec(v), 0.3 * v, rtol=0, atol=1e-13 * scale)
+    bound = _product_rounding(objective, X, sw, v)
+    np.testing.assert_allclose(H @ v, 0.3 * v, rtol=0, atol=bound)
+    np.testing.assert_allclose(operator.matvec(v), 0.3 * v, rtol=0, atol=bound)
 
     u = rng.standard_normal(objective.n_params)
     u_before = u.copy()
     means = shifts.remove(u)
     coef_u, intercept_u = objective.unpack(u)
-    np.testing.assert_allclose(coef_u.sum(axis=0), 0.0, atol=1e-14 * K)
-    np.testing.assert_allclose(u @ v, 0.0, atol=1e-13 * np.abs(v).max() * objective.n_params)
+    u_max = float(np.abs(u_before).max())
+    # a mean of K values and K subtractions: within 4 K eps max|u| per class sum
+    np.testing.assert_allclose(coef_u.sum(axis=0), 0.0, atol=4 * K * EPS * u_max)
+    dot_bound = 4 * (objective.n_params + K) * EPS * u_max * float(np.abs(v).sum())
+    np.testing.assert_allclose(u @ v, 0.0, atol=dot_bound)
     np.testing.assert_array_equal(u[K * n :], u_before[K * n :])  # intercepts untouched
-    np.testing.assert_allclose(shifts.add(u.copy(), means, 1.0), u_before, rtol=0, atol=1e-14)
+    restored = shifts.add(u.copy(), means, 1.0)
+    np.testing.assert_allclose(restored, u_before, rtol=0, atol=4 * EPS * u_max)
+    # H u's class sums: 0 for the data term; alpha times u's (rounding-sized) for the penalty
+    bound = _product_rounding(objective, X, sw, u) * K + 0.3 * 4 * K * EPS * u_max
     for Hu in (H @ u, operator.matvec(u)):
         class_sums = objective.unpack(Hu)[0].sum(axis=0)
-        np.testing.assert_allclose(class_sums, 0.0, atol=1e-13 * np.abs(H).max() * 10)
+        np.testing.assert_allclose(class_sums, 0.0, atol=bound)
 
     _, _, reference_form, _ = _objective(kind, np.float64, 2, fit_intercept, True)
     assert reference_form.class_shifts() is None
@@ -226,7 +255,8 @@ def test_invariant_directions_without_the_class_shifts(kind):
     n = objective.n_features
     every = objective.invariant_directions()
     assert every.shape == (objective.n_params, n + 1)
-    np.testing.assert_allclose(every.T @ every, np.eye(n + 1), atol=1e-15)
+    # K = 4: entries 1/2, squares and sums exact
+    np.testing.assert_array_equal(every.T @ every, np.eye(n + 1))
     intercepts = objective.invariant_directions(class_shifts=False)
     assert intercepts.shape == (objective.n_params, 1)
     np.testing.assert_array_equal(intercepts[:, 0], every[:, -1])

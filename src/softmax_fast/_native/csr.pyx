@@ -500,19 +500,15 @@ cdef void _hess_vec_rows(
         r = r + nb
 
 
-cdef _check_hess_vec_shapes(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K,
-                            const floating[:, ::1] P, const floating[:, ::1] Vt,
-                            const floating[::1] c, const double[::1] sample_weight,
-                            const intp_t[::1] row_bounds, const intp_t[::1] col_bounds):
-    """O(1) checks that keep the kernels inside their arrays (no O(m) validation here)."""
+cdef _check_curvature_shapes(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K,
+                             const floating[:, ::1] P, const double[::1] sample_weight,
+                             const intp_t[::1] row_bounds, const intp_t[::1] col_bounds):
+    """O(1) checks that keep the curvature kernels (``hess_vec``, ``hess_vec_columns``,
+    ``hess_diag``) inside their arrays (no O(m) validation here)."""
     if m <= 0 or K == 0:
-        raise ValueError("hess_vec needs m > 0 and K > 0")
+        raise ValueError("the curvature kernels need m > 0 and K > 0")
     if P.shape[0] != m or P.shape[1] != K:
         raise ValueError(f"P: shape ({P.shape[0]}, {P.shape[1]}), expected ({m}, {K})")
-    if Vt.shape[0] != n or Vt.shape[1] != K:
-        raise ValueError(f"Vt: shape ({Vt.shape[0]}, {Vt.shape[1]}), expected ({n}, {K})")
-    if c is not None and c.shape[0] != K:
-        raise ValueError(f"c: shape ({c.shape[0]},), expected ({K},)")
     if sample_weight is not None and sample_weight.shape[0] != m:
         raise ValueError(f"sample_weight: shape ({sample_weight.shape[0]},), expected ({m},)")
     if row_bounds.shape[0] < 2 or row_bounds[0] != 0 or row_bounds[row_bounds.shape[0] - 1] != m:
@@ -520,6 +516,18 @@ cdef _check_hess_vec_shapes(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K,
     if col_bounds is not None and (col_bounds.shape[0] < 2 or col_bounds[0] != 0
                                    or col_bounds[col_bounds.shape[0] - 1] != n):
         raise ValueError(f"col_bounds: expected at least two bounds, 0 first and {n} last")
+
+
+cdef _check_hess_vec_shapes(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K,
+                            const floating[:, ::1] P, const floating[:, ::1] Vt,
+                            const floating[::1] c, const double[::1] sample_weight,
+                            const intp_t[::1] row_bounds, const intp_t[::1] col_bounds):
+    """:func:`_check_curvature_shapes` and the direction's (Vt, c)."""
+    _check_curvature_shapes(m, n, K, P, sample_weight, row_bounds, col_bounds)
+    if Vt.shape[0] != n or Vt.shape[1] != K:
+        raise ValueError(f"Vt: shape ({Vt.shape[0]}, {Vt.shape[1]}), expected ({n}, {K})")
+    if c is not None and c.shape[0] != K:
+        raise ValueError(f"c: shape ({c.shape[0]},), expected ({K},)")
 
 
 def hess_vec(const floating[::1] data, const csr_index[::1] indices,
@@ -737,7 +745,8 @@ def hess_diag(const floating[::1] data_sq, const csr_index[::1] indices,
     Parameters
     ----------
     data_sq, indices, indptr : ndarray, shapes (nnz,), (nnz,), (m + 1,)
-        The CSR arrays of X (m, n), the values squared (``data * data``, X's dtype).
+        The CSR arrays of X (m, n), the values squared (``data * data``, X's dtype); with the
+        column pass the row pass reads no values, and ``data_sq`` may be X's own.
     n_features : int
         n.
     row_bounds : ndarray of intp, shape (n_chunks + 1,)
@@ -772,22 +781,12 @@ def hess_diag(const floating[::1] data_sq, const csr_index[::1] indices,
         raise ValueError("hess_diag: csc_data_sq, csc_rows, colptr and col_bounds: all or none")
     if data_sq.shape[0] != indices.shape[0]:
         raise ValueError(f"data_sq: length {data_sq.shape[0]}, expected {indices.shape[0]}")
-    if m <= 0 or K == 0:
-        raise ValueError("hess_diag needs m > 0 and K > 0")
-    if P.shape[0] != m:
-        raise ValueError(f"P: shape ({P.shape[0]}, {K}), expected ({m}, {K})")
-    if sample_weight is not None and sample_weight.shape[0] != m:
-        raise ValueError(f"sample_weight: shape ({sample_weight.shape[0]},), expected ({m},)")
-    if row_bounds.shape[0] < 2 or row_bounds[0] != 0 or row_bounds[n_chunks] != m:
-        raise ValueError(f"row_bounds: expected at least two bounds, 0 first and {m} last")
+    _check_curvature_shapes(m, n, K, P, sample_weight, row_bounds, col_bounds)
     if column_pass:
         if colptr.shape[0] != n + 1:
             raise ValueError(f"colptr: length {colptr.shape[0]}, expected {n + 1}")
         if csc_data_sq.shape[0] != data_sq.shape[0] or csc_rows.shape[0] != data_sq.shape[0]:
             raise ValueError("csc_data_sq, csc_rows: expected the length of data_sq")
-        if (col_bounds.shape[0] < 2 or col_bounds[0] != 0
-                or col_bounds[col_bounds.shape[0] - 1] != n):
-            raise ValueError(f"col_bounds: expected at least two bounds, 0 first and {n} last")
     cdef _Workspace work = _Workspace(n_chunks)
     cdef double[:, ::1] z = work.rows(K, np.float64)
     cdef double[:, ::1] dc_parts = work.rows(K, np.float64, zero=True)
